@@ -1,0 +1,43 @@
+# The user's interface. Every target sets up what it needs (the venv) first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MNIST_PATH ?= $(wildcard ../shared/data/mnist.npz)
+export MNIST_PATH
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup serve test test-docker train evaluate bench bench-quality clean
+
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: setup
+	$(BIN)/vae-serve --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+
+test-docker: setup
+	$(BIN)/python -m pytest -m docker -s $(PYTEST_ARGS)
+
+train: setup
+	$(BIN)/python -m training train --normal 1 $(TRAIN_ARGS)
+
+evaluate: setup
+	$(BIN)/python -m training evaluate $(EVALUATE_ARGS)
+
+bench: setup
+	$(BIN)/python bench/serve.py $(BENCH_ARGS)
+
+bench-quality: setup
+	$(BIN)/python bench/quality.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache reports

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from training.calibration import CalibrationError, conformal_threshold, p_values
+
+
+def test_threshold_is_the_conformal_order_statistic():
+    scores = np.arange(1, 100, dtype=float)  # n = 99: rank ceil(100 * 0.9) = 90
+    assert conformal_threshold(scores[::-1], 0.1) == 90.0
+
+
+def test_too_few_scores_for_the_target_is_an_error():
+    with pytest.raises(CalibrationError, match="at least 99"):
+        conformal_threshold(np.arange(50.0), 0.01)
+    with pytest.raises(CalibrationError, match=r"in \(0, 1\)"):
+        conformal_threshold(np.arange(50.0), 0.0)
+
+
+def test_p_values_count_calibration_scores_at_least_as_large():
+    calibration = np.array([1.0, 2.0, 3.0, 4.0])
+    assert p_values(calibration, np.array([0.0, 2.0, 2.5, 9.0])).tolist() == [1.0, 0.8, 0.6, 0.2]
+
+
+def test_threshold_and_p_values_agree():
+    rng = np.random.default_rng(1)
+    calibration = np.sort(rng.normal(size=999))
+    threshold = conformal_threshold(calibration, 0.05)
+    new = rng.normal(size=5000)
+    assert np.all((new > threshold) == (p_values(calibration, new) <= 0.05))
+
+
+def test_false_positive_rate_is_close_to_the_target_on_exchangeable_data():
+    rng = np.random.default_rng(2)
+    threshold = conformal_threshold(rng.normal(size=20000), 0.01)
+    fpr = np.mean(rng.normal(size=200000) > threshold)
+    assert abs(fpr - 0.01) < 0.002

@@ -1,0 +1,28 @@
+import pytest
+
+from training.cli import build_parser, main
+
+
+def test_defaults_match_the_documented_ones():
+    args = build_parser().parse_args(["train"])
+    assert (args.epochs, args.target_fpr, args.name, str(args.store)) == (40, 0.01, "mnist-vae", "model_store")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--normal", "12"], "expected digits 0-9"),
+    (["train", "--target-fpr", "1.5"], "strictly between 0 and 1"),
+    (["train", "--epochs", "0"], "positive integer"),
+    (["train", "--data", "a.npz", "--images", "dir"], "not allowed with"),
+])
+def test_bad_options_are_rejected_with_a_reason(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clean_error(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "absent.npz"), "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert "MNIST file not found" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("saved_model.pb"))

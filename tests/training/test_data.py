@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.data import DataError, load_image_folder, load_mnist
+from tests.synthetic import make_mnist_like
+
+
+def test_loads_keras_layout(synthetic_mnist):
+    data = load_mnist(synthetic_mnist)
+    assert data.x_train.shape == (600, 28, 28) and data.x_train.dtype == np.uint8
+    assert data.y_test.shape == (200,)
+    assert len(data.fingerprint()) == 64
+
+
+def test_fingerprint_changes_with_content(tmp_path):
+    arrays = make_mnist_like(n_train=20, n_test=10)
+    np.savez(tmp_path / "a.npz", **arrays)
+    arrays["x_train"][0, 0, 0] ^= 1
+    np.savez(tmp_path / "b.npz", **arrays)
+    assert load_mnist(tmp_path / "a.npz").fingerprint() != load_mnist(tmp_path / "b.npz").fingerprint()
+
+
+def test_environment_variable_is_the_fallback(synthetic_mnist, monkeypatch):
+    monkeypatch.setenv("MNIST_PATH", str(synthetic_mnist))
+    assert load_mnist(None).x_test.shape == (200, 28, 28)
+
+
+def test_missing_file_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match=r"not found: .*nope\.npz.*MNIST_PATH"):
+        load_mnist(tmp_path / "nope.npz")
+
+
+def test_missing_arrays_are_named(tmp_path):
+    arrays = make_mnist_like(n_train=10, n_test=10)
+    del arrays["y_test"]
+    np.savez(tmp_path / "partial.npz", **arrays)
+    with pytest.raises(DataError, match="lacks y_test"):
+        load_mnist(tmp_path / "partial.npz")
+
+
+@pytest.mark.parametrize("key, bad, message", [
+    ("x_train", np.zeros((10, 32, 32), np.uint8), "x_train has shape"),
+    ("x_test", np.zeros((10, 28, 28), np.float32), "x_test has dtype float32"),
+    ("y_train", np.zeros((3,), np.uint8), "y_train has shape"),
+])
+def test_malformed_arrays_are_rejected(tmp_path, key, bad, message):
+    arrays = make_mnist_like(n_train=10, n_test=10)
+    arrays[key] = bad
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=message):
+        load_mnist(tmp_path / "bad.npz")
+
+
+def test_a_file_that_is_not_npz_is_reported(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(b"definitely not a zip archive")
+    with pytest.raises(DataError, match="cannot read"):
+        load_mnist(tmp_path / "junk.npz")
+
+
+def test_image_folder_converts_any_size_and_mode(tmp_path):
+    Image.new("RGBA", (56, 28), (255, 255, 255, 255)).save(tmp_path / "wide.png")
+    Image.new("RGB", (10, 40), (0, 0, 0)).save(tmp_path / "tall.jpg")
+    (tmp_path / "notes.txt").write_text("ignored: not an image suffix")
+    images = load_image_folder(tmp_path)
+    assert images.shape == (2, 28, 28) and images.dtype == np.uint8
+    wide = images[1]  # sorted by name: tall.jpg, wide.png
+    assert wide[0].max() == 0 and wide[14].min() == 255  # aspect kept: white band, black padding
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_image_folder(tmp_path / "missing")
+    with pytest.raises(DataError, match="no PNG or JPEG"):
+        load_image_folder(tmp_path)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG but truncated")
+    with pytest.raises(DataError, match="cannot decode .*broken.png"):
+        load_image_folder(tmp_path)

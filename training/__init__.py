@@ -1,0 +1,1 @@
+"""Offline job: train a VAE on normal images, calibrate it, publish a versioned SavedModel."""

@@ -1,0 +1,35 @@
+"""Split-conformal calibration: a threshold with a false-positive-rate guarantee, and p-values.
+
+With n held-out normal scores, the threshold is the ceil((n + 1)(1 - alpha))-th smallest; a new normal
+image then exceeds it with probability at most alpha (and at least alpha - 1/(n + 1)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class CalibrationError(ValueError):
+    pass
+
+
+def conformal_threshold(calibration_scores: np.ndarray, target_fpr: float) -> float:
+    if not 0.0 < target_fpr < 1.0:
+        raise CalibrationError(f"target FPR must be in (0, 1), got {target_fpr}")
+    scores = np.sort(np.asarray(calibration_scores, dtype=np.float64))
+    n = scores.size
+    rank = math.ceil((n + 1) * (1.0 - target_fpr))
+    if rank > n:
+        needed = math.ceil(1.0 / target_fpr) - 1
+        raise CalibrationError(f"{n} calibration scores cannot support a target FPR of {target_fpr}; "
+                               f"at least {needed} are needed")
+    return float(scores[rank - 1])
+
+
+def p_values(sorted_calibration_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Conformal p-value of each score: (1 + #{calibration >= score}) / (n + 1). Small means anomalous."""
+    calibration = np.asarray(sorted_calibration_scores, dtype=np.float64)
+    at_least = calibration.size - np.searchsorted(calibration, np.asarray(scores, np.float64), side="left")
+    return (1.0 + at_least) / (calibration.size + 1.0)

@@ -1,0 +1,106 @@
+"""Loading normal training images: MNIST in Keras' .npz layout, or a folder of the user's own images."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from training.preprocessing import SIDE, fit_to_square, to_grayscale
+
+MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+class DataError(Exception):
+    """Training data is missing or malformed; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Mnist:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.x_train, self.y_train, self.x_test, self.y_test)
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def resolve_mnist_path(path: str | os.PathLike | None) -> Path | None:
+    """The explicit path, else $MNIST_PATH, else None (meaning: Keras' cache/download)."""
+    chosen = path or os.environ.get("MNIST_PATH")
+    return Path(chosen) if chosen else None
+
+
+def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
+    resolved = resolve_mnist_path(path)
+    if resolved is None:
+        return _load_mnist_from_keras()
+    if not resolved.is_file():
+        raise DataError(f"MNIST file not found: {resolved} (pass --data PATH or set MNIST_PATH)")
+    try:
+        with np.load(resolved, allow_pickle=False) as archive:
+            missing = [key for key in MNIST_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(f"{resolved} lacks {', '.join(missing)}; expected Keras' MNIST layout "
+                                f"with arrays {', '.join(MNIST_KEYS)}")
+            arrays = {key: archive[key] for key in MNIST_KEYS}
+    except DataError:
+        raise
+    except Exception as error:  # zip/npy parsing errors come in many types
+        raise DataError(f"cannot read {resolved} as a .npz archive: {error}") from error
+    return _validated(Mnist(**arrays), str(resolved))
+
+
+def _load_mnist_from_keras() -> Mnist:
+    from keras.datasets import mnist  # deferred: importing Keras is slow and needs TensorFlow
+
+    try:
+        (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    except Exception as error:
+        raise DataError("MNIST is not in Keras' cache and could not be downloaded "
+                        f"({error}); pass --data PATH or set MNIST_PATH to a local mnist.npz") from error
+    return _validated(Mnist(x_train, y_train, x_test, y_test), "keras cache")
+
+
+def _validated(data: Mnist, source: str) -> Mnist:
+    for split in ("train", "test"):
+        images, labels = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if images.ndim != 3 or images.shape[1:] != (SIDE, SIDE):
+            raise DataError(f"{source}: x_{split} has shape {images.shape}, expected (N, {SIDE}, {SIDE})")
+        if images.dtype != np.uint8:
+            raise DataError(f"{source}: x_{split} has dtype {images.dtype}, expected uint8")
+        if labels.shape != (images.shape[0],):
+            raise DataError(f"{source}: y_{split} has shape {labels.shape}, expected ({images.shape[0]},)")
+    return data
+
+
+def load_image_folder(directory: str | os.PathLike) -> np.ndarray:
+    """All PNG/JPEG images under `directory` as uint8 [N, 28, 28] (grayscale, aspect kept, padded)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"no PNG or JPEG images in {root}")
+    images = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                images.append(np.asarray(fit_to_square(to_grayscale(image)), dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as error:
+            raise DataError(f"cannot decode {file}: {error}") from error
+    return np.stack(images)

@@ -1,0 +1,50 @@
+"""Detection metrics in plain numpy. Labels: 1 = anomalous (positive), 0 = normal."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of their positions."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    mean_rank = first + (counts + 1) / 2.0
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat(mean_rank, counts)
+    return ranks
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if positives == 0 or negatives == 0:
+        raise ValueError("AUROC needs both normal and anomalous examples")
+    ranks = _average_ranks(np.asarray(scores, dtype=np.float64))
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    labels = np.asarray(labels).astype(bool)
+    if labels.sum() == 0:
+        raise ValueError("average precision needs anomalous examples")
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+    hits = labels[order]
+    precision_at_k = np.cumsum(hits) / np.arange(1, hits.size + 1)
+    return float(precision_at_k[hits].mean())
+
+
+def rates_at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """FPR on normals and TPR on anomalies when `score > threshold` flags an anomaly."""
+    labels = np.asarray(labels).astype(bool)
+    flagged = np.asarray(scores) > threshold
+    return {
+        "fpr": float(flagged[~labels].mean()) if (~labels).any() else float("nan"),
+        "tpr": float(flagged[labels].mean()) if labels.any() else float("nan"),
+    }
+
+
+def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    return {"auroc": auroc(labels, scores), "average_precision": average_precision(labels, scores),
+            **rates_at_threshold(labels, scores, threshold)}

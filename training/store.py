@@ -1,0 +1,72 @@
+"""TensorFlow Serving's model-store layout, `<store>/<name>/<integer version>/`, and atomic publishing.
+
+A version is published by exporting into a hidden `.tmp-*` directory inside the model's folder and
+renaming it to the next integer: a crash at any point leaves no directory that looks like a version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+METADATA_PATH = Path("assets.extra") / "metadata.json"
+
+
+def list_versions(model_dir: Path) -> list[int]:
+    """Published versions, ascending: integer-named directories that hold a SavedModel and metadata."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(
+        int(entry.name) for entry in model_dir.iterdir()
+        if entry.name.isdecimal() and entry.is_dir()
+        and (entry / "saved_model.pb").is_file() and (entry / METADATA_PATH).is_file()
+    )
+
+
+def _next_version(model_dir: Path) -> int:
+    taken = [int(entry.name) for entry in model_dir.iterdir() if entry.name.isdecimal()]
+    return max(taken, default=0) + 1
+
+
+@contextlib.contextmanager
+def staging_directory(model_dir: Path) -> Iterator[Path]:
+    """A fresh hidden directory inside the model folder (same filesystem, so rename is atomic)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))
+    staging.chmod(0o755)  # mkdtemp makes it owner-only; a published version must be readable by the server
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_json_durably(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def publish(model_dir: Path, staging: Path, metadata: dict) -> int:
+    """Stamp the next version number into the metadata, then rename the staging directory to it.
+
+    A lock file serialises concurrent publishers, so two jobs never claim the same number.
+    """
+    with open(model_dir / ".publish.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        version = _next_version(model_dir)
+        _write_json_durably(staging / METADATA_PATH, {**metadata, "version": version})
+        os.rename(staging, model_dir / str(version))
+    return version
+
+
+def read_metadata(version_dir: Path) -> dict:
+    with open(version_dir / METADATA_PATH, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,227 @@
+"""The training job: fit on normal images, choose the score method, calibrate, export and publish."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training import data as datasets
+from training.calibration import conformal_threshold
+from training.metrics import auroc, detection_metrics
+from training.preprocessing import INPUT_CONTRACT, to_model_input
+from training.scores import SCORE_DESCRIPTIONS, SCORE_METHODS
+from training.store import publish, staging_directory
+
+log = logging.getLogger(__name__)
+FALLBACK_SCORE_METHOD = "mse"  # used when no labelled anomalies exist to choose by
+REFERENCE_IMAGES_PER_KIND = 4
+
+
+@dataclass
+class TrainConfig:
+    normal: list[int] = field(default_factory=lambda: [1])
+    epochs: int = 40
+    batch_size: int = 128
+    latent_dim: int = 16
+    hidden_units: int = 256
+    architecture: str = "dense"
+    beta: float = 1.0
+    learning_rate: float = 1e-3
+    seed: int = 0
+    target_fpr: float = 0.01
+    calibration_fraction: float = 0.2
+    validation_fraction: float = 0.1
+    score_method: str = "auto"
+    store: Path = Path("model_store")
+    name: str = "mnist-vae"
+    data: str | None = None
+    images: str | None = None
+
+
+@dataclass
+class TrainingData:
+    """Normal images split three ways, plus labelled anomalies where the source has them."""
+    train: np.ndarray
+    validation: np.ndarray
+    calibration: np.ndarray
+    validation_anomalies: np.ndarray | None
+    test_images: np.ndarray | None
+    test_labels: np.ndarray | None  # class labels of the test images
+    source: str
+    fingerprint: str
+
+
+@dataclass
+class PublishedModel:
+    version: int
+    path: Path
+    metadata: dict
+
+
+def _split_normals(normals: np.ndarray, config: TrainConfig, rng: np.random.Generator):
+    shuffled = normals[rng.permutation(len(normals))]
+    n_calibration = int(round(len(shuffled) * config.calibration_fraction))
+    n_validation = int(round(len(shuffled) * config.validation_fraction))
+    n_train = len(shuffled) - n_calibration - n_validation
+    if n_train < 1 or n_calibration < 1:
+        raise datasets.DataError(f"{len(normals)} normal images are too few to train and calibrate")
+    return (shuffled[:n_train], shuffled[n_train:n_train + n_validation],
+            shuffled[n_train + n_validation:])
+
+
+def prepare_data(config: TrainConfig) -> TrainingData:
+    rng = np.random.default_rng(config.seed)
+    if config.images:
+        normals = datasets.load_image_folder(config.images)
+        train, validation, calibration = _split_normals(normals, config, rng)
+        return TrainingData(train, validation, calibration, None, None, None,
+                            source=f"folder {config.images}", fingerprint=datasets.fingerprint(normals))
+    mnist = datasets.load_mnist(config.data)
+    is_normal = np.isin(mnist.y_train, config.normal)
+    if not is_normal.any():
+        raise datasets.DataError(f"no training images of class {config.normal} in the data")
+    train, validation, calibration = _split_normals(mnist.x_train[is_normal], config, rng)
+    anomalies = mnist.x_train[~is_normal]
+    anomalies = anomalies[rng.permutation(len(anomalies))[:2000]] if len(anomalies) else None
+    return TrainingData(train, validation, calibration, anomalies, mnist.x_test, mnist.y_test,
+                        source=str(datasets.resolve_mnist_path(config.data) or "keras cache"),
+                        fingerprint=mnist.fingerprint())
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _score_batches(scorer, images: np.ndarray, batch_size: int = 2048) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    chunks = [scorer(tf.constant(to_model_input(images[i:i + batch_size])))
+              for i in range(0, len(images), batch_size)]
+    return {key: np.concatenate([c[key].numpy() for c in chunks]) for key in (*SCORE_METHODS, "score")}
+
+
+def choose_score_method(config: TrainConfig, validation: dict, anomalies: dict | None) -> tuple[str, dict]:
+    """The requested method, else the one with the best validation AUROC (normals vs anomalies)."""
+    if anomalies is None:
+        return (FALLBACK_SCORE_METHOD if config.score_method == "auto" else config.score_method), {}
+    labels = np.r_[np.zeros(len(validation["mse"])), np.ones(len(anomalies["mse"]))]
+    aurocs = {m: auroc(labels, np.r_[validation[m], anomalies[m]]) for m in SCORE_METHODS}
+    if config.score_method != "auto":
+        return config.score_method, aurocs
+    return max(aurocs, key=aurocs.get), aurocs
+
+
+def _test_metrics(config, test_scores, test_labels, threshold_by_method) -> dict:
+    is_anomaly = ~np.isin(test_labels, config.normal)
+    metrics = {m: detection_metrics(is_anomaly, test_scores[m], threshold_by_method[m])
+               for m in SCORE_METHODS}
+    return {"by_method": metrics, "n_normal": int((~is_anomaly).sum()), "n_anomalous": int(is_anomaly.sum())}
+
+
+def _reference_images(data: TrainingData, scores_of) -> list[dict]:
+    """A few images with their exact outputs, so a loaded model can prove it reproduces them."""
+    picks = [("normal", data.calibration[:REFERENCE_IMAGES_PER_KIND])]
+    if data.validation_anomalies is not None:
+        picks.append(("anomalous", data.validation_anomalies[:REFERENCE_IMAGES_PER_KIND]))
+    references = []
+    for kind, images in picks:
+        scored = scores_of(images)
+        for i, image in enumerate(images):
+            references.append({"kind": kind, "pixels": image.astype(int).tolist(),
+                               "scores": {m: float(scored[m][i]) for m in (*SCORE_METHODS, "score")}})
+    return references
+
+
+def train_and_publish(config: TrainConfig) -> PublishedModel:
+    import keras
+    import tensorflow as tf
+
+    from training.export import export_saved_model, serving_function
+    from training.model import VAE
+
+    started = time.monotonic()
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    data = prepare_data(config)
+    log.info("data: %s; %d train, %d validation, %d calibration normal images", data.source,
+             len(data.train), len(data.validation), len(data.calibration))
+
+    vae = VAE(config.architecture, config.latent_dim, config.hidden_units, config.beta, seed=config.seed)
+    vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    history = vae.fit(to_model_input(data.train), epochs=config.epochs, batch_size=config.batch_size,
+                      shuffle=True, verbose=1 if sys.stdout.isatty() else 2)
+
+    # Score with the very function that gets exported, so calibration matches serving exactly.
+    scorer = tf.function(serving_function(vae, FALLBACK_SCORE_METHOD), input_signature=[
+        tf.TensorSpec((None, 28, 28, 1), tf.float32)])
+    scores_of = lambda images: _score_batches(scorer, images)  # noqa: E731
+    validation_anomalies = None if data.validation_anomalies is None else scores_of(data.validation_anomalies)
+    method, validation_aurocs = choose_score_method(config, scores_of(data.validation), validation_anomalies)
+    calibration_scores = scores_of(data.calibration)
+    thresholds = {m: conformal_threshold(calibration_scores[m], config.target_fpr) for m in SCORE_METHODS}
+    log.info("score method %s (validation AUROC %s); threshold %.6g", method,
+             {m: round(a, 5) for m, a in validation_aurocs.items()}, thresholds[method])
+
+    test_metrics = None
+    if data.test_images is not None and not np.isin(data.test_labels, config.normal).all():
+        test_metrics = _test_metrics(config, scores_of(data.test_images), data.test_labels, thresholds)
+        test_metrics.update(test_metrics["by_method"][method])
+
+    metadata = {
+        "name": config.name,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "score_method": method,
+        "score_methods": SCORE_DESCRIPTIONS,
+        "threshold": thresholds[method],
+        "thresholds_by_method": thresholds,
+        "target_fpr": config.target_fpr,
+        "calibration_scores": np.sort(calibration_scores[method]).tolist(),
+        "heatmap_scale": _heatmap_scale(scorer, data.calibration, config.target_fpr),
+        "normal_classes": config.normal if not config.images else ["folder"],
+        "input": INPUT_CONTRACT,
+        "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
+                     "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
+                     "n_train": len(data.train), "n_validation": len(data.validation),
+                     "n_calibration": len(data.calibration)},
+        "validation_auroc_by_method": validation_aurocs,
+        "data": {"source": data.source, "sha256": data.fingerprint},
+        "test_metrics": test_metrics,
+        "reference_images": _reference_images(data, lambda images: _with_primary(scores_of(images), method)),
+        "library_versions": _library_versions(),
+    }
+    model_dir = Path(config.store) / config.name
+    with staging_directory(model_dir) as staging:
+        export_saved_model(vae, method, staging)
+        metadata["training"]["seconds"] = round(time.monotonic() - started, 1)
+        version = publish(model_dir, staging, metadata)
+    path = model_dir / str(version)
+    log.info("published %s version %d in %.1f s", config.name, version, time.monotonic() - started)
+    return PublishedModel(version, path, {**metadata, "version": version})
+
+
+def _with_primary(scores: dict, method: str) -> dict:
+    return {**scores, "score": scores[method]}
+
+
+def _heatmap_scale(scorer, calibration: np.ndarray, target_fpr: float) -> float:
+    """Pixel-level analogue of the threshold: the |difference| that only `target_fpr` of the pixels of
+    held-out normal images exceed. The service's heatmaps saturate relative to it, so a colour means
+    the same evidence on every image."""
+    import tensorflow as tf
+
+    difference = scorer(tf.constant(to_model_input(calibration)))["difference"].numpy()
+    return float(max(np.quantile(np.abs(difference), 1.0 - target_fpr), 1e-3))
