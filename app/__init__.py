@@ -1,0 +1,1 @@
+"""FastAPI scoring service: loads the model store, scores images, keeps an inspection log."""

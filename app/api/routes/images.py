@@ -1,0 +1,52 @@
+"""GET /reconstruction/{id} and GET /difference/{id}: PNGs of a stored result."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.api.deps import ResultIdDep, StoreDep
+from app.errors import NotFound
+from app.imaging import grayscale_png, heatmap_png
+from app.results import ResultStore, StoredResult
+from app.schemas import PROBLEM_RESPONSES
+
+router = APIRouter(tags=["images"])
+ScaleDep = Annotated[int, Query(ge=1, le=16, description="upscale factor (nearest neighbour) for viewing")]
+PNG_RESPONSE = {200: {"content": {"image/png": {}}, "description": "a PNG, 28x28 pixels times `scale`"},
+                **PROBLEM_RESPONSES}
+
+
+async def _stored(store: ResultStore, result_id: str) -> StoredResult:
+    result = await asyncio.to_thread(store.get, result_id)
+    if result is None:
+        raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
+    return result
+
+
+def _png(data: bytes) -> Response:
+    return Response(data, media_type="image/png", headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+@router.get("/reconstruction/{result_id}", response_class=Response, responses=PNG_RESPONSE,
+            summary="The model's reconstruction of a scored image")
+async def reconstruction(result_id: ResultIdDep, store: StoreDep, scale: ScaleDep = 1) -> Response:
+    return _png(grayscale_png((await _stored(store, result_id)).reconstruction, scale))
+
+
+@router.get("/difference/{result_id}", response_class=Response, responses=PNG_RESPONSE,
+            summary="Where the image differs from normal, as a heatmap",
+            description="Red: ink the model did not expect; blue: expected ink that is missing. Pure "
+                        "red/blue marks the model's pixel-level threshold; yellow/cyan twice that. The "
+                        "scale is fixed per model version, never normalised per image.")
+async def difference(result_id: ResultIdDep, store: StoreDep, scale: ScaleDep = 1) -> Response:
+    result = await _stored(store, result_id)
+    return _png(heatmap_png(result.difference, result.heatmap_scale, scale))
+
+
+@router.get("/image/{result_id}", response_class=Response, responses=PNG_RESPONSE,
+            summary="The scored input image, as the model saw it (28x28 grayscale)")
+async def original(result_id: ResultIdDep, store: StoreDep, scale: ScaleDep = 1) -> Response:
+    return _png(grayscale_png((await _stored(store, result_id)).image, scale))

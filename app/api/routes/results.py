@@ -1,0 +1,36 @@
+"""GET /results/{id} and GET /results (the inspection log)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import ResultIdDep, StoreDep
+from app.api.presenters import score_result
+from app.errors import NotFound
+from app.schemas import PROBLEM_RESPONSES, ResultPage, ScoreResult
+
+router = APIRouter(prefix="/results", tags=["results"])
+
+
+@router.get("/{result_id}", response_model=ScoreResult, responses=PROBLEM_RESPONSES,
+            summary="One stored result")
+async def get_result(result_id: ResultIdDep, store: StoreDep) -> ScoreResult:
+    result = await asyncio.to_thread(store.get, result_id)
+    if result is None:
+        raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
+    return score_result(result)
+
+
+@router.get("", response_model=ResultPage, responses=PROBLEM_RESPONSES, summary="Stored results, newest first")
+async def list_results(
+    store: StoreDep,
+    anomalous: Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(ge=1, description="cursor: `next_cursor` of the previous page")] = None,
+) -> ResultPage:
+    rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before)
+    next_cursor = str(rows[-1].seq) if len(rows) == limit else None
+    return ResultPage(items=[score_result(r) for r in rows], next_cursor=next_cursor)

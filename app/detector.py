@@ -1,0 +1,107 @@
+"""One loaded model version behind a small interface: `load` it, `predict` images, `self_check` it.
+
+TensorFlow errors are translated here, once, into `ModelLoadError`; nothing else in the service
+touches TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.errors import ModelLoadError
+from training.calibration import p_values
+from training.preprocessing import to_model_input
+from training.store import read_metadata
+
+log = logging.getLogger(__name__)
+SELF_CHECK_RTOL = 1e-4
+SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs for a batch of N images."""
+    score: np.ndarray                     # [N] the primary score
+    scores: dict[str, np.ndarray]         # method -> [N]
+    reconstruction: np.ndarray            # [N, 28, 28] in [0, 1]
+    difference: np.ndarray                # [N, 28, 28] input - reconstruction
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+
+class Detector:
+    def __init__(self, path: Path, metadata: dict, signature):
+        self.path = path
+        self.metadata = metadata
+        self.name: str = metadata["name"]
+        self.version: int = int(metadata["version"])
+        self.threshold: float = float(metadata["threshold"])
+        self.score_method: str = metadata["score_method"]
+        self.heatmap_scale: float = float(metadata.get("heatmap_scale", 0.25))
+        self.calibration_scores = np.asarray(metadata["calibration_scores"], dtype=np.float64)
+        self._signature = signature
+        self._method_names = tuple(metadata["score_methods"])
+
+    @classmethod
+    def load(cls, path: Path) -> Detector:
+        """Blocking: read metadata and the SavedModel. Raises ModelLoadError with the reason."""
+        try:
+            metadata = read_metadata(path)
+            for field in ("name", "version", "threshold", "score_method", "calibration_scores"):
+                if field not in metadata:
+                    raise ModelLoadError(f"{path}: metadata lacks {field!r}")
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"{path}: unreadable metadata: {error}") from error
+        try:
+            import tensorflow as tf  # deferred: the web app starts answering before TF is imported
+
+            signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
+        except Exception as error:  # TensorFlow raises many types for a bad SavedModel
+            raise ModelLoadError(f"{path}: cannot load the SavedModel: {error}") from error
+        return cls(path, metadata, signature)
+
+    def predict(self, images: np.ndarray) -> Predictions:
+        """Blocking: uint8 [N, 28, 28] -> predictions. Never call on the event loop."""
+        import tensorflow as tf
+
+        outputs = self._signature(images=tf.constant(to_model_input(images)))
+        return Predictions(
+            score=outputs["score"].numpy(),
+            scores={name: outputs[name].numpy() for name in self._method_names},
+            reconstruction=outputs["reconstruction"].numpy().reshape(-1, 28, 28),
+            difference=outputs["difference"].numpy().reshape(-1, 28, 28),
+        )
+
+    def p_values(self, scores: np.ndarray) -> np.ndarray:
+        return p_values(self.calibration_scores, scores)
+
+    def self_check(self) -> None:
+        """Blocking: the stored reference images must reproduce their recorded scores."""
+        references = self.metadata.get("reference_images") or []
+        if not references:
+            raise ModelLoadError(f"{self.path}: no reference images to self-check against")
+        try:
+            images = np.array([r["pixels"] for r in references], dtype=np.uint8)
+            expected = np.array([r["scores"]["score"] for r in references], dtype=np.float64)
+            got = self.predict(images).score
+        except ModelLoadError:
+            raise
+        except Exception as error:
+            raise ModelLoadError(f"{self.path}: self-check could not run: {error}") from error
+        if not np.allclose(got, expected, rtol=SELF_CHECK_RTOL, atol=1e-6):
+            worst = int(np.argmax(np.abs(got - expected)))
+            raise ModelLoadError(f"{self.path}: self-check failed: reference image {worst} scored "
+                                 f"{got[worst]:.6g}, recorded {expected[worst]:.6g}")
+
+    def public_metadata(self) -> dict:
+        """Metadata without the bulky arrays (calibration scores, reference pixels)."""
+        hidden = {"calibration_scores", "reference_images"}
+        public = {k: v for k, v in self.metadata.items() if k not in hidden}
+        public["n_calibration_scores"] = len(self.calibration_scores)
+        public["n_reference_images"] = len(self.metadata.get("reference_images") or [])
+        return public

@@ -1,0 +1,91 @@
+"""Domain errors, and the one place that turns every error into RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+class ServiceError(Exception):
+    """An error with a client-facing meaning; `status` maps it to HTTP."""
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class UndecodableImage(ServiceError):
+    status, title = 400, "Undecodable image"
+
+
+class NotFound(ServiceError):
+    status, title = 404, "Not found"
+
+
+class PayloadTooLarge(ServiceError):
+    status, title = 413, "Payload too large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, title = 415, "Unsupported media type"
+
+
+class InvalidInput(ServiceError):
+    status, title = 422, "Invalid input"
+
+
+class NotReady(ServiceError):
+    status, title = 503, "Not ready"
+
+
+class ModelLoadError(Exception):
+    """A model version could not be loaded or failed its self-check (never reaches a client)."""
+
+
+def problem(status: int, title: str, detail: str, instance: str | None = None, **extra) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _describe_validation_error(error: dict) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",))
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, error: ServiceError):
+        return problem(error.status, error.title, error.detail, request.url.path, **error.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in error.errors()]
+        detail = "; ".join(_describe_validation_error(e) for e in error.errors())
+        return problem(422, "Invalid request", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        title = HTTPStatus(error.status_code).phrase
+        detail = error.detail if isinstance(error.detail, str) else title
+        response = problem(error.status_code, title, detail, request.url.path)
+        response.headers.update(error.headers or {})
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "Internal error", "an unexpected error occurred; it has been logged",
+                       request.url.path)

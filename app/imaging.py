@@ -1,0 +1,91 @@
+"""Client images in, model-ready pixels out; stored arrays out as PNGs (plain or heatmap)."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
+from training.preprocessing import SIDE, fit_to_square, to_grayscale
+
+SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+
+
+def decode_image(data: bytes, *, resize: bool, max_pixels: int) -> np.ndarray:
+    """Encoded image bytes -> uint8 [28, 28] grayscale."""
+    if not data:
+        raise UndecodableImage("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PayloadTooLarge(f"image is {width}x{height} = {width * height} pixels; "
+                                      f"the limit is {max_pixels}")
+            if (width, height) != (SIDE, SIDE) and not resize:
+                raise InvalidInput(f"image is {width}x{height}; the model takes {SIDE}x{SIDE}. "
+                                   "Send ?resize=true to resize it (aspect kept, padded with black)")
+            image.load()
+            gray = to_grayscale(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error
+    except UnidentifiedImageError:
+        raise UndecodableImage("cannot decode the image; send PNG, JPEG, BMP, GIF, TIFF or WebP") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:  # truncated or corrupt data
+        raise UndecodableImage(f"cannot decode the image: {error}") from error
+    if gray.size != (SIDE, SIDE):
+        gray = fit_to_square(gray)
+    return np.asarray(gray, dtype=np.uint8)
+
+
+def pixels_from_json(pixels: object) -> np.ndarray:
+    """A 28x28 nested list of numbers 0-255 -> uint8 [28, 28]; anything else is a 422 that says why."""
+    if not isinstance(pixels, list) or len(pixels) != SIDE:
+        count = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
+        raise InvalidInput(f"pixels must be a list of {SIDE} rows, got {count}")
+    for index, row in enumerate(pixels):
+        if not isinstance(row, list) or len(row) != SIDE:
+            length = len(row) if isinstance(row, list) else type(row).__name__
+            raise InvalidInput(f"pixels row {index} must have {SIDE} values, got {length}")
+        for column, value in enumerate(row):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidInput(f"pixels[{index}][{column}] is not a number: {value!r}")
+            if not math.isfinite(value) or not 0 <= value <= 255:
+                raise InvalidInput(f"pixels[{index}][{column}] = {value} is outside 0-255")
+    return np.rint(np.asarray(pixels, dtype=np.float64)).astype(np.uint8)
+
+
+def _png(array_rgb_or_gray: np.ndarray, scale: int) -> bytes:
+    image = Image.fromarray(array_rgb_or_gray)
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def grayscale_png(pixels: np.ndarray, scale: int = 1) -> bytes:
+    return _png(np.asarray(pixels, dtype=np.uint8).reshape(SIDE, SIDE), scale)
+
+
+def heatmap_png(difference: np.ndarray, heatmap_scale: float, scale: int = 1) -> bytes:
+    """Signed difference (input - reconstruction) as colour, on a fixed scale set by the model.
+
+    Red = ink the model did not expect, blue = expected ink that is missing. |difference| equal to the
+    model's pixel-level threshold (`heatmap_scale`) is pure red/blue; twice it saturates to
+    yellow/cyan. The scale never adapts to the image, so a colour means the same on every image.
+    """
+    value = np.clip(np.asarray(difference, np.float32).reshape(SIDE, SIDE) / heatmap_scale, -2, 2) / 2
+    strength = np.abs(value)
+    primary, secondary = np.minimum(1.0, 2 * strength), np.maximum(0.0, 2 * strength - 1)
+    extra, missing = value > 0, value < 0
+    rgb = np.zeros((SIDE, SIDE, 3), np.float32)
+    rgb[..., 0] = np.where(extra, primary, 0)
+    rgb[..., 1] = np.where(extra | missing, secondary, 0)
+    rgb[..., 2] = np.where(missing, primary, 0)
+    return _png((rgb * 255).round().astype(np.uint8), scale)

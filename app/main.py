@@ -1,0 +1,70 @@
+"""The FastAPI application: `create_app()` wires settings, model registry, batcher and result store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from app.api.routes import images, operations, results, score
+from app.config import Settings
+from app.detector import Detector
+from app.errors import install_error_handlers
+from app.metrics import ServiceMetrics
+from app.middleware import BodySizeLimit, RequestMetrics
+from app.registry import ModelRegistry
+from app.results import ResultStore
+from app.scoring import Scorer
+
+log = logging.getLogger(__name__)
+DESCRIPTION = """Scores images for anomalies with a variational autoencoder trained on normal images only.
+
+`POST /score` returns a score, the threshold, a verdict and a conformal p-value; every result is stored
+and its reconstruction and difference heatmap are served as PNGs. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(settings: Settings | None = None,
+               detector_loader: Callable[..., Detector] = Detector.load) -> FastAPI:
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = ResultStore(settings.results_db, settings.results_max_rows)
+        await asyncio.to_thread(store.open)
+        registry = ModelRegistry(settings, loader=detector_loader, on_swap=_on_swap(metrics))
+        scorer = Scorer(registry, store, metrics, settings.batching_max_size,
+                        settings.batching_max_wait_ms / 1000)
+        app.state.store, app.state.registry, app.state.scorer = store, registry, scorer
+        scorer.batcher.start()
+        # Load in the background: /healthz answers at once, /readyz says 503 until the model is in.
+        poller = asyncio.create_task(registry.poll_forever(), name="model-poller")
+        try:
+            yield
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+            await scorer.batcher.stop()
+            await asyncio.to_thread(store.close)
+
+    app = FastAPI(title="VAE anomaly detection", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for module in (score, results, images, operations):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+def _on_swap(metrics: ServiceMetrics):
+    def record(detector: Detector) -> None:
+        metrics.model_version.clear()
+        metrics.model_version.labels(detector.name).set(detector.version)
+        metrics.model_swaps.inc()
+    return record

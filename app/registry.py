@@ -1,0 +1,88 @@
+"""Which model version is served: initial load, polling for new versions, atomic hot swap.
+
+A candidate is loaded and self-checked in a worker thread while the current version keeps serving;
+only a candidate that passes replaces it (one reference assignment, so no request ever fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from app.config import Settings
+from app.detector import Detector
+from app.errors import ModelLoadError, NotReady
+from training.store import list_versions
+
+log = logging.getLogger(__name__)
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, loader: Callable[..., Detector] = Detector.load,
+                 on_swap: Callable[[Detector], None] | None = None):
+        self._settings = settings
+        self._loader = loader
+        self._on_swap = on_swap
+        self._current: Detector | None = None
+        self.rejected_versions: dict[int, str] = {}  # version -> why it was skipped
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> Detector:
+        if self._current is None:
+            raise NotReady(self.last_error or "the model is still loading")
+        return self._current
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    def _candidates(self) -> list[int]:
+        """Versions worth trying, best first: the pinned one, or newer-than-current, newest first."""
+        pinned = self._settings.model_version
+        available = list_versions(self._settings.model_dir)
+        if pinned is not None:
+            return [pinned] if pinned in available and self._current is None else []
+        floor = self._current.version if self._current else 0
+        return [v for v in reversed(available) if v > floor and v not in self.rejected_versions]
+
+    def _load_checked(self, version: int) -> Detector:
+        detector = self._loader(self._settings.model_dir / str(version))
+        detector.self_check()
+        return detector
+
+    async def refresh(self) -> bool:
+        """Load the best available version if it beats the current one. True if a swap happened."""
+        candidates = self._candidates()
+        if not candidates and self._current is None:
+            pinned = self._settings.model_version
+            self.last_error = (f"version {pinned} of {self._settings.model_dir} is not available" if pinned
+                               else f"no usable model version in {self._settings.model_dir}")
+        for version in candidates:
+            try:
+                detector = await asyncio.to_thread(self._load_checked, version)
+            except ModelLoadError as error:
+                self.rejected_versions[version] = str(error)
+                self.last_error = str(error)
+                log.error("skipping model version %d: %s", version, error)
+                continue
+            previous = self._current
+            self._current = detector
+            log.info("serving %s version %d (was %s)", detector.name, detector.version,
+                     previous.version if previous else "none")
+            if self._on_swap:
+                self._on_swap(detector)
+            return True
+        return False
+
+    async def poll_forever(self) -> None:
+        interval = self._settings.poll_interval_s
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # a broken store must never kill the poller
+                log.exception("model refresh failed")
+            if interval <= 0 and self.ready:
+                return
+            await asyncio.sleep(interval if interval > 0 else 1.0)

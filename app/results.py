@@ -1,0 +1,193 @@
+"""The inspection log: every scored image, its reconstruction, difference and verdict, in SQLite.
+
+Writes go through one writer thread that commits whatever has queued up in a single transaction
+(group commit), so storing results costs each request one short wait, not one fsync. WAL mode lets
+reads proceed while the writer works. Retention keeps the newest `max_rows` rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version INTEGER NOT NULL,
+    score_method TEXT NOT NULL,
+    score REAL NOT NULL,
+    threshold REAL NOT NULL,
+    threshold_source TEXT NOT NULL,
+    target_fpr REAL,
+    p_value REAL NOT NULL,
+    is_anomaly INTEGER NOT NULL,
+    scores TEXT NOT NULL,
+    image BLOB NOT NULL,
+    reconstruction BLOB NOT NULL,
+    difference BLOB NOT NULL,
+    heatmap_scale REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_verdict ON results (is_anomaly, seq);
+"""
+SUMMARY_COLUMNS = ("seq", "id", "created_at", "model_name", "model_version", "score_method", "score",
+                   "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores")
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    id: str
+    created_at: str
+    model_name: str
+    model_version: int
+    score_method: str
+    score: float
+    threshold: float
+    threshold_source: str
+    target_fpr: float | None
+    p_value: float
+    is_anomaly: bool
+    scores: dict[str, float]
+    image: np.ndarray           # uint8 [28, 28]
+    reconstruction: np.ndarray  # uint8 [28, 28]
+    difference: np.ndarray      # float16 [28, 28]
+    heatmap_scale: float
+    seq: int | None = None
+
+
+def _row_values(r: StoredResult) -> tuple:
+    return (r.id, r.created_at, r.model_name, r.model_version, r.score_method, r.score, r.threshold,
+            r.threshold_source, r.target_fpr, r.p_value, int(r.is_anomaly), json.dumps(r.scores),
+            np.ascontiguousarray(r.image, np.uint8).tobytes(),
+            np.ascontiguousarray(r.reconstruction, np.uint8).tobytes(),
+            np.ascontiguousarray(r.difference, np.float16).tobytes(), r.heatmap_scale)
+
+
+def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
+    empty = np.empty(0)
+    return StoredResult(
+        seq=row["seq"], id=row["id"], created_at=row["created_at"], model_name=row["model_name"],
+        model_version=row["model_version"], score_method=row["score_method"], score=row["score"],
+        threshold=row["threshold"], threshold_source=row["threshold_source"],
+        target_fpr=row["target_fpr"], p_value=row["p_value"],
+        is_anomaly=bool(row["is_anomaly"]), scores=json.loads(row["scores"]),
+        image=np.frombuffer(row["image"], np.uint8).reshape(28, 28) if with_arrays else empty,
+        reconstruction=np.frombuffer(row["reconstruction"], np.uint8).reshape(28, 28) if with_arrays else empty,
+        difference=np.frombuffer(row["difference"], np.float16).reshape(28, 28) if with_arrays else empty,
+        heatmap_scale=row["heatmap_scale"] if with_arrays else 0.0,
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; WAL keeps it consistent
+    return connection
+
+
+class ResultStore:
+    def __init__(self, path: Path, max_rows: int):
+        self._path = path
+        self._max_rows = max_rows
+        self._queue: queue.Queue = queue.Queue()
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+
+    def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        writer = _connect(self._path)
+        writer.executescript(SCHEMA)
+        self._reader = _connect(self._path)
+        self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._writer:
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+        if self._reader:
+            self._reader.close()
+
+    async def save(self, results: list[StoredResult]) -> None:
+        """Returns once the rows are committed (so a following GET finds them)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._queue.put((results, loop, done))
+        await done
+
+    def _write_loop(self, connection: sqlite3.Connection) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            jobs = [item]
+            while True:  # group commit: take everything already waiting
+                try:
+                    extra = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if extra is None:
+                    self._queue.put(None)
+                    break
+                jobs.append(extra)
+            error = None
+            try:
+                with connection:
+                    connection.executemany(
+                        f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:])}, image, reconstruction, "
+                        f"difference, heatmap_scale) VALUES ({', '.join('?' * 16)})",
+                        [_row_values(r) for results, _, _ in jobs for r in results])
+                    connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?",
+                                       (self._max_rows,))
+            except sqlite3.Error as exc:
+                error = exc
+            for _, loop, done in jobs:
+                loop.call_soon_threadsafe(_settle, done, error)
+        connection.close()
+
+    def _query(self, sql: str, parameters: tuple) -> list[sqlite3.Row]:
+        with self._reader_lock:
+            return self._reader.execute(sql, parameters).fetchall()
+
+    def get(self, result_id: str) -> StoredResult | None:
+        """Blocking read (call via a worker thread)."""
+        rows = self._query("SELECT * FROM results WHERE id = ?", (result_id,))
+        return _from_row(rows[0], with_arrays=True) if rows else None
+
+    def page(self, *, anomalous: bool | None, limit: int, before: int | None) -> list[StoredResult]:
+        """Newest first; `before` is the `seq` cursor of the last row of the previous page."""
+        clauses, parameters = [], []
+        if anomalous is not None:
+            clauses.append("is_anomaly = ?")
+            parameters.append(int(anomalous))
+        if before is not None:
+            clauses.append("seq < ?")
+            parameters.append(before)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM results {where} "
+                           "ORDER BY seq DESC LIMIT ?", (*parameters, limit))
+        return [_from_row(row, with_arrays=False) for row in rows]
+
+    def count(self) -> int:
+        return self._query("SELECT COUNT(*) FROM results", ())[0][0]
+
+
+def _settle(future: asyncio.Future, error: Exception | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

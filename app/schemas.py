@@ -1,0 +1,99 @@
+"""Response and request bodies, with examples for the OpenAPI docs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE_SCORES = {"l1": 0.021, "mse": 0.0046, "neg_elbo": 61.2, "unregularized": 52.9, "kl": 8.3}
+
+
+class ModelRef(BaseModel):
+    name: str = Field(examples=["mnist-vae"])
+    version: int = Field(examples=[1])
+
+
+class ScoreResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "created_at": "2026-11-28T10:00:00.123456+00:00",
+        "score": 52.9, "threshold": 114.3, "threshold_source": "model", "target_fpr": 0.01,
+        "p_value": 0.41, "is_anomaly": False, "score_method": "unregularized", "scores": EXAMPLE_SCORES,
+        "model": {"name": "mnist-vae", "version": 1},
+        "result_url": "/results/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
+        "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
+        "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})
+
+    id: str = Field(description="result id; GET /results/{id} returns this result again")
+    created_at: str = Field(description="UTC time the image was scored (ISO 8601)")
+    score: float = Field(description="anomaly score of the model's primary method; higher = more anomalous")
+    threshold: float = Field(description="the threshold used: score > threshold means anomalous")
+    threshold_source: Literal["model", "threshold", "fpr"] = Field(
+        description="where the threshold came from: the model's calibrated one, or this request's "
+                    "?threshold= or ?fpr= override")
+    target_fpr: float | None = Field(description="false-positive rate the threshold was calibrated for "
+                                                 "(None for an explicit ?threshold=)")
+    p_value: float = Field(description="conformal p-value: share of held-out normal images scoring at least "
+                                       "as high. Small = unlike the normal images")
+    is_anomaly: bool
+    score_method: str = Field(description="which score method `score` is")
+    scores: dict[str, float] = Field(description="the score of every method the model computes")
+    model: ModelRef
+    result_url: str
+    reconstruction_url: str = Field(description="PNG of the model's reconstruction")
+    difference_url: str = Field(description="PNG heatmap of input - reconstruction")
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details."""
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "type": "about:blank", "title": "Invalid input", "status": 422,
+        "detail": "image is 64x64; the model takes 28x28. Send ?resize=true to resize it",
+        "instance": "/score"}]})
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class BatchItem(BaseModel):
+    index: int = Field(description="position of the file in the request")
+    filename: str | None = None
+    result: ScoreResult | None = Field(None, description="set when the image was scored")
+    error: ProblemDetail | None = Field(None, description="set when this image could not be scored")
+
+
+class BatchResponse(BaseModel):
+    items: list[BatchItem] = Field(description="one per uploaded file, in request order")
+    n_scored: int
+    n_failed: int
+
+
+class ResultPage(BaseModel):
+    items: list[ScoreResult] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as ?before= for the next page; null on the last")
+
+
+class PixelsRequest(BaseModel):
+    pixels: list[list[float]] = Field(description="28 rows of 28 grayscale values, 0 (black) to 255 (white)",
+                                      examples=[[[0] * 28] * 28])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    model: ModelRef
+
+
+PROBLEM_RESPONSES = {
+    status: {"model": ProblemDetail, "description": description,
+             "content": {"application/problem+json": {}}}
+    for status, description in {
+        400: "undecodable image", 404: "unknown id", 413: "body or image too large",
+        415: "unsupported content type", 422: "wrong size, shape or values, or bad query parameters",
+        503: "no model loaded yet"}.items()
+}

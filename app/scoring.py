@@ -1,0 +1,97 @@
+"""The scoring use case: images in, verdicts out, every result stored. Handlers stay thin around it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.batching import DynamicBatcher
+from app.detector import Detector, Predictions
+from app.errors import InvalidInput
+from app.metrics import ServiceMetrics
+from app.registry import ModelRegistry
+from app.results import ResultStore, StoredResult
+from training.calibration import CalibrationError, conformal_threshold
+
+
+@dataclass(frozen=True)
+class ThresholdOverride:
+    threshold: float | None = None
+    fpr: float | None = None
+
+    def __post_init__(self):
+        if self.threshold is not None and self.fpr is not None:
+            raise InvalidInput("give either ?threshold= or ?fpr=, not both")
+
+    def resolve(self, detector: Detector) -> tuple[float, str, float | None]:
+        """(threshold, source, target FPR) for this request and model version."""
+        if self.threshold is not None:
+            return self.threshold, "threshold", None
+        if self.fpr is not None:
+            try:
+                return conformal_threshold(detector.calibration_scores, self.fpr), "fpr", self.fpr
+            except CalibrationError as error:
+                raise InvalidInput(f"fpr={self.fpr}: {error}") from error
+        return detector.threshold, "model", float(detector.metadata["target_fpr"])
+
+
+def _predict_with_current(registry: ModelRegistry):
+    def run(images: np.ndarray) -> tuple[Detector, Predictions]:
+        detector = registry.current  # read once per batch: a hot swap never splits a batch
+        return detector, detector.predict(images)
+    return run
+
+
+def _rows(result: tuple[Detector, Predictions], start: int, stop: int) -> tuple[Detector, Predictions]:
+    detector, p = result
+    return detector, Predictions(score=p.score[start:stop],
+                                 scores={k: v[start:stop] for k, v in p.scores.items()},
+                                 reconstruction=p.reconstruction[start:stop],
+                                 difference=p.difference[start:stop])
+
+
+class Scorer:
+    def __init__(self, registry: ModelRegistry, store: ResultStore, metrics: ServiceMetrics,
+                 max_batch_size: int, max_wait_s: float):
+        self._registry = registry
+        self._store = store
+        self._metrics = metrics
+        self.batcher: DynamicBatcher = DynamicBatcher(
+            _predict_with_current(registry), _rows, max_batch_size, max_wait_s,
+            on_batch=metrics.batch_size.observe)
+
+    async def score(self, images: np.ndarray, override: ThresholdOverride) -> list[StoredResult]:
+        """uint8 [N, 28, 28] -> one stored result per image, in order."""
+        self._registry.current  # noqa: B018 - fail fast with 503 before queueing when nothing is loaded
+        detector, predictions = await self.batcher.submit(images)
+        threshold, source, target_fpr = override.resolve(detector)
+        p_values = detector.p_values(predictions.score)
+        created_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        reconstruction = np.rint(np.clip(predictions.reconstruction, 0, 1) * 255).astype(np.uint8)
+        results = [
+            StoredResult(
+                id=uuid.uuid4().hex, created_at=created_at, model_name=detector.name,
+                model_version=detector.version, score_method=detector.score_method,
+                score=float(predictions.score[i]), threshold=float(threshold), threshold_source=source,
+                target_fpr=target_fpr,
+                p_value=float(p_values[i]), is_anomaly=bool(predictions.score[i] > threshold),
+                scores={name: float(values[i]) for name, values in predictions.scores.items()},
+                image=images[i], reconstruction=reconstruction[i], difference=predictions.difference[i],
+                heatmap_scale=detector.heatmap_scale)
+            for i in range(len(images))
+        ]
+        await self._store.save(results)
+        self._record(results, threshold)
+        return results
+
+    def _record(self, results: list[StoredResult], threshold: float) -> None:
+        self._metrics.scored.inc(len(results))
+        anomalies = sum(r.is_anomaly for r in results)
+        if anomalies:
+            self._metrics.anomalies.inc(anomalies)
+        if threshold > 0:
+            for result in results:
+                self._metrics.score_ratio.observe(result.score / threshold)
