@@ -28,9 +28,9 @@ REFERENCE_IMAGES_PER_KIND = 4
 @dataclass
 class TrainConfig:
     normal: list[int] = field(default_factory=lambda: [1])
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 128
-    latent_dim: int = 16
+    latent_dim: int = 32
     hidden_units: int = 256
     architecture: str = "dense"
     beta: float = 1.0

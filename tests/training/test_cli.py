@@ -5,7 +5,7 @@ from training.cli import build_parser, main
 
 def test_defaults_match_the_documented_ones():
     args = build_parser().parse_args(["train"])
-    assert (args.epochs, args.target_fpr, args.name, str(args.store)) == (40, 0.01, "mnist-vae", "model_store")
+    assert (args.epochs, args.target_fpr, args.name, str(args.store)) == (80, 0.01, "mnist-vae", "model_store")
 
 
 @pytest.mark.parametrize("argv, message", [
