@@ -29,6 +29,10 @@ class UndecodableImage(ServiceError):
     status, title = 400, "Undecodable image"
 
 
+class BadRequest(ServiceError):
+    status, title = 400, "Bad request"
+
+
 class NotFound(ServiceError):
     status, title = 404, "Not found"
 

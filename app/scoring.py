@@ -65,7 +65,7 @@ class Scorer:
 
     async def score(self, images: np.ndarray, override: ThresholdOverride) -> list[StoredResult]:
         """uint8 [N, 28, 28] -> one stored result per image, in order."""
-        self._registry.current  # noqa: B018 - fail fast with 503 before queueing when nothing is loaded
+        override.resolve(self._registry.current)  # fail fast (503, 422) before spending a model call
         detector, predictions = await self.batcher.submit(images)
         threshold, source, target_fpr = override.resolve(detector)
         p_values = detector.p_values(predictions.score)

@@ -24,7 +24,7 @@ def synthetic_mnist(tmp_path_factory) -> Path:
 def tiny_config(synthetic_mnist, tmp_path_factory):
     from training.train import TrainConfig
 
-    return TrainConfig(epochs=3, batch_size=64, latent_dim=4, hidden_units=32, seed=3,
+    return TrainConfig(epochs=10, batch_size=64, latent_dim=4, hidden_units=64, seed=3,
                        target_fpr=0.05, data=str(synthetic_mnist),
                        store=tmp_path_factory.mktemp("store"), name="tiny")
 

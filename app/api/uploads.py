@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from app.config import Settings
-from app.errors import InvalidInput, UndecodableImage, UnsupportedMediaType
+from app.errors import BadRequest, InvalidInput, UndecodableImage, UnsupportedMediaType
 from app.imaging import decode_image, pixels_from_json
 
 ACCEPTED = "multipart/form-data (field 'file'), an image/* body, or application/json {\"pixels\": [...]}"
@@ -23,7 +24,7 @@ async def single_image(request: Request, settings: Settings, resize: bool) -> np
     """uint8 [1, 28, 28] from whichever of the three accepted forms the client used."""
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=8)
+        form = await _parse_form(request, max_files=1)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput("multipart body has no file field named 'file'")
@@ -35,6 +36,16 @@ async def single_image(request: Request, settings: Settings, resize: bool) -> np
     else:
         raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
     return decode_image(data, resize=resize, max_pixels=settings.max_image_pixels)[None]
+
+
+async def _parse_form(request: Request, max_files: int) -> FormData:
+    """Starlette reports every multipart problem as a bare 400; give each a specific problem."""
+    try:
+        return await request.form(max_files=max_files, max_fields=8)
+    except HTTPException as error:
+        if "Too many files" in str(error.detail):
+            raise InvalidInput(f"too many files: at most {max_files} per request") from error
+        raise BadRequest(f"malformed multipart body: {error.detail}") from error
 
 
 def _pixels_field(body: bytes) -> object:
@@ -51,7 +62,7 @@ async def batch_files(request: Request, settings: Settings) -> list[UploadFile]:
     if _media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType("send the images as multipart/form-data, one part per image, "
                                    "all named 'files'")
-    form = await request.form(max_files=settings.max_batch, max_fields=8)
+    form = await _parse_form(request, max_files=settings.max_batch)
     files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
     if not files:
         raise InvalidInput("multipart body has no file fields named 'files'")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Request
-from starlette.formparsers import MultiPartException
 
 from app.api import uploads
 from app.api.deps import ResizeDep, ScorerDep, SettingsDep, ThresholdDep
 from app.api.presenters import score_result
-from app.errors import InvalidInput, ServiceError
+from app.errors import ServiceError
 from app.imaging import decode_image
 from app.schemas import PROBLEM_RESPONSES, BatchItem, BatchResponse, PixelsRequest, ProblemDetail, ScoreResult
 
@@ -34,10 +33,7 @@ _BATCH_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
                          "accepted; colour and alpha become grayscale.")
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, override: ThresholdDep,
                 resize: ResizeDep = False) -> ScoreResult:
-    try:
-        images = await uploads.single_image(request, settings, resize)
-    except MultiPartException as error:
-        raise InvalidInput(f"malformed multipart body: {error.message}") from error
+    images = await uploads.single_image(request, settings, resize)
     (result,) = await scorer.score(images, override)
     return score_result(result)
 
@@ -48,11 +44,7 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, over
                          "An image that cannot be scored gets its own error item; the rest are scored.")
 async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, override: ThresholdDep,
                       resize: ResizeDep = False) -> BatchResponse:
-    try:
-        files = await uploads.batch_files(request, settings)
-    except MultiPartException as error:
-        raise InvalidInput(f"malformed multipart body (at most {settings.max_batch} files): "
-                           f"{error.message}") from error
+    files = await uploads.batch_files(request, settings)
     items: list[BatchItem] = []
     decoded: list[tuple[int, np.ndarray]] = []
     for index, upload in enumerate(files):

@@ -1,0 +1,42 @@
+import pytest
+
+from tests.app.conftest import png_bytes
+from tests.app.test_score import assert_problem
+
+
+def _files(*payloads):
+    return [("files", (f"img{i}.png", data, "image/png")) for i, data in enumerate(payloads)]
+
+
+def test_batch_scores_in_order_and_isolates_a_bad_item(client, normal_pixels, anomalous_pixels):
+    good, bad = png_bytes(normal_pixels), b"not an image"
+    response = client.post("/score/batch", files=_files(good, png_bytes(anomalous_pixels), bad, good))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["n_scored"], body["n_failed"]) == (3, 1)
+    assert [item["index"] for item in body["items"]] == [0, 1, 2, 3]
+    assert [item["filename"] for item in body["items"]] == ["img0.png", "img1.png", "img2.png", "img3.png"]
+    failed = body["items"][2]
+    assert failed["result"] is None and failed["error"]["status"] == 400
+    first, second, last = (body["items"][i]["result"] for i in (0, 1, 3))
+    assert first["score"] == pytest.approx(last["score"]) and second["score"] > first["score"]
+    single = client.post("/score", files={"file": ("a.png", good, "image/png")}).json()
+    assert single["score"] == pytest.approx(first["score"], rel=1e-5)
+    assert client.get(first["result_url"]).status_code == 200
+
+
+def test_batch_applies_threshold_override_to_all(client, normal_pixels):
+    body = client.post("/score/batch?threshold=0", files=_files(*[png_bytes(normal_pixels)] * 3)).json()
+    assert all(item["result"]["is_anomaly"] for item in body["items"])
+
+
+def test_batch_over_the_maximum_is_422(start_client, normal_pixels):
+    client = start_client(max_batch=2)
+    response = client.post("/score/batch", files=_files(*[png_bytes(normal_pixels)] * 3))
+    assert_problem(response, 422, "too many files: at most 2 per request")
+
+
+def test_batch_needs_multipart_files(client, normal_pixels):
+    assert_problem(client.post("/score/batch", json={"pixels": []}), 415, "multipart/form-data")
+    response = client.post("/score/batch", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")})
+    assert_problem(response, 422, "no file fields named 'files'")

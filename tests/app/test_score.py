@@ -1,0 +1,183 @@
+"""POST /score in every input form, threshold overrides, and every client error."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app.conftest import png_bytes
+
+PROBLEM = "application/problem+json"
+
+
+def _score_file(client, data: bytes, query: str = "", filename="x.png", content_type="image/png"):
+    return client.post(f"/score{query}", files={"file": (filename, data, content_type)})
+
+
+def assert_problem(response, status: int, detail_part: str):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status and body["title"] and detail_part in body["detail"], body
+
+
+def test_multipart_png_gets_a_full_verdict(client, normal_pixels, tiny_model):
+    response = _score_file(client, png_bytes(normal_pixels))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "tiny", "version": 1}
+    assert body["threshold"] == pytest.approx(tiny_model.metadata["threshold"])
+    assert body["threshold_source"] == "model" and body["target_fpr"] == 0.05
+    assert body["is_anomaly"] == (body["score"] > body["threshold"])
+    assert set(body["scores"]) == {"l1", "mse", "neg_elbo", "unregularized", "kl"}
+    assert body["score"] == pytest.approx(body["scores"][body["score_method"]])
+    assert 0 < body["p_value"] <= 1
+    assert body["reconstruction_url"] == f"/reconstruction/{body['id']}"
+    assert body["difference_url"] == f"/difference/{body['id']}"
+
+
+def test_normal_and_anomalous_images_get_different_verdicts(client, normal_pixels, anomalous_pixels):
+    normal = _score_file(client, png_bytes(normal_pixels)).json()
+    anomalous = _score_file(client, png_bytes(anomalous_pixels)).json()
+    assert anomalous["score"] > normal["score"]
+    assert anomalous["p_value"] < normal["p_value"]
+    assert anomalous["is_anomaly"] and not normal["is_anomaly"]
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "RGB"), ("JPEG", "L"), ("BMP", "RGB"), ("GIF", "P"),
+                                       ("TIFF", "L"), ("WEBP", "RGB")])
+def test_every_supported_format_is_accepted(client, normal_pixels, fmt, mode):
+    reference = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    response = client.post("/score", content=png_bytes(normal_pixels, mode, fmt),
+                           headers={"content-type": f"image/{fmt.lower()}"})
+    assert response.status_code == 200, response.text
+    tolerance = 0.5 if fmt in ("JPEG", "WEBP") else 1e-6  # lossy formats change pixels
+    assert response.json()["score"] == pytest.approx(reference, rel=tolerance, abs=1e-4)
+
+
+def test_transparent_pixels_count_as_background(client):
+    transparent_white = Image.new("RGBA", (28, 28), (255, 255, 255, 0))
+    buffer = io.BytesIO()
+    transparent_white.save(buffer, format="PNG")
+    black = _score_file(client, png_bytes(np.zeros((28, 28)))).json()["score"]
+    assert _score_file(client, buffer.getvalue()).json()["score"] == pytest.approx(black)
+
+
+def test_json_pixels_score_like_the_same_png(client, normal_pixels):
+    from_png = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    response = client.post("/score", json={"pixels": normal_pixels.tolist()})
+    assert response.status_code == 200, response.text
+    assert response.json()["score"] == pytest.approx(from_png)
+
+
+def test_wrong_size_needs_resize(client, normal_pixels):
+    large = np.kron(normal_pixels, np.ones((2, 2)))  # 56x56
+    assert_problem(_score_file(client, png_bytes(large)), 422, "image is 56x56; the model takes 28x28")
+    response = _score_file(client, png_bytes(large), "?resize=true")
+    assert response.status_code == 200, response.text
+    original = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    assert response.json()["score"] == pytest.approx(original, rel=0.5)
+
+
+def test_threshold_overrides(client, normal_pixels, tiny_model):
+    png = png_bytes(normal_pixels)
+    low = _score_file(client, png, "?threshold=0").json()
+    assert low["threshold"] == 0 and low["threshold_source"] == "threshold" and low["is_anomaly"]
+    assert low["target_fpr"] is None
+    high = _score_file(client, png, "?threshold=1e9").json()
+    assert not high["is_anomaly"]
+    by_fpr = _score_file(client, png, "?fpr=0.5").json()
+    calibration = np.array(tiny_model.metadata["calibration_scores"])
+    expected = calibration[math.ceil((len(calibration) + 1) * 0.5) - 1]
+    assert by_fpr["threshold_source"] == "fpr" and by_fpr["target_fpr"] == 0.5
+    assert by_fpr["threshold"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("query, detail", [
+    ("?threshold=1&fpr=0.1", "either ?threshold= or ?fpr="),
+    ("?fpr=1.5", "query.fpr"),
+    ("?fpr=0.000001", "cannot support a target FPR"),
+    ("?threshold=nan", "query.threshold"),
+    ("?threshold=abc", "query.threshold"),
+    ("?resize=maybe", "query.resize"),
+])
+def test_bad_query_values_are_422(client, normal_pixels, query, detail):
+    assert_problem(_score_file(client, png_bytes(normal_pixels), query), 422, detail)
+
+
+@pytest.mark.parametrize("pixels, detail", [
+    ([[0] * 28] * 27, "list of 28 rows, got 27"),
+    ([[0] * 28] * 27 + [[0] * 5], "row 27 must have 28 values, got 5"),
+    ([[0] * 28] * 27 + [[0] * 27 + [300]], "pixels[27][27] = 300 is outside 0-255"),
+    ([[0] * 28] * 27 + [[0] * 27 + [-1]], "outside 0-255"),
+    ([[0] * 28] * 27 + [[0] * 27 + ["a"]], "is not a number"),
+    ([[0] * 28] * 27 + [[0] * 27 + [True]], "is not a number"),
+    ("not a list", "list of 28 rows, got str"),
+])
+def test_malformed_json_pixels_are_422(client, pixels, detail):
+    assert_problem(client.post("/score", json={"pixels": pixels}), 422, detail)
+
+
+def test_nan_and_infinity_in_json_are_422(client):
+    row = ", ".join(["0"] * 27)
+    for token in ("NaN", "Infinity"):
+        body = '{"pixels": [' + ", ".join([f"[{row}, 0]"] * 27 + [f"[{row}, {token}]"]) + "]}"
+        response = client.post("/score", content=body, headers={"content-type": "application/json"})
+        assert_problem(response, 422, "outside 0-255")
+
+
+def test_json_without_pixels_and_broken_json(client):
+    assert_problem(client.post("/score", json={"image": []}), 422, '"pixels" field')
+    response = client.post("/score", content=b"{not json", headers={"content-type": "application/json"})
+    assert_problem(response, 400, "does not parse")
+
+
+def test_undecodable_and_truncated_images_are_400(client, normal_pixels):
+    assert_problem(_score_file(client, b"this is text, not an image"), 400, "cannot decode")
+    assert_problem(_score_file(client, png_bytes(normal_pixels)[:60]), 400, "cannot decode")
+    assert_problem(_score_file(client, b""), 400, "empty")
+
+
+def test_unsupported_content_types_are_415(client):
+    assert_problem(client.post("/score", content=b"hello", headers={"content-type": "text/plain"}), 415,
+                   "'text/plain' is not accepted")
+    assert_problem(client.post("/score", content=b"hello"), 415, "is not accepted")
+
+
+def test_multipart_without_the_file_field_is_422(client, normal_pixels):
+    response = client.post("/score", files={"image": ("x.png", png_bytes(normal_pixels), "image/png")})
+    assert_problem(response, 422, "no file field named 'file'")
+
+
+def test_oversized_bodies_are_413(start_client, normal_pixels):
+    client = start_client(max_upload_bytes=2048)
+    big = b"\0" * 5000
+    assert_problem(client.post("/score", content=big, headers={"content-type": "image/png"}), 413,
+                   "limit is 2048")
+
+    def chunks():  # no Content-Length: the limit must hold while streaming
+        for _ in range(5):
+            yield b"\0" * 1000
+    assert_problem(client.post("/score", content=chunks(), headers={"content-type": "image/png"}), 413,
+                   "exceeds the limit of 2048")
+    assert _score_file(client, png_bytes(normal_pixels)).status_code == 200
+
+
+@pytest.mark.parametrize("side, detail", [
+    (7_000, "pixels; the limit is 40000000"),      # over VAE_MAX_IMAGE_PIXELS, under Pillow's own guard
+    (10_000, "possible decompression bomb"),        # Pillow's guard stays on
+])
+def test_decompression_bombs_are_refused_without_decoding(client, side, detail):
+    bomb = io.BytesIO()
+    Image.new("1", (side, side)).save(bomb, format="PNG")  # tens of millions of pixels in a few KB
+    assert len(bomb.getvalue()) < 100_000
+    assert_problem(_score_file(client, bomb.getvalue(), "?resize=true"), 413, detail)
+
+
+def test_not_ready_is_503(start_client, store):
+    client = start_client(ready=False, model_name="absent")
+    assert_problem(client.get("/readyz"), 503, "no usable model version")
+    assert_problem(client.post("/score", json={"pixels": [[0] * 28] * 28}), 503, "no usable model version")
+    assert client.get("/healthz").json() == {"status": "ok"}
