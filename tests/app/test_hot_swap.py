@@ -1,0 +1,95 @@
+"""New versions are picked up, self-checked and swapped in without failing requests; bad ones refused."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+
+from tests.app.conftest import png_bytes, wait_until_ready
+from training.store import METADATA_PATH
+
+
+def _publish_copy(store, version: int, tamper=None):
+    source, target = store / "tiny" / "1", store / "tiny" / f".tmp-{version}"
+    shutil.copytree(source, target)
+    metadata = json.loads((target / METADATA_PATH).read_text())
+    metadata["version"] = version
+    if tamper:
+        tamper(target, metadata)
+    (target / METADATA_PATH).write_text(json.dumps(metadata))
+    target.rename(store / "tiny" / str(version))
+
+
+def test_new_version_is_swapped_in_while_requests_keep_succeeding(client, store, normal_pixels):
+    statuses, versions, stop = [], set(), threading.Event()
+    png = png_bytes(normal_pixels)
+
+    def keep_scoring():
+        while not stop.is_set():
+            response = client.post("/score", files={"file": ("x.png", png, "image/png")})
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                versions.add(response.json()["model"]["version"])
+
+    worker = threading.Thread(target=keep_scoring)
+    worker.start()
+    try:
+        _publish_copy(store, 2)
+        wait_until_ready(client, version=2)
+        for _ in range(20):  # keep traffic flowing after the swap as well
+            if 2 in versions:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        stop.set()
+        worker.join()
+    assert statuses and set(statuses) == {200}
+    assert versions == {1, 2}
+    assert client.get("/model").json()["version"] == 2
+
+
+def test_broken_and_failing_versions_are_refused_and_the_old_one_keeps_serving(client, store, normal_pixels):
+    def corrupt_graph(directory, metadata):
+        (directory / "saved_model.pb").write_bytes(b"garbage")
+
+    def wrong_reference_scores(directory, metadata):
+        for reference in metadata["reference_images"]:
+            reference["scores"]["score"] += 1.0
+
+    _publish_copy(store, 2, corrupt_graph)
+    _publish_copy(store, 3, wrong_reference_scores)
+    registry = client.app.state.registry
+    for _ in range(200):
+        if {2, 3} <= set(registry.rejected_versions):
+            break
+        threading.Event().wait(0.05)
+    assert "cannot load the SavedModel" in registry.rejected_versions[2]
+    assert "self-check failed" in registry.rejected_versions[3]
+    assert client.get("/readyz").json()["model"]["version"] == 1
+    response = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")})
+    assert response.status_code == 200 and response.json()["model"]["version"] == 1
+
+
+def test_pinned_version_is_served_even_when_newer_exist(start_client, store):
+    _publish_copy(store, 2)
+    client = start_client(model_version=1)
+    assert client.get("/readyz").json()["model"]["version"] == 1
+
+
+def test_startup_falls_back_to_an_older_version_when_the_newest_is_broken(start_client, store):
+    _publish_copy(store, 2, lambda directory, metadata: (directory / "saved_model.pb").write_bytes(b"x"))
+    client = start_client()
+    assert client.get("/readyz").json()["model"]["version"] == 1
+    assert 2 in client.app.state.registry.rejected_versions
+
+
+def test_scores_of_a_swapped_version_use_its_own_threshold(client, store, normal_pixels):
+    def lower_threshold(directory, metadata):
+        metadata["threshold"] = -1.0
+
+    _publish_copy(store, 2, lower_threshold)
+    wait_until_ready(client, version=2)
+    body = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")}).json()
+    assert body["model"]["version"] == 2 and body["threshold"] == -1.0 and body["is_anomaly"]
+    assert not np.isnan(body["score"])

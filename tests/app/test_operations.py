@@ -1,0 +1,39 @@
+from tests.app.conftest import png_bytes
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready", "model": {"name": "tiny", "version": 1}}
+
+
+def test_model_metadata_without_bulky_arrays(client, tiny_model):
+    metadata = client.get("/model").json()
+    assert "calibration_scores" not in metadata and "reference_images" not in metadata
+    assert metadata["n_calibration_scores"] == len(tiny_model.metadata["calibration_scores"])
+    assert metadata["threshold"] == tiny_model.metadata["threshold"]
+    assert metadata["version"] == 1 and metadata["input"]["shape"] == [28, 28, 1]
+
+
+def test_metrics_count_what_happened(client, normal_pixels):
+    for _ in range(3):
+        client.post("/score?threshold=0", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")})
+    text = client.get("/metrics").text
+    assert "vae_images_scored_total 3.0" in text
+    assert "vae_anomalies_total 3.0" in text
+    assert 'vae_model_version{name="tiny"} 1.0' in text
+    assert 'vae_request_duration_seconds_count{method="POST",route="/score",status="200"} 3.0' in text
+    assert "vae_model_batch_size_count" in text and "vae_score_to_threshold_ratio_bucket" in text
+
+
+def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ("/score", "/score/batch", "/results/{result_id}", "/results", "/reconstruction/{result_id}",
+                 "/difference/{result_id}", "/healthz", "/readyz", "/model", "/metrics"):
+        assert path in paths, path
+    score = paths["/score"]["post"]
+    assert set(score["requestBody"]["content"]) >= {"multipart/form-data", "image/png", "application/json"}
+    for status in ("200", "400", "413", "415", "422", "503"):
+        assert status in score["responses"], status
+    schemas = spec["components"]["schemas"]
+    assert schemas["ScoreResult"]["examples"] and schemas["ProblemDetail"]["examples"]

@@ -1,0 +1,60 @@
+"""The inspection log: lookup, listing, pagination, persistence across restarts, retention."""
+
+from tests.app.conftest import png_bytes
+from tests.app.test_score import assert_problem
+
+
+def _score(client, pixels, query=""):
+    response = client.post(f"/score{query}", files={"file": ("x.png", png_bytes(pixels), "image/png")})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_get_returns_the_stored_result(client, normal_pixels):
+    scored = _score(client, normal_pixels, "?fpr=0.5")
+    assert client.get(f"/results/{scored['id']}").json() == scored
+
+
+def test_unknown_and_malformed_ids(client):
+    assert_problem(client.get("/results/" + "0" * 32), 404, "no result with id")
+    assert_problem(client.get("/results/not-an-id"), 422, "is not a result id")
+    assert_problem(client.get("/reconstruction/" + "f" * 32), 404, "no result with id")
+
+
+def test_listing_is_newest_first_filtered_and_paginated(client, normal_pixels, anomalous_pixels):
+    ids = [_score(client, pixels)["id"] for pixels in (normal_pixels, anomalous_pixels) * 3]
+    page = client.get("/results?limit=4").json()
+    assert [item["id"] for item in page["items"]] == ids[::-1][:4]
+    rest = client.get(f"/results?limit=4&before={page['next_cursor']}").json()
+    assert [item["id"] for item in rest["items"]] == ids[::-1][4:]
+    assert rest["next_cursor"] is None
+    anomalous = client.get("/results?anomalous=true").json()["items"]
+    assert [item["id"] for item in anomalous] == ids[1::2][::-1]
+    assert all(item["is_anomaly"] for item in anomalous)
+    normal = client.get("/results?anomalous=false").json()["items"]
+    assert [item["id"] for item in normal] == ids[0::2][::-1]
+
+
+def test_bad_listing_parameters_are_422(client):
+    assert_problem(client.get("/results?limit=0"), 422, "query.limit")
+    assert_problem(client.get("/results?limit=501"), 422, "query.limit")
+    assert_problem(client.get("/results?before=abc"), 422, "query.before")
+    assert_problem(client.get("/results?anomalous=perhaps"), 422, "query.anomalous")
+
+
+def test_results_survive_a_restart(start_client, normal_pixels):
+    first = start_client()
+    scored = _score(first, normal_pixels)
+    reconstruction = first.get(scored["reconstruction_url"]).content
+    first.__exit__(None, None, None)
+    second = start_client()  # a new app instance on the same database
+    assert second.get(scored["result_url"]).json() == scored
+    assert second.get(scored["reconstruction_url"]).content == reconstruction
+
+
+def test_retention_keeps_only_the_newest_rows(start_client, normal_pixels):
+    client = start_client(results_max_rows=3)
+    ids = [_score(client, normal_pixels)["id"] for _ in range(5)]
+    assert [item["id"] for item in client.get("/results").json()["items"]] == ids[::-1][:3]
+    assert_problem(client.get(f"/results/{ids[0]}"), 404, "pruned by retention")
+    assert client.get(f"/results/{ids[4]}").status_code == 200
