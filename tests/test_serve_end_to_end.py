@@ -1,0 +1,78 @@
+"""Acceptance: `vae-serve` (what `make serve` runs) serves the committed default model over real HTTP."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.mnist
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "VAE_RESULTS_DB": str(tmp_path_factory.mktemp("db") / "results.db")}
+    process = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < 60:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read().decode()
+            time.sleep(0.1)
+        else:
+            raise AssertionError("service not ready within 60 s")
+        yield base, time.monotonic() - started
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _mnist_png(mnist_path, digit: int) -> bytes:
+    with np.load(mnist_path) as data:
+        image = data["x_test"][data["y_test"] == digit][0]
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_real_digits_get_the_right_verdicts(server, mnist_path):
+    base, _ = server
+    verdicts = {}
+    for digit in (1, 9):
+        response = httpx.post(f"{base}/score", files={"file": (f"{digit}.png", _mnist_png(mnist_path, digit))})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model"] == {"name": "mnist-vae", "version": 1}
+        verdicts[digit] = body["is_anomaly"]
+        for url in (body["reconstruction_url"], body["difference_url"] + "?scale=4"):
+            png = httpx.get(base + url)
+            side = 112 if "scale" in url else 28
+            assert Image.open(io.BytesIO(png.content)).size == (side, side)
+    assert verdicts == {1: False, 9: True}
+
+
+def test_ready_quickly(server):
+    _, seconds_to_ready = server
+    print(f"ready after {seconds_to_ready:.1f} s")
+    assert seconds_to_ready < 30  # generous for CI; the 6 s target is measured by bench/serve.py
