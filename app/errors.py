@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -87,6 +88,12 @@ def install_error_handlers(app: FastAPI) -> None:
         response = problem(error.status_code, title, detail, request.url.path)
         response.headers.update(error.headers or {})
         return response
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_disconnected(request: Request, error: ClientDisconnect):
+        # The client hung up mid-upload; nobody will read this answer, and it is not a server fault.
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        return problem(400, "Client disconnected", "the request body ended early", request.url.path)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception):

@@ -59,7 +59,7 @@ class StoredResult:
     scores: dict[str, float]
     image: np.ndarray           # uint8 [28, 28]
     reconstruction: np.ndarray  # uint8 [28, 28]
-    difference: np.ndarray      # float16 [28, 28]
+    difference: np.ndarray      # float16 [28, 28] (the storage types: rows are written as raw bytes)
     heatmap_scale: float
     seq: int | None = None
 
@@ -67,9 +67,7 @@ class StoredResult:
 def _row_values(r: StoredResult) -> tuple:
     return (r.id, r.created_at, r.model_name, r.model_version, r.score_method, r.score, r.threshold,
             r.threshold_source, r.target_fpr, r.p_value, int(r.is_anomaly), json.dumps(r.scores),
-            np.ascontiguousarray(r.image, np.uint8).tobytes(),
-            np.ascontiguousarray(r.reconstruction, np.uint8).tobytes(),
-            np.ascontiguousarray(r.difference, np.float16).tobytes(), r.heatmap_scale)
+            r.image.tobytes(), r.reconstruction.tobytes(), r.difference.tobytes(), r.heatmap_scale)
 
 
 def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,20 +68,25 @@ class Scorer:
         override.resolve(self._registry.current)  # fail fast (503, 422) before spending a model call
         detector, predictions = await self.batcher.submit(images)
         threshold, source, target_fpr = override.resolve(detector)
-        p_values = detector.p_values(predictions.score)
+        n = len(images)
         created_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        # Whole-batch conversions (tolist, astype) rather than per-image ones: this runs per request.
+        ids = os.urandom(16 * n).hex()
+        scores = predictions.score.tolist()
+        p_values = detector.p_values(predictions.score).tolist()
+        method_scores = {name: values.tolist() for name, values in predictions.scores.items()}
         reconstruction = np.rint(np.clip(predictions.reconstruction, 0, 1) * 255).astype(np.uint8)
+        difference = predictions.difference.astype(np.float16)
         results = [
             StoredResult(
-                id=uuid.uuid4().hex, created_at=created_at, model_name=detector.name,
+                id=ids[32 * i:32 * (i + 1)], created_at=created_at, model_name=detector.name,
                 model_version=detector.version, score_method=detector.score_method,
-                score=float(predictions.score[i]), threshold=float(threshold), threshold_source=source,
-                target_fpr=target_fpr,
-                p_value=float(p_values[i]), is_anomaly=bool(predictions.score[i] > threshold),
-                scores={name: float(values[i]) for name, values in predictions.scores.items()},
-                image=images[i], reconstruction=reconstruction[i], difference=predictions.difference[i],
+                score=scores[i], threshold=float(threshold), threshold_source=source,
+                target_fpr=target_fpr, p_value=p_values[i], is_anomaly=scores[i] > threshold,
+                scores={name: values[i] for name, values in method_scores.items()},
+                image=images[i], reconstruction=reconstruction[i], difference=difference[i],
                 heatmap_scale=detector.heatmap_scale)
-            for i in range(len(images))
+            for i in range(n)
         ]
         await self._store.save(results)
         self._record(results, threshold)

@@ -23,7 +23,7 @@ def to_grayscale(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    return image.convert("L")
+    return image if image.mode == "L" else image.convert("L")
 
 
 def fit_to_square(image: Image.Image, side: int = SIDE) -> Image.Image:

@@ -1,10 +1,16 @@
-"""Typed dependencies: handlers declare what they need; the app's lifespan provides it."""
+"""Typed dependencies: handlers declare what they need; the app's lifespan provides it.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, a needless thread hop
+per dependency per request.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.config import Settings
 from app.errors import InvalidInput
@@ -14,36 +20,62 @@ from app.results import ResultStore
 from app.scoring import Scorer, ThresholdOverride
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _registry(request: Request) -> ModelRegistry:
+async def _registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def _store(request: Request) -> ResultStore:
+async def _store(request: Request) -> ResultStore:
     return request.app.state.store
 
 
-def _scorer(request: Request) -> Scorer:
+async def _scorer(request: Request) -> Scorer:
     return request.app.state.scorer
 
 
-def _metrics(request: Request) -> ServiceMetrics:
+async def _metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
-def _threshold_override(
-    threshold: Annotated[float | None, Query(allow_inf_nan=False,
-                                             description="use this threshold instead of the model's")] = None,
-    fpr: Annotated[float | None, Query(gt=0, lt=1, description="use the threshold calibrated for this "
-                                                              "false-positive rate instead")] = None,
-) -> ThresholdOverride:
-    return ThresholdOverride(threshold=threshold, fpr=fpr)
+class ScoreQuery(BaseModel):
+    """Query parameters of the scoring endpoints."""
+    model_config = ConfigDict(extra="ignore")
+
+    threshold: float | None = Field(None, allow_inf_nan=False,
+                                    description="use this threshold instead of the model's")
+    fpr: float | None = Field(None, gt=0, lt=1, description="use the threshold calibrated for this "
+                                                            "false-positive rate instead")
+    resize: bool = Field(False, description="resize any image size to 28x28 (aspect kept, padded)")
+
+    @property
+    def override(self) -> ThresholdOverride:
+        return ThresholdOverride(threshold=self.threshold, fpr=self.fpr)
 
 
-def _result_id(result_id: str) -> str:
+def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:
+    """OpenAPI `parameters` generated from a query model, so the docs cannot drift from the parser."""
+    schema = model.model_json_schema()
+    return [{"name": name, "in": "query", "required": False, "description": spec.get("description", ""),
+             "schema": {k: v for k, v in spec.items() if k != "description"}}
+            for name, spec in schema["properties"].items()]
+
+
+async def _score_query(request: Request) -> ScoreQuery:
+    # Parsed by one pydantic model rather than FastAPI's per-parameter machinery, which costs more
+    # than everything else on the /score hot path except the model call (see docs/performance.md).
+    try:
+        query = ScoreQuery.model_validate(dict(request.query_params))
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in error.errors(include_url=False)]) from None
+    query.override  # noqa: B018 - rejects ?threshold= together with ?fpr=
+    return query
+
+
+async def _result_id(result_id: str) -> str:
     if not (len(result_id) == 32 and all(c in "0123456789abcdef" for c in result_id)):
         raise InvalidInput(f"{result_id!r} is not a result id (32 lowercase hex characters)")
     return result_id
@@ -54,6 +86,5 @@ RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
 StoreDep = Annotated[ResultStore, Depends(_store)]
 ScorerDep = Annotated[Scorer, Depends(_scorer)]
 MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
-ThresholdDep = Annotated[ThresholdOverride, Depends(_threshold_override)]
+ScoreQueryDep = Annotated[ScoreQuery, Depends(_score_query)]
 ResultIdDep = Annotated[str, Depends(_result_id)]
-ResizeDep = Annotated[bool, Query(description="resize any image size to 28x28 (aspect kept, padded)")]

@@ -1,16 +1,28 @@
-"""Stored results -> response bodies."""
+"""Stored results -> response bodies.
+
+Handlers return ready `JSONResponse`s built from plain dicts: FastAPI would otherwise validate every
+response against its pydantic model a second time. The pydantic models in `app.schemas` document the
+same shape (tests validate real responses against them).
+"""
 
 from __future__ import annotations
 
+from fastapi.responses import JSONResponse
+
 from app.results import StoredResult
-from app.schemas import ModelRef, ScoreResult
 
 
-def score_result(result: StoredResult) -> ScoreResult:
-    return ScoreResult(
-        id=result.id, created_at=result.created_at, score=result.score, threshold=result.threshold,
-        threshold_source=result.threshold_source, target_fpr=result.target_fpr, p_value=result.p_value,
-        is_anomaly=result.is_anomaly, score_method=result.score_method, scores=result.scores,
-        model=ModelRef(name=result.model_name, version=result.model_version),
-        result_url=f"/results/{result.id}", reconstruction_url=f"/reconstruction/{result.id}",
-        difference_url=f"/difference/{result.id}")
+def score_result(result: StoredResult) -> dict:
+    return {
+        "id": result.id, "created_at": result.created_at, "score": result.score,
+        "threshold": result.threshold, "threshold_source": result.threshold_source,
+        "target_fpr": result.target_fpr, "p_value": result.p_value, "is_anomaly": result.is_anomaly,
+        "score_method": result.score_method, "scores": result.scores,
+        "model": {"name": result.model_name, "version": result.model_version},
+        "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
+        "difference_url": f"/difference/{result.id}",
+    }
+
+
+def json_response(body: dict) -> JSONResponse:
+    return JSONResponse(body)

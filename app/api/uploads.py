@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 from fastapi import Request
-from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
 
+from app.api.multipart import Part, parse_multipart
 from app.config import Settings
-from app.errors import BadRequest, InvalidInput, UndecodableImage, UnsupportedMediaType
+from app.errors import InvalidInput, UndecodableImage, UnsupportedMediaType
 from app.imaging import decode_image, pixels_from_json
 
 ACCEPTED = "multipart/form-data (field 'file'), an image/* body, or application/json {\"pixels\": [...]}"
+MAX_EXTRA_PARTS = 8  # form fields a client may send besides its images
 
 
 def _media_type(request: Request) -> str:
@@ -24,11 +24,11 @@ async def single_image(request: Request, settings: Settings, resize: bool) -> np
     """uint8 [1, 28, 28] from whichever of the three accepted forms the client used."""
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
-        form = await _parse_form(request, max_files=1)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInput("multipart body has no file field named 'file'")
-        data = await upload.read()
+        parts = parse_multipart(await request.body(), request.headers["content-type"], 1 + MAX_EXTRA_PARTS)
+        files = [part for part in parts if part.name == "file"]
+        if not files:
+            raise InvalidInput("multipart body has no part named 'file'")
+        data = files[0].data
     elif media_type.startswith("image/"):
         data = await request.body()
     elif media_type == "application/json":
@@ -36,16 +36,6 @@ async def single_image(request: Request, settings: Settings, resize: bool) -> np
     else:
         raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
     return decode_image(data, resize=resize, max_pixels=settings.max_image_pixels)[None]
-
-
-async def _parse_form(request: Request, max_files: int) -> FormData:
-    """Starlette reports every multipart problem as a bare 400; give each a specific problem."""
-    try:
-        return await request.form(max_files=max_files, max_fields=8)
-    except HTTPException as error:
-        if "Too many files" in str(error.detail):
-            raise InvalidInput(f"too many files: at most {max_files} per request") from error
-        raise BadRequest(f"malformed multipart body: {error.detail}") from error
 
 
 def _pixels_field(body: bytes) -> object:
@@ -58,12 +48,16 @@ def _pixels_field(body: bytes) -> object:
     return document["pixels"]
 
 
-async def batch_files(request: Request, settings: Settings) -> list[UploadFile]:
+async def batch_files(request: Request, settings: Settings) -> list[Part]:
     if _media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType("send the images as multipart/form-data, one part per image, "
                                    "all named 'files'")
-    form = await _parse_form(request, max_files=settings.max_batch)
-    files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
+    parts = parse_multipart(await request.body(), request.headers["content-type"],
+                            settings.max_batch + MAX_EXTRA_PARTS)
+    files = [part for part in parts if part.name == "files"]
     if not files:
-        raise InvalidInput("multipart body has no file fields named 'files'")
+        raise InvalidInput("multipart body has no parts named 'files'")
+    if len(files) > settings.max_batch:
+        raise InvalidInput(f"too many files: {len(files)} sent, at most {settings.max_batch} per request "
+                           "(VAE_MAX_BATCH)")
     return files

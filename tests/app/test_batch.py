@@ -33,10 +33,10 @@ def test_batch_applies_threshold_override_to_all(client, normal_pixels):
 def test_batch_over_the_maximum_is_422(start_client, normal_pixels):
     client = start_client(max_batch=2)
     response = client.post("/score/batch", files=_files(*[png_bytes(normal_pixels)] * 3))
-    assert_problem(response, 422, "too many files: at most 2 per request")
+    assert_problem(response, 422, "too many files: 3 sent, at most 2")
 
 
 def test_batch_needs_multipart_files(client, normal_pixels):
     assert_problem(client.post("/score/batch", json={"pixels": []}), 415, "multipart/form-data")
     response = client.post("/score/batch", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")})
-    assert_problem(response, 422, "no file fields named 'files'")
+    assert_problem(response, 422, "no parts named 'files'")

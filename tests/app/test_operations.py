@@ -37,3 +37,20 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
         assert status in score["responses"], status
     schemas = spec["components"]["schemas"]
     assert schemas["ScoreResult"]["examples"] and schemas["ProblemDetail"]["examples"]
+
+
+def test_responses_match_their_documented_schemas(client, normal_pixels):
+    from app.schemas import BatchResponse, ResultPage, ScoreResult
+
+    png = png_bytes(normal_pixels)
+    single = client.post("/score", files={"file": ("x.png", png, "image/png")}).json()
+    assert set(single) == set(ScoreResult.model_fields)
+    ScoreResult.model_validate(single, strict=True)
+    batch = client.post("/score/batch", files=[("files", ("a.png", png, "image/png")),
+                                               ("files", ("b.png", b"junk", "image/png"))]).json()
+    BatchResponse.model_validate(batch)
+    assert set(batch["items"][0]) == {"index", "filename", "result", "error"}
+    assert set(batch["items"][1]["error"]) >= {"title", "status", "detail"}
+    page = client.get("/results?limit=1").json()
+    ResultPage.model_validate(page)
+    assert set(page) == set(ResultPage.model_fields)

@@ -148,7 +148,7 @@ def test_unsupported_content_types_are_415(client):
 
 def test_multipart_without_the_file_field_is_422(client, normal_pixels):
     response = client.post("/score", files={"image": ("x.png", png_bytes(normal_pixels), "image/png")})
-    assert_problem(response, 422, "no file field named 'file'")
+    assert_problem(response, 422, "no part named 'file'")
 
 
 def test_oversized_bodies_are_413(start_client, normal_pixels):
@@ -181,3 +181,18 @@ def test_not_ready_is_503(start_client, store):
     assert_problem(client.get("/readyz"), 503, "no usable model version")
     assert_problem(client.post("/score", json={"pixels": [[0] * 28] * 28}), 503, "no usable model version")
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_multipart_without_boundary_or_with_a_broken_body(client):
+    response = client.post("/score", content=b"abc", headers={"content-type": "multipart/form-data"})
+    assert_problem(response, 400, "without a boundary")
+    broken = b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nxx\r\n--b"  # never closed
+    response = client.post("/score", content=broken, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code in (400, 422) and response.headers["content-type"] == PROBLEM
+
+
+def test_query_parameters_are_documented_from_the_parser(client):
+    parameters = client.get("/openapi.json").json()["paths"]["/score"]["post"]["parameters"]
+    by_name = {p["name"]: p for p in parameters}
+    assert set(by_name) == {"threshold", "fpr", "resize"}
+    assert by_name["fpr"]["description"] and by_name["resize"]["in"] == "query"

@@ -6,9 +6,10 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from app.api.deps import ResultIdDep, StoreDep
-from app.api.presenters import score_result
+from app.api.presenters import json_response, score_result
 from app.errors import NotFound
 from app.schemas import PROBLEM_RESPONSES, ResultPage, ScoreResult
 
@@ -17,11 +18,11 @@ router = APIRouter(prefix="/results", tags=["results"])
 
 @router.get("/{result_id}", response_model=ScoreResult, responses=PROBLEM_RESPONSES,
             summary="One stored result")
-async def get_result(result_id: ResultIdDep, store: StoreDep) -> ScoreResult:
+async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
     result = await asyncio.to_thread(store.get, result_id)
     if result is None:
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
-    return score_result(result)
+    return json_response(score_result(result))
 
 
 @router.get("", response_model=ResultPage, responses=PROBLEM_RESPONSES, summary="Stored results, newest first")
@@ -30,7 +31,7 @@ async def list_results(
     anomalous: Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, description="cursor: `next_cursor` of the previous page")] = None,
-) -> ResultPage:
+) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
-    return ResultPage(items=[score_result(r) for r in rows], next_cursor=next_cursor)
+    return json_response({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})

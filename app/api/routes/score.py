@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from app.api import uploads
-from app.api.deps import ResizeDep, ScorerDep, SettingsDep, ThresholdDep
-from app.api.presenters import score_result
+from app.api.deps import ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep, query_parameters_openapi
+from app.api.presenters import json_response, score_result
 from app.errors import ServiceError
 from app.imaging import decode_image
-from app.schemas import PROBLEM_RESPONSES, BatchItem, BatchResponse, PixelsRequest, ProblemDetail, ScoreResult
+from app.config import Settings
+from app.schemas import PROBLEM_RESPONSES, BatchResponse, PixelsRequest, ScoreResult
 
 router = APIRouter(tags=["scoring"])
 
-_SINGLE_BODY = {"requestBody": {"required": True, "content": {
+_QUERY = query_parameters_openapi(ScoreQuery)
+_SINGLE_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                        "properties": {"file": {"type": "string", "format": "binary"}}}},
     "image/png": {"schema": {"type": "string", "format": "binary"}},
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
     "application/json": {"schema": PixelsRequest.model_json_schema()},
 }}}
-_BATCH_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+_BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["files"],
     "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 
@@ -31,32 +36,41 @@ _BATCH_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
              description="Send the image as a multipart field `file`, as a raw `image/*` body, or as JSON "
                          "`{\"pixels\": 28x28 values 0-255}`. PNG, JPEG, BMP, GIF, TIFF and WebP are "
                          "accepted; colour and alpha become grayscale.")
-async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, override: ThresholdDep,
-                resize: ResizeDep = False) -> ScoreResult:
-    images = await uploads.single_image(request, settings, resize)
-    (result,) = await scorer.score(images, override)
-    return score_result(result)
+async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, query: ScoreQueryDep) -> JSONResponse:
+    images = await uploads.single_image(request, settings, query.resize)
+    (result,) = await scorer.score(images, query.override)
+    return json_response(score_result(result))
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses=PROBLEM_RESPONSES,
              openapi_extra=_BATCH_BODY, summary="Score many images in one request",
              description="Multipart with one part per image, each named `files` (at most VAE_MAX_BATCH). "
                          "An image that cannot be scored gets its own error item; the rest are scored.")
-async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, override: ThresholdDep,
-                      resize: ResizeDep = False) -> BatchResponse:
+async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep,
+                      query: ScoreQueryDep) -> JSONResponse:
     files = await uploads.batch_files(request, settings)
-    items: list[BatchItem] = []
-    decoded: list[tuple[int, np.ndarray]] = []
-    for index, upload in enumerate(files):
+    payloads = [upload.data for upload in files]
+    # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
+    decoded = await asyncio.to_thread(_decode_all, payloads, query.resize, settings)
+    good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
+    results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override) if good else [])
+    items = []
+    for index, (upload, outcome) in enumerate(zip(files, decoded)):
+        item = {"index": index, "filename": upload.filename, "result": None, "error": None}
+        if isinstance(outcome, ServiceError):
+            item["error"] = {"type": "about:blank", "title": outcome.title, "status": outcome.status,
+                             "detail": outcome.detail}
+        else:
+            item["result"] = score_result(next(results))
+        items.append(item)
+    return json_response({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)})
+
+
+def _decode_all(payloads: list[bytes], resize: bool, settings: Settings) -> list[np.ndarray | ServiceError]:
+    outcomes: list[np.ndarray | ServiceError] = []
+    for data in payloads:
         try:
-            pixels = decode_image(await upload.read(), resize=resize, max_pixels=settings.max_image_pixels)
-            decoded.append((index, pixels))
+            outcomes.append(decode_image(data, resize=resize, max_pixels=settings.max_image_pixels))
         except ServiceError as error:
-            items.append(BatchItem(index=index, filename=upload.filename, error=ProblemDetail(
-                title=error.title, status=error.status, detail=error.detail)))
-    if decoded:
-        results = await scorer.score(np.stack([pixels for _, pixels in decoded]), override)
-        items += [BatchItem(index=index, filename=files[index].filename, result=score_result(result))
-                  for (index, _), result in zip(decoded, results)]
-    items.sort(key=lambda item: item.index)
-    return BatchResponse(items=items, n_scored=len(decoded), n_failed=len(files) - len(decoded))
+            outcomes.append(error)
+    return outcomes
