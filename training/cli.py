@@ -66,13 +66,48 @@ def build_parser() -> argparse.ArgumentParser:
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")
     source.add_argument("--images", metavar="DIR", help="folder of your own normal PNG/JPEG images")
+    evaluate = commands.add_parser("evaluate", help="evaluate a published version on the MNIST test set")
+    evaluate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
+                          help="a version folder, e.g. model_store/mnist-vae/1 (default: the latest of --name)")
+    evaluate.add_argument("--store", type=Path, default=DEFAULTS.store)
+    evaluate.add_argument("--name", default=DEFAULTS.name)
+    evaluate.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")
+    evaluate.add_argument("--report", type=Path, default=Path("reports"), metavar="DIR",
+                          help="where to write metrics.json, report.md and the plots (default: reports/)")
     return parser
+
+
+def _evaluate(args) -> int:
+    from training.evaluate import evaluate
+    from training.store import list_versions
+
+    version_dir = args.model
+    if version_dir is None:
+        versions = list_versions(args.store / args.name)
+        if not versions:
+            print(f"error: no published version in {args.store / args.name}", file=sys.stderr)
+            return 2
+        version_dir = args.store / args.name / str(versions[-1])
+    if not (version_dir / "saved_model.pb").is_file():
+        print(f"error: {version_dir} is not a model version folder (no saved_model.pb)", file=sys.stderr)
+        return 2
+    try:
+        metrics = evaluate(version_dir, args.data, args.report)
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    primary = metrics["primary"]
+    print(json.dumps({"report": str(args.report), "auroc": primary["auroc"], "fpr": primary["fpr"],
+                      "tpr": primary["tpr"]}, indent=1))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command == "evaluate":
+        return _evaluate(args)
     from training.train import train_and_publish  # deferred: imports TensorFlow
 
     normal = sorted({d for group in (args.normal or [[1]]) for d in group})

@@ -48,3 +48,15 @@ def rates_at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float)
 def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     return {"auroc": auroc(labels, scores), "average_precision": average_precision(labels, scores),
             **rates_at_threshold(labels, scores, threshold)}
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) at every distinct threshold, from (0, 0) to (1, 1)."""
+    labels = np.asarray(labels).astype(bool)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="mergesort")
+    sorted_scores, hits = np.asarray(scores)[order], labels[order]
+    last_of_tie = np.r_[np.diff(sorted_scores) != 0, True]
+    true_positives = np.cumsum(hits)[last_of_tie]
+    false_positives = np.cumsum(~hits)[last_of_tie]
+    return (np.r_[0.0, false_positives / max(1, (~labels).sum())],
+            np.r_[0.0, true_positives / max(1, labels.sum())])

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 METADATA_PATH = Path("assets.extra") / "metadata.json"
@@ -54,15 +54,20 @@ def _write_json_durably(path: Path, payload: dict) -> None:
         os.fsync(handle.fileno())
 
 
-def publish(model_dir: Path, staging: Path, metadata: dict) -> int:
+def publish(model_dir: Path, staging: Path, metadata: dict,
+            before_rename: Callable[[Path, dict], None] | None = None) -> int:
     """Stamp the next version number into the metadata, then rename the staging directory to it.
 
     A lock file serialises concurrent publishers, so two jobs never claim the same number.
+    `before_rename(staging, metadata)` may add files that need the final metadata (the report).
     """
     with open(model_dir / ".publish.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         version = _next_version(model_dir)
-        _write_json_durably(staging / METADATA_PATH, {**metadata, "version": version})
+        stamped = {**metadata, "version": version}
+        _write_json_durably(staging / METADATA_PATH, stamped)
+        if before_rename:
+            before_rename(staging, stamped)
         os.rename(staging, model_dir / str(version))
     return version
 

@@ -207,10 +207,23 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     with staging_directory(model_dir) as staging:
         export_saved_model(vae, method, staging)
         metadata["training"]["seconds"] = round(time.monotonic() - started, 1)
-        version = publish(model_dir, staging, metadata)
+        version = publish(model_dir, staging, metadata, before_rename=_report_writer(data, config))
     path = model_dir / str(version)
     log.info("published %s version %d in %.1f s", config.name, version, time.monotonic() - started)
     return PublishedModel(version, path, {**metadata, "version": version})
+
+
+def _report_writer(data: TrainingData, config: TrainConfig):
+    """Every version with labelled test data ships its evaluation, computed through its own SavedModel."""
+    if data.test_images is None or np.isin(data.test_labels, config.normal).all():
+        return None
+
+    def write(staging: Path, metadata: dict) -> None:
+        from training.evaluate import write_report
+
+        write_report(staging, metadata, data.test_images, data.test_labels, staging / "assets.extra" / "report",
+                     progress=False)
+    return write
 
 
 def _with_primary(scores: dict, method: str) -> dict:

@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.cli import main
+from training.evaluate import Scored, compute_metrics, render_markdown
+from training.metrics import roc_curve
+
+REPORT_FILES = {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png"}
+
+
+def _scored(normal_scores, anomaly_scores, anomaly_labels):
+    n, m = len(normal_scores), len(anomaly_scores)
+    score = np.r_[normal_scores, anomaly_scores].astype(float)
+    return Scored(images=np.zeros((n + m, 28, 28), np.uint8), labels=np.r_[np.ones(n, int), anomaly_labels],
+                  is_anomaly=np.r_[np.zeros(n, bool), np.ones(m, bool)],
+                  scores={"mse": score, "kl": -score, "score": score},
+                  reconstruction=np.zeros((n + m, 28, 28)), difference=np.zeros((n + m, 28, 28)))
+
+
+METADATA = {"name": "m", "version": 3, "score_method": "mse", "threshold": 0.5, "target_fpr": 0.25,
+            "thresholds_by_method": {"mse": 0.5, "kl": -0.5}, "normal_classes": [1],
+            "score_methods": {"mse": "", "kl": ""}}
+
+
+def test_metrics_of_a_perfectly_separated_set():
+    metrics = compute_metrics(_scored([0.1, 0.2, 0.3, 0.4], [0.6, 0.7, 0.8], [7, 9, 9]), METADATA)
+    assert metrics["primary"]["auroc"] == 1.0 and metrics["primary"]["average_precision"] == 1.0
+    assert metrics["primary"]["fpr"] == 0.0 and metrics["primary"]["tpr"] == 1.0
+    assert metrics["fpr_deviation_from_target"] == -0.25
+    assert metrics["by_method"]["kl"]["auroc"] == 0.0  # reversed scores
+    assert set(metrics["by_anomaly_digit"]) == {"7", "9"}
+    assert metrics["by_anomaly_digit"]["9"]["mse"]["tpr"] == 1.0
+
+
+def test_metrics_at_the_threshold_count_the_right_images():
+    metrics = compute_metrics(_scored([0.1, 0.6, 0.3, 0.4], [0.45, 0.7], [9, 9]), METADATA)
+    assert metrics["primary"]["fpr"] == 0.25 and metrics["primary"]["tpr"] == 0.5
+    assert metrics["primary"]["auroc"] == pytest.approx(7 / 8)  # 0.45 beats 3 normals, 0.7 all 4
+
+
+def test_markdown_names_every_method_and_digit():
+    text = render_markdown(compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA))
+    assert "| mse (primary) | 1.0000 |" in text and "| kl |" in text and "| 7 |" in text
+
+
+def test_roc_curve_of_known_scores():
+    fpr, tpr = roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 0.5, 1.0]
+    assert tpr.tolist() == [0.0, 0.5, 0.5, 1.0, 1.0]
+
+
+def test_every_published_version_ships_its_report(tiny_model):
+    report = tiny_model.path / "assets.extra" / "report"
+    assert {p.name for p in report.iterdir()} == REPORT_FILES
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["model"]["version"] == tiny_model.version
+    assert metrics["primary"]["auroc"] == pytest.approx(tiny_model.metadata["test_metrics"]["auroc"], abs=1e-6)
+    for name in ("histogram.png", "roc.png", "grid.png"):
+        with Image.open(report / name) as image:
+            assert image.width >= 400 and image.height >= 300
+
+
+def test_evaluate_command_writes_the_report(tiny_model, synthetic_mnist, tmp_path, capsys):
+    code = main(["evaluate", "--model", str(tiny_model.path), "--data", str(synthetic_mnist),
+                 "--report", str(tmp_path / "report")])
+    assert code == 0
+    assert {p.name for p in (tmp_path / "report").iterdir()} == REPORT_FILES
+    assert json.loads(capsys.readouterr().out)["auroc"] == pytest.approx(tiny_model.metadata["test_metrics"]["auroc"])
+
+
+def test_evaluate_command_errors(tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tmp_path)]) == 2
+    assert "not a model version folder" in capsys.readouterr().err
+    assert main(["evaluate", "--store", str(tmp_path), "--name", "none"]) == 2
+    assert "no published version" in capsys.readouterr().err

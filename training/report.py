@@ -1,0 +1,102 @@
+"""The evaluation plots: score histograms, ROC curves, and an original/reconstruction/difference grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from training.metrics import roc_curve
+
+GRID_PER_KIND = 6
+
+
+def _pyplot():
+    import matplotlib  # an optional dependency (the "report" extra); ImportError tells the caller
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _bins(values: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Log-spaced bins for positive scores spanning decades (reconstruction errors), else linear."""
+    low, high = np.percentile(values, [0.1, 99.9])
+    if low > 0 and high / low > 20:
+        return np.geomspace(low, values.max(), 60), True
+    return np.linspace(values.min(), values.max(), 60), False
+
+
+def _histogram(axis, normal: np.ndarray, anomalous: np.ndarray, threshold: float, title: str,
+               normal_label: str, anomalous_label: str) -> None:
+    bins, log_scale = _bins(np.r_[normal, anomalous])
+    axis.hist(normal, bins=bins, alpha=0.6, density=True, color="tab:blue", label=f"{normal_label} (n={len(normal)})")
+    axis.hist(anomalous, bins=bins, alpha=0.6, density=True, color="tab:red",
+              label=f"{anomalous_label} (n={len(anomalous)})")
+    axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    if log_scale:
+        axis.set_xscale("log")
+    axis.set_title(title)
+    axis.set_xlabel("anomaly score")
+    axis.set_ylabel("density")
+    axis.legend(fontsize=8)
+
+
+def write_plots(scored, metadata: dict, metrics: dict, directory: Path) -> None:
+    plt = _pyplot()
+    method, threshold = metadata["score_method"], metadata["threshold"]
+    scores = scored.scores[method]
+    normal_digits = ",".join(str(c) for c in metadata["normal_classes"])
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    _histogram(axes[0], scores[~scored.is_anomaly], scores[scored.is_anomaly], threshold,
+               f"All test images ({method} score)", f"normal ({normal_digits})", "anomalous (other digits)")
+    contrast = 9 if 9 not in metadata["normal_classes"] else int(scored.labels[scored.is_anomaly][0])
+    first_normal = metadata["normal_classes"][0]
+    _histogram(axes[1], scores[scored.labels == first_normal], scores[scored.labels == contrast], threshold,
+               f'"{first_normal}" vs "{contrast}"', f'"{first_normal}"', f'"{contrast}"')
+    figure.tight_layout()
+    figure.savefig(directory / "histogram.png", dpi=100)
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 5.5))
+    for name, values in metrics["by_method"].items():
+        fpr, tpr = roc_curve(scored.is_anomaly, scored.scores[name])
+        axis.plot(fpr, tpr, label=f"{name} (AUROC {values['auroc']:.4f})", linewidth=2 if name == method else 1)
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    axis.set_xscale("symlog", linthresh=0.01)
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.01)
+    axis.set_xlabel("false-positive rate (normal images flagged; symlog)")
+    axis.set_ylabel("true-positive rate (anomalies flagged)")
+    axis.set_title("ROC of every score method")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(directory / "roc.png", dpi=100)
+    plt.close(figure)
+
+    _write_grid(plt, scored, scores, threshold, float(metadata.get("heatmap_scale", 0.25)), directory / "grid.png")
+
+
+def _write_grid(plt, scored, scores, threshold: float, heatmap_scale: float, path: Path) -> None:
+    rng = np.random.default_rng(0)
+    picks = np.r_[rng.choice(np.flatnonzero(~scored.is_anomaly), GRID_PER_KIND, replace=False),
+                  rng.choice(np.flatnonzero(scored.is_anomaly), GRID_PER_KIND, replace=False)]
+    figure, axes = plt.subplots(3, len(picks), figsize=(1.4 * len(picks), 5.2))
+    for column, index in enumerate(picks):
+        verdict = "ANOMALY" if scores[index] > threshold else "normal"
+        rows = [(scored.images[index], "gray", 0, 255), (scored.reconstruction[index], "gray", 0, 1),
+                (scored.difference[index], "seismic", -2 * heatmap_scale, 2 * heatmap_scale)]
+        for row, (image, cmap, low, high) in enumerate(rows):
+            axes[row, column].imshow(image, cmap=cmap, vmin=low, vmax=high)
+            axes[row, column].set_xticks([])
+            axes[row, column].set_yticks([])
+        axes[0, column].set_title(f'"{scored.labels[index]}" {scores[index]:.3g}\n{verdict}', fontsize=8,
+                                  color="tab:red" if verdict == "ANOMALY" else "black")
+    for row, name in enumerate(("original", "reconstruction", "difference")):
+        axes[row, 0].set_ylabel(name, fontsize=9)
+    figure.suptitle("Test images: label, score and verdict (left: normal, right: anomalous)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
