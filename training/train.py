@@ -44,6 +44,7 @@ class TrainConfig:
     name: str = "mnist-vae"
     data: str | None = None
     images: str | None = None
+    verbose: int | None = None  # Keras fit verbosity; None: a progress bar on a terminal, else a line per epoch
 
 
 @dataclass
@@ -163,7 +164,8 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     vae = VAE(config.architecture, config.latent_dim, config.hidden_units, config.beta, seed=config.seed)
     vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     history = vae.fit(to_model_input(data.train), epochs=config.epochs, batch_size=config.batch_size,
-                      shuffle=True, verbose=1 if sys.stdout.isatty() else 2)
+                      shuffle=True, verbose=config.verbose if config.verbose is not None
+                      else (1 if sys.stdout.isatty() else 2))
 
     # Score with the very function that gets exported, so calibration matches serving exactly.
     scorer = tf.function(serving_function(vae, FALLBACK_SCORE_METHOD), input_signature=[

@@ -1,0 +1,110 @@
+"""One-class MNIST benchmark: for each digit, train on that digit only, score the whole test set.
+
+Every model is trained, calibrated and published by the training job itself (into a temporary store),
+and its metrics are those of the report it publishes: the MNIST test set scored through the exported
+SavedModel. Printed beside the published one-class MNIST anchors (AUROC, test set).
+
+    python bench/quality.py [--data mnist.npz] [--digits 0 1 ...] [--write docs/quality.md] [training options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ANCHORS = [  # published one-class MNIST AUROC (%), mean over the 10 digits unless noted
+    ("Deep SVDD (Ruff et al. 2018)", "94.8", "99.7"),
+    ("OCGAN (Perera et al. 2019)", "97.5", "–"),
+    ("GEOM (Golan & El-Yaniv 2018, as reprinted)", "98.0", "–"),
+]
+TRAINING_OPTIONS = ("epochs", "batch_size", "latent_dim", "hidden_units", "architecture", "beta",
+                    "learning_rate", "seed", "target_fpr", "score_method")
+
+
+def parse_args() -> argparse.Namespace:
+    from training.train import TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("MNIST_PATH"), help="MNIST .npz (default: $MNIST_PATH)")
+    parser.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--write", type=Path, help="also write the results as Markdown to this file")
+    for option in TRAINING_OPTIONS:
+        default = getattr(defaults, option)
+        parser.add_argument(f"--{option.replace('_', '-')}", type=type(default), default=default)
+    return parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    import logging
+
+    from training.train import TrainConfig, train_and_publish
+
+    logging.basicConfig(level=logging.WARNING)
+    rows = []
+    with tempfile.TemporaryDirectory() as store:
+        for digit in args.digits:
+            started = time.monotonic()
+            config = TrainConfig(normal=[digit], data=args.data, store=Path(store), name=f"digit-{digit}", verbose=0,
+                                 **{option: getattr(args, option) for option in TRAINING_OPTIONS})
+            published = train_and_publish(config)
+            metrics = json.loads((published.path / "assets.extra" / "report" / "metrics.json").read_text())
+            rows.append({"digit": digit, "method": metrics["model"]["score_method"],
+                         "auroc": metrics["primary"]["auroc"], "fpr": metrics["primary"]["fpr"],
+                         "tpr": metrics["primary"]["tpr"], "target_fpr": metrics["model"]["target_fpr"],
+                         "by_method": {m: v["auroc"] for m, v in metrics["by_method"].items()},
+                         "train_seconds": published.metadata["training"]["seconds"],
+                         "seconds": time.monotonic() - started})
+            print(f"digit {digit}: AUROC {rows[-1]['auroc']:.4f} ({rows[-1]['method']}), "
+                  f"FPR {rows[-1]['fpr']:.2%}, trained in {rows[-1]['train_seconds']:.0f} s", flush=True)
+    return rows
+
+
+def markdown(rows: list[dict], args: argparse.Namespace, total_seconds: float) -> str:
+    methods = list(rows[0]["by_method"])
+    options = " ".join(f"--{o.replace('_', '-')} {getattr(args, o)}" for o in TRAINING_OPTIONS)
+    lines = [
+        "| digit | AUROC (chosen score) | chosen score | " + " | ".join(f"AUROC {m}" for m in methods)
+        + " | FPR at threshold (target) | TPR | train s |",
+        "|" + " --- |" * (6 + len(methods)),
+    ]
+    for row in rows:
+        lines.append(f"| {row['digit']} | {row['auroc']:.4f} | {row['method']} | "
+                     + " | ".join(f"{row['by_method'][m]:.4f}" for m in methods)
+                     + f" | {row['fpr']:.2%} ({row['target_fpr']:.0%}) | {row['tpr']:.2%} | {row['train_seconds']:.0f} |")
+    mean = statistics.mean(row["auroc"] for row in rows)
+    lines.append(f"| **mean** | **{mean:.4f}** | | "
+                 + " | ".join(f"{statistics.mean(r['by_method'][m] for r in rows):.4f}" for m in methods)
+                 + f" | max deviation {max(abs(r['fpr'] - r['target_fpr']) for r in rows) * 100:.2f} pp | | |")
+    anchors = ["", "", "| method | mean AUROC % | digit 1 AUROC % |", "| --- | --- | --- |"]
+    anchors += [f"| {name} | {m} | {one} |" for name, m, one in ANCHORS]
+    by_digit = {row["digit"]: row["auroc"] for row in rows}
+    ours = f"{by_digit[1] * 100:.2f}" if 1 in by_digit else "–"
+    anchors.append(f"| **this detector** | **{mean * 100:.2f}** | **{ours}** |")
+    header = [f"Command: `python bench/quality.py --digits {' '.join(map(str, args.digits))} {options}`",
+              f"Total time {total_seconds / 60:.1f} min.", "", ""]
+    return "\n".join(header + lines + anchors) + "\n"
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.monotonic()
+    rows = run(args)
+    text = markdown(rows, args, time.monotonic() - started)
+    print("\n" + text)
+    if args.write:
+        args.write.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
