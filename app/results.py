@@ -149,7 +149,7 @@ class ResultStore:
                         [_row_values(r) for results, _, _ in jobs for r in results])
                     connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?",
                                        (self._max_rows,))
-            except sqlite3.Error as exc:
+            except Exception as exc:  # whatever fails, every waiting request must get an answer
                 error = exc
             for _, loop, done in jobs:
                 loop.call_soon_threadsafe(_settle, done, error)

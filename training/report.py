@@ -52,7 +52,8 @@ def write_plots(scored, metadata: dict, metrics: dict, directory: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     _histogram(axes[0], scores[~scored.is_anomaly], scores[scored.is_anomaly], threshold,
                f"All test images ({method} score)", f"normal ({normal_digits})", "anomalous (other digits)")
-    contrast = 9 if 9 not in metadata["normal_classes"] else int(scored.labels[scored.is_anomaly][0])
+    anomaly_labels, counts = np.unique(scored.labels[scored.is_anomaly], return_counts=True)
+    contrast = 9 if 9 in anomaly_labels else int(anomaly_labels[np.argmax(counts)])  # the tutorial's "9"
     first_normal = metadata["normal_classes"][0]
     _histogram(axes[1], scores[scored.labels == first_normal], scores[scored.labels == contrast], threshold,
                f'"{first_normal}" vs "{contrast}"', f'"{first_normal}"', f'"{contrast}"')

@@ -1,0 +1,57 @@
+"""The result store on its own: a failed write fails its requests, and the writer keeps going."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from app import results
+from app.results import ResultStore, StoredResult
+
+
+def _result(result_id: str) -> StoredResult:
+    return StoredResult(id=result_id, created_at="2026-01-01T00:00:00+00:00", model_name="m", model_version=1,
+                        score_method="mse", score=0.1, threshold=0.2, threshold_source="model", target_fpr=0.01,
+                        p_value=0.5, is_anomaly=False, scores={"mse": 0.1}, image=np.zeros((28, 28), np.uint8),
+                        reconstruction=np.zeros((28, 28), np.uint8), difference=np.zeros((28, 28), np.float16),
+                        heatmap_scale=0.2)
+
+
+def test_a_failing_write_raises_instead_of_hanging_and_the_writer_survives(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+    real_row_values = results._row_values
+
+    def broken(result):
+        if result.id == "bad":
+            raise ValueError("cannot serialise")
+        return real_row_values(result)
+
+    monkeypatch.setattr(results, "_row_values", broken)
+
+    async def main():
+        with pytest.raises(ValueError, match="cannot serialise"):
+            await asyncio.wait_for(store.save([_result("bad")]), timeout=5)
+        await asyncio.wait_for(store.save([_result("a" * 32)]), timeout=5)
+
+    try:
+        asyncio.run(main())
+        assert store.get("a" * 32) is not None and store.count() == 1
+    finally:
+        store.close()
+
+
+def test_duplicate_ids_are_rejected_not_overwritten(tmp_path):
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+
+    async def main():
+        await store.save([_result("b" * 32)])
+        with pytest.raises(Exception, match="UNIQUE"):
+            await store.save([_result("b" * 32)])
+
+    try:
+        asyncio.run(main())
+        assert store.count() == 1
+    finally:
+        store.close()
