@@ -92,11 +92,11 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
             "errors": errors}
 
 
-def start_server(port: int, db: Path) -> tuple[subprocess.Popen, float]:
+def start_server(port: int, db: Path, workers: int) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "VAE_RESULTS_DB": str(db), "VAE_LOG_LEVEL": "warning", "VAE_POLL_INTERVAL_S": "0"}
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port), "--log-level", "warning"],
-                               cwd=ROOT, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port), "--log-level", "warning",
+                                "--workers", str(workers)], cwd=ROOT, env=env)
     while time.monotonic() - started < 120:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="whole seconds per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH"))
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is required: apt-get install wrk")
@@ -126,7 +127,7 @@ def main() -> None:
         batch = lua_script(work, multipart("files", [png(image) for image in images]))
         ceiling = lua_script(work, None)
         port = free_port()
-        process, ready_seconds = start_server(port, work / "results.db")
+        process, ready_seconds = start_server(port, work / "results.db", args.workers)
         base = f"http://127.0.0.1:{port}"
         try:
             run_wrk(f"{base}/score", single, 16, 1.0)  # warm-up
@@ -145,7 +146,7 @@ def main() -> None:
         return statistics.median(run[key] for run in runs[name])
 
     print(f"ready after {ready_seconds:.2f} s (process start to /readyz 200)")
-    print(f"load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
+    print(f"server: {args.workers} uvicorn worker(s); load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
           f"{args.duration:.0f} s per run, median of {args.repeats}\n")
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | /healthz req/s | ratio to ceiling | errors |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
