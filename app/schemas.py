@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EXAMPLE_SCORES = {"l1": 0.021, "mse": 0.0046, "neg_elbo": 61.2, "unregularized": 52.9, "kl": 8.3}
+EXAMPLE_SCORES = {"l1": 0.021, "mse": 0.0046, "dssim": 0.031, "neg_elbo": 61.2, "unregularized": 52.9, "kl": 8.3}
 
 
 class ModelRef(BaseModel):

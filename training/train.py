@@ -21,7 +21,7 @@ from training.scores import SCORE_DESCRIPTIONS, SCORE_METHODS
 from training.store import publish, staging_directory
 
 log = logging.getLogger(__name__)
-FALLBACK_SCORE_METHOD = "mse"  # used when no labelled anomalies exist to choose by
+FALLBACK_SCORE_METHOD = "dssim"  # without labelled anomalies to choose by: the benchmark's best (docs/quality.md)
 REFERENCE_IMAGES_PER_KIND = 4
 
 
