@@ -52,7 +52,8 @@ class Detector:
         """Blocking: read metadata and the SavedModel. Raises ModelLoadError with the reason."""
         try:
             metadata = read_metadata(path)
-            for field in ("name", "version", "threshold", "score_method", "calibration_scores"):
+            for field in ("name", "version", "threshold", "target_fpr", "score_method", "score_methods",
+                          "calibration_scores"):
                 if field not in metadata:
                     raise ModelLoadError(f"{path}: metadata lacks {field!r}")
         except (OSError, ValueError) as error:

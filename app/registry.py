@@ -43,7 +43,8 @@ class ModelRegistry:
         pinned = self._settings.model_version
         available = list_versions(self._settings.model_dir)
         if pinned is not None:
-            return [pinned] if pinned in available and self._current is None else []
+            usable = pinned in available and pinned not in self.rejected_versions
+            return [pinned] if usable and self._current is None else []
         floor = self._current.version if self._current else 0
         return [v for v in reversed(available) if v > floor and v not in self.rejected_versions]
 
@@ -57,8 +58,10 @@ class ModelRegistry:
         candidates = self._candidates()
         if not candidates and self._current is None:
             pinned = self._settings.model_version
-            self.last_error = (f"version {pinned} of {self._settings.model_dir} is not available" if pinned
-                               else f"no usable model version in {self._settings.model_dir}")
+            missing = (f"version {pinned} of {self._settings.model_dir} is not available" if pinned
+                       else f"no usable model version in {self._settings.model_dir}")
+            rejected = "; ".join(f"version {v}: {why}" for v, why in sorted(self.rejected_versions.items()))
+            self.last_error = f"{missing} (rejected: {rejected})" if rejected else missing
         for version in candidates:
             try:
                 detector = await asyncio.to_thread(self._load_checked, version)

@@ -5,7 +5,11 @@ import shutil
 import threading
 
 import numpy as np
+from fastapi.testclient import TestClient
 
+from app.config import Settings
+from app.detector import Detector
+from app.main import create_app
 from tests.app.conftest import png_bytes, wait_until_ready
 from training.store import METADATA_PATH
 
@@ -93,3 +97,36 @@ def test_scores_of_a_swapped_version_use_its_own_threshold(client, store, normal
     body = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")}).json()
     assert body["model"]["version"] == 2 and body["threshold"] == -1.0 and body["is_anomaly"]
     assert not np.isnan(body["score"])
+
+
+def test_a_broken_pinned_version_is_tried_once_and_the_reason_is_reported(store):
+    _publish_copy(store, 2, lambda directory, metadata: (directory / "saved_model.pb").write_bytes(b"x"))
+    attempts = []
+
+    def counting_load(path):
+        attempts.append(path.name)
+        return Detector.load(path)
+
+    settings = Settings(model_store=store, model_name="tiny", model_version=2, poll_interval_s=0.05,
+                        results_db=store.parent / "pinned.db")
+    with TestClient(create_app(settings, detector_loader=counting_load)) as client:
+        for _ in range(40):  # ~2 s of polling
+            threading.Event().wait(0.05)
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "version 2" in response.json()["detail"] and "cannot load the SavedModel" in response.json()["detail"]
+    assert attempts == ["2"]
+
+
+def test_metadata_without_required_fields_is_refused_cleanly(client, store):
+    def drop_score_methods(directory, metadata):
+        del metadata["score_methods"]
+
+    _publish_copy(store, 2, drop_score_methods)
+    registry = client.app.state.registry
+    for _ in range(200):
+        if 2 in registry.rejected_versions:
+            break
+        threading.Event().wait(0.05)
+    assert "lacks 'score_methods'" in registry.rejected_versions[2]
+    assert client.get("/readyz").json()["model"]["version"] == 1
