@@ -59,18 +59,18 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
     """Every method overall, and the primary score per anomaly digit, at the stored thresholds."""
     thresholds = metadata.get("thresholds_by_method") or {}
     methods = [m for m in metadata["score_methods"] if m in scored.scores]
-    by_method = {}
+    by_method, cut = {}, {}
     for method in methods:
         threshold = thresholds.get(method, metadata["threshold"] if method == metadata["score_method"] else None)
-        metrics = detection_metrics(scored.is_anomaly, scored.scores[method],
-                                    threshold if threshold is not None else np.inf)
-        by_method[method] = {**metrics, "threshold": threshold}
+        cut[method] = np.inf if threshold is None else threshold  # no threshold stored: nothing is flagged
+        by_method[method] = {**detection_metrics(scored.is_anomaly, scored.scores[method], cut[method]),
+                             "threshold": threshold}
     normal = ~scored.is_anomaly
     by_digit = {}
     for digit in sorted(set(scored.labels[scored.is_anomaly].tolist())):
         subset = normal | (scored.labels == digit)
         by_digit[str(digit)] = {method: detection_metrics(scored.is_anomaly[subset], scored.scores[method][subset],
-                                                          by_method[method]["threshold"] or np.inf)
+                                                          cut[method])
                                 for method in methods}
     primary = metadata["score_method"]
     fpr = rates_at_threshold(scored.is_anomaly, scored.scores[primary], metadata["threshold"])["fpr"]

@@ -76,3 +76,14 @@ def test_evaluate_command_errors(tmp_path, capsys):
     assert "not a model version folder" in capsys.readouterr().err
     assert main(["evaluate", "--store", str(tmp_path), "--name", "none"]) == 2
     assert "no published version" in capsys.readouterr().err
+
+
+def test_a_threshold_of_zero_is_a_threshold_not_a_missing_one():
+    metadata = {**METADATA, "thresholds_by_method": {"mse": 0.5, "kl": 0.0}}
+    metrics = compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), metadata)
+    # kl scores are the negated mse scores, all below zero: nothing is above a threshold of 0
+    assert metrics["by_method"]["kl"]["threshold"] == 0.0
+    assert metrics["by_anomaly_digit"]["7"]["kl"]["tpr"] == 0.0
+    metadata = {**METADATA, "thresholds_by_method": {"mse": 0.0, "kl": -0.5}}
+    metrics = compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), metadata)
+    assert metrics["by_anomaly_digit"]["9"]["mse"]["fpr"] == 1.0  # every positive score is above 0
