@@ -7,8 +7,6 @@ same shape (tests validate real responses against them).
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
-
 from app.results import StoredResult
 
 
@@ -22,7 +20,3 @@ def score_result(result: StoredResult) -> dict:
         "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
         "difference_url": f"/difference/{result.id}",
     }
-
-
-def json_response(body: dict) -> JSONResponse:
-    return JSONResponse(body)

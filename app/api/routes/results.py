@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ResultIdDep, StoreDep
-from app.api.presenters import json_response, score_result
+from app.api.presenters import score_result
 from app.errors import NotFound
 from app.schemas import PROBLEM_RESPONSES, ResultPage, ScoreResult
 
@@ -22,7 +22,7 @@ async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
     result = await asyncio.to_thread(store.get, result_id)
     if result is None:
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
-    return json_response(score_result(result))
+    return JSONResponse(score_result(result))
 
 
 @router.get("", response_model=ResultPage, responses=PROBLEM_RESPONSES, summary="Stored results, newest first")
@@ -34,4 +34,4 @@ async def list_results(
 ) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
-    return json_response({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})
+    return JSONResponse({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.api import uploads
 from app.api.deps import ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep, query_parameters_openapi
-from app.api.presenters import json_response, score_result
+from app.api.presenters import score_result
 from app.errors import ServiceError
 from app.imaging import decode_image
 from app.config import Settings
@@ -39,7 +39,7 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, query: ScoreQueryDep) -> JSONResponse:
     images = await uploads.single_image(request, settings, query.resize)
     (result,) = await scorer.score(images, query.override)
-    return json_response(score_result(result))
+    return JSONResponse(score_result(result))
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses=PROBLEM_RESPONSES,
@@ -63,7 +63,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
         else:
             item["result"] = score_result(next(results))
         items.append(item)
-    return json_response({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)})
+    return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)})
 
 
 def _decode_all(payloads: list[bytes], resize: bool, settings: Settings) -> list[np.ndarray | ServiceError]:
