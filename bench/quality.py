@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -38,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("MNIST_PATH"), help="MNIST .npz (default: $MNIST_PATH)")
     parser.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
-    parser.add_argument("--write", type=Path, help="also write the results as Markdown to this file")
+    parser.add_argument("--write", type=Path, help="also write the results into this Markdown file (its generated section; the prose around it stays)")
     for option in TRAINING_OPTIONS:
         default = getattr(defaults, option)
         parser.add_argument(f"--{option.replace('_', '-')}", type=type(default), default=default)
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             published = train_and_publish(config)
             metrics = json.loads((published.path / "assets.extra" / "report" / "metrics.json").read_text())
             rows.append({"digit": digit, "method": metrics["model"]["score_method"],
+                         "n_test_normal": metrics["n_normal"],
+                         "n_calibration": published.metadata["training"]["n_calibration"],
                          "auroc": metrics["primary"]["auroc"], "fpr": metrics["primary"]["fpr"],
                          "tpr": metrics["primary"]["tpr"], "target_fpr": metrics["model"]["target_fpr"],
                          "by_method": {m: v["auroc"] for m, v in metrics["by_method"].items()},
@@ -68,6 +71,38 @@ def run(args: argparse.Namespace) -> list[dict]:
             print(f"digit {digit}: AUROC {rows[-1]['auroc']:.4f} ({rows[-1]['method']}), "
                   f"FPR {rows[-1]['fpr']:.2%}, trained in {rows[-1]['train_seconds']:.0f} s", flush=True)
     return rows
+
+
+FPR_TOLERANCE = 0.005  # the acceptance bound: test-set FPR within ±0.5 percentage points of the target
+
+
+def chance_within_tolerance(n_test: int, n_calibration: int | None, target_fpr: float,
+                            draws: int = 200_000, seed: int = 0) -> float:
+    """Probability that sampling alone keeps a digit's test FPR within the tolerance, if the test normals
+    are exchangeable with the calibration normals. The conformal threshold's true FPR is 1 - Beta(k, n+1-k)
+    (k the threshold's rank); the test count is then binomial. `n_calibration=None`: a perfect threshold."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if n_calibration is None:
+        true_fpr = np.full(draws, target_fpr)
+    else:
+        rank = math.ceil((n_calibration + 1) * (1.0 - target_fpr))
+        true_fpr = 1.0 - rng.beta(rank, n_calibration + 1 - rank, draws)
+    observed = rng.binomial(n_test, true_fpr) / n_test
+    return float(np.mean(np.abs(observed - target_fpr) <= FPR_TOLERANCE + 1e-12))
+
+
+def fpr_chance_lines(rows: list[dict]) -> list[str]:
+    calibrated = [chance_within_tolerance(r["n_test_normal"], r["n_calibration"], r["target_fpr"]) for r in rows]
+    perfect = [chance_within_tolerance(r["n_test_normal"], None, r["target_fpr"]) for r in rows]
+    within = sum(abs(r["fpr"] - r["target_fpr"]) <= FPR_TOLERANCE + 1e-12 for r in rows)
+    return [f"FPR within ±{FPR_TOLERANCE * 100:.1f} pp of the target: **{within} of {len(rows)} digits**. "
+            f"Sampling alone (about {statistics.mean(r['n_test_normal'] for r in rows):.0f} test and "
+            f"{statistics.mean(r['n_calibration'] for r in rows):.0f} calibration normals per digit) leaves "
+            f"{sum(calibrated):.1f} of {len(rows)} expected within, and a {math.prod(calibrated):.0%} chance "
+            f"that all are; even a perfect threshold would give all {len(rows)} only a "
+            f"{math.prod(perfect):.0%} chance."]
 
 
 def markdown(rows: list[dict], args: argparse.Namespace, total_seconds: float) -> str:
@@ -91,6 +126,7 @@ def markdown(rows: list[dict], args: argparse.Namespace, total_seconds: float) -
     by_digit = {row["digit"]: row["auroc"] for row in rows}
     ours = f"{by_digit[1] * 100:.2f}" if 1 in by_digit else "–"
     anchors.append(f"| **this detector** | **{mean * 100:.2f}** | **{ours}** |")
+    anchors += ["", *fpr_chance_lines(rows)]
     header = [f"Command: `python bench/quality.py --digits {' '.join(map(str, args.digits))} {options}`",
               f"Total time {total_seconds / 60:.1f} min.", "", ""]
     return "\n".join(header + lines + anchors) + "\n"
@@ -103,7 +139,22 @@ def main() -> None:
     text = markdown(rows, args, time.monotonic() - started)
     print("\n" + text)
     if args.write:
-        args.write.write_text(text)
+        write_section(args.write, text)
+
+
+SECTION_START, SECTION_END = "<!-- bench/quality.py: start -->", "<!-- bench/quality.py: end -->"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace the generated section of `path`, keeping the prose around it (or create the file)."""
+    section = f"{SECTION_START}\n{text}{SECTION_END}"
+    current = path.read_text() if path.exists() else ""
+    if SECTION_START in current and SECTION_END in current:
+        before, rest = current.split(SECTION_START, 1)
+        section = before + section + rest.split(SECTION_END, 1)[1]
+    elif current:
+        section = current.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(section if section.endswith("\n") else section + "\n")
 
 
 if __name__ == "__main__":
