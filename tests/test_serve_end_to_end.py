@@ -13,8 +13,10 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
+from training.store import list_versions
 
 pytestmark = pytest.mark.mnist
+LATEST_COMMITTED_VERSION = max(list_versions(REPO_ROOT / "model_store" / "mnist-vae"))
 
 
 def _free_port() -> int:
@@ -63,7 +65,7 @@ def test_real_digits_get_the_right_verdicts(server, mnist_path):
         response = httpx.post(f"{base}/score", files={"file": (f"{digit}.png", _mnist_png(mnist_path, digit))})
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["model"] == {"name": "mnist-vae", "version": 1}
+        assert body["model"] == {"name": "mnist-vae", "version": LATEST_COMMITTED_VERSION}
         verdicts[digit] = body["is_anomaly"]
         for url in (body["reconstruction_url"], body["difference_url"] + "?scale=4"):
             png = httpx.get(base + url)
