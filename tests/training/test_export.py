@@ -76,6 +76,18 @@ def test_metadata_fields(tiny_model):
     assert metadata["input"]["shape"] == [28, 28, 1]
 
 
+def test_every_held_out_normal_calibrates_the_threshold(tiny_model, tiny_config):
+    from training.calibration import conformal_threshold
+
+    with np.load(tiny_config.data) as data:
+        n_normals = int(np.isin(data["y_train"], tiny_config.normal).sum())
+    training = tiny_model.metadata["training"]
+    assert training["n_calibration"] == n_normals - training["n_train"] == (
+        training["n_validation"] + round(n_normals * tiny_config.calibration_fraction))
+    assert tiny_model.metadata["threshold"] == conformal_threshold(
+        np.array(tiny_model.metadata["calibration_scores"]), tiny_config.target_fpr)
+
+
 def test_reference_images_reproduce_their_recorded_scores(signature, tiny_model):
     import tensorflow as tf
 
