@@ -177,7 +177,8 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     # Every held-out normal calibrates: the validation images only chose among a few methods by AUROC,
     # which barely biases their scores, while 50 % more calibration images cut the threshold's sampling
     # error by a fifth (docs/quality.md).
-    calibration_scores = {m: np.r_[validation_scores[m], scores_of(data.calibration)[m]] for m in SCORE_METHODS}
+    held_out_scores = scores_of(data.calibration)
+    calibration_scores = {m: np.r_[validation_scores[m], held_out_scores[m]] for m in SCORE_METHODS}
     thresholds = {m: conformal_threshold(calibration_scores[m], config.target_fpr) for m in SCORE_METHODS}
     log.info("score method %s (validation AUROC %s); threshold %.6g", method,
              {m: round(a, 5) for m, a in validation_aurocs.items()}, thresholds[method])
