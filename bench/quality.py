@@ -39,7 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("MNIST_PATH"), help="MNIST .npz (default: $MNIST_PATH)")
     parser.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
-    parser.add_argument("--write", type=Path, help="also write the results into this Markdown file (its generated section; the prose around it stays)")
+    parser.add_argument("--write", type=Path,
+                        help="also write the results into this Markdown file (its generated section only)")
     for option in TRAINING_OPTIONS:
         default = getattr(defaults, option)
         parser.add_argument(f"--{option.replace('_', '-')}", type=type(default), default=default)
@@ -94,7 +95,8 @@ def chance_within_tolerance(n_test: int, n_calibration: int | None, target_fpr: 
 
 
 def fpr_chance_lines(rows: list[dict]) -> list[str]:
-    calibrated = [chance_within_tolerance(r["n_test_normal"], r["n_calibration"], r["target_fpr"]) for r in rows]
+    calibrated = [chance_within_tolerance(r["n_test_normal"], r["n_calibration"], r["target_fpr"])
+                  for r in rows]
     perfect = [chance_within_tolerance(r["n_test_normal"], None, r["target_fpr"]) for r in rows]
     within = sum(abs(r["fpr"] - r["target_fpr"]) <= FPR_TOLERANCE + 1e-12 for r in rows)
     return [f"FPR within ±{FPR_TOLERANCE * 100:.1f} pp of the target: **{within} of {len(rows)} digits**. "
