@@ -8,29 +8,28 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from training.model import IMAGE_SHAPE, VAE
-from training.scores import score_images
+from training.model import IMAGE_SHAPE
+from training.scores import AnomalyScorer
 
 SIGNATURE_NAME = "serving_default"
 INPUT_NAME = "images"
 INPUT_SPEC = tf.TensorSpec(shape=(None, *IMAGE_SHAPE), dtype=tf.float32, name=INPUT_NAME)
 
 
-def serving_function(vae: VAE, score_method: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+def serving_function(scorer: AnomalyScorer, score_method: str) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
     """images [N, 28, 28, 1] -> reconstruction, difference, score (the primary method) and every method."""
 
     def serve(images):
-        outputs = score_images(vae, images)
+        outputs = scorer(images)
         return {**outputs, "score": tf.identity(outputs[score_method], name="score")}
 
     return serve
 
 
-def export_saved_model(vae: VAE, score_method: str, directory: Path) -> None:
-    if not vae.built:  # train_step calls the sub-models, never the VAE itself
-        vae(tf.zeros((1, *IMAGE_SHAPE)))
+def export_saved_model(scorer: AnomalyScorer, score_method: str, directory: Path) -> None:
+    scorer(tf.zeros((1, *IMAGE_SHAPE)))  # builds it: train_step calls the VAE's sub-models, never the VAE
     archive = keras.export.ExportArchive()
-    archive.track(vae)
-    archive.add_endpoint(name=SIGNATURE_NAME, fn=serving_function(vae, score_method),
+    archive.track(scorer)
+    archive.add_endpoint(name=SIGNATURE_NAME, fn=serving_function(scorer, score_method),
                          input_signature=[INPUT_SPEC])
     archive.write_out(str(directory), verbose=False)

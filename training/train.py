@@ -17,11 +17,11 @@ from training import data as datasets
 from training.calibration import conformal_threshold
 from training.metrics import auroc, detection_metrics
 from training.preprocessing import INPUT_CONTRACT, to_model_input
-from training.scores import SCORE_DESCRIPTIONS, SCORE_METHODS
+from training.scores import SCORE_DESCRIPTIONS, SCORE_METHODS, AnomalyScorer, reference_codes
 from training.store import publish, staging_directory
 
 log = logging.getLogger(__name__)
-FALLBACK_SCORE_METHOD = "dssim"  # without labelled anomalies to choose by: the benchmark's best (docs/quality.md)
+FALLBACK_SCORE_METHOD = "dssim_knn"  # without labelled anomalies to choose by: the benchmark's best (docs/quality.md)
 REFERENCE_IMAGES_PER_KIND = 4
 
 
@@ -167,10 +167,14 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
                       shuffle=True, verbose=config.verbose if config.verbose is not None
                       else (1 if sys.stdout.isatty() else 2))
 
+    anomaly_scorer = AnomalyScorer(vae, reference_codes(vae, to_model_input(data.train), config.seed))
     # Score with the very function that gets exported, so calibration matches serving exactly.
-    scorer = tf.function(serving_function(vae, FALLBACK_SCORE_METHOD), input_signature=[
+    scorer = tf.function(serving_function(anomaly_scorer, FALLBACK_SCORE_METHOD), input_signature=[
         tf.TensorSpec((None, 28, 28, 1), tf.float32)])
     scores_of = lambda images: _score_batches(scorer, images)  # noqa: E731
+    # The validation normals fix the scale of the combined score before anything is scored with it.
+    standardising = scores_of(data.validation if len(data.validation) > 1 else data.calibration)
+    anomaly_scorer.standardise(standardising["dssim"], standardising["latent_knn"])
     validation_anomalies = None if data.validation_anomalies is None else scores_of(data.validation_anomalies)
     validation_scores = scores_of(data.validation)
     method, validation_aurocs = choose_score_method(config, validation_scores, validation_anomalies)
@@ -196,6 +200,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
         "threshold": thresholds[method],
         "thresholds_by_method": thresholds,
         "target_fpr": config.target_fpr,
+        "dssim_knn": anomaly_scorer.settings(),
         "calibration_scores": np.sort(calibration_scores[method]).tolist(),
         "heatmap_scale": _heatmap_scale(scorer, data.calibration, config.target_fpr),
         "normal_classes": config.normal if not config.images else ["folder"],
@@ -212,7 +217,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     }
     model_dir = Path(config.store) / config.name
     with staging_directory(model_dir) as staging:
-        export_saved_model(vae, method, staging)
+        export_saved_model(anomaly_scorer, method, staging)
         metadata["training"]["seconds"] = round(time.monotonic() - started, 1)
         version = publish(model_dir, staging, metadata, before_rename=_report_writer(data, config))
     path = model_dir / str(version)

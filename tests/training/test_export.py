@@ -50,6 +50,19 @@ def test_outputs_are_consistent(signature, tiny_model):
     assert np.allclose(outputs["mse"], np.mean(outputs["difference"] ** 2, axis=(1, 2, 3)), rtol=1e-5)
 
 
+def test_combined_score_follows_the_scale_recorded_in_metadata(signature, tiny_model):
+    import tensorflow as tf
+
+    outputs = {k: v.numpy() for k, v in signature(images=tf.constant(_images(4, seed=2))).items()}
+    settings = tiny_model.metadata["dssim_knn"]
+    scale = settings["log_standardisation"]
+    standardised = {name: (np.log(outputs[name]) - scale[name]["mean"]) / scale[name]["std"]
+                    for name in ("dssim", "latent_knn")}
+    assert np.allclose(outputs["dssim_knn"],
+                       standardised["dssim"] + settings["latent_weight"] * standardised["latent_knn"], atol=1e-4)
+    assert settings["reference_codes"] == tiny_model.metadata["training"]["n_train"]
+
+
 def test_scores_are_deterministic_and_independent_of_batch(signature):
     import tensorflow as tf
 
@@ -66,7 +79,7 @@ def test_metadata_fields(tiny_model):
     metadata = read_metadata(tiny_model.path)
     for field in ("name", "version", "created_at", "score_method", "threshold", "target_fpr",
                   "calibration_scores", "normal_classes", "input", "training", "data",
-                  "test_metrics", "reference_images", "library_versions", "heatmap_scale"):
+                  "test_metrics", "reference_images", "library_versions", "heatmap_scale", "dssim_knn"):
         assert field in metadata, field
     assert metadata["version"] == 1 and metadata["normal_classes"] == [1]
     calibration = metadata["calibration_scores"]
