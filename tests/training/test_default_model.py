@@ -29,7 +29,7 @@ def default_model_scores(mnist_path):
 def test_default_model_separates_ones_from_other_digits(default_model_scores):
     metadata, scores, labels = default_model_scores
     assert metadata["normal_classes"] == [1]
-    assert auroc(labels != 1, scores) >= 0.999
+    assert auroc(labels != 1, scores) >= 0.9995  # the acceptance bar of issue 4
 
 
 def test_default_model_false_positive_rate_matches_its_target(default_model_scores):
