@@ -6,20 +6,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4, "unregularized": 28.6, "kl": 6.8}
+EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4, "unregularized": 28.6, "kl": 6.8,
+                  "latent_knn": 0.56, "dssim_knn": -1.25}
 
 
 class ModelRef(BaseModel):
     name: str = Field(examples=["mnist-vae"])
-    version: int = Field(examples=[2])
+    version: int = Field(examples=[3])
 
 
 class ScoreResult(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "created_at": "2026-11-28T10:00:00.123456+00:00",
-        "score": 0.0013, "threshold": 0.0212, "threshold_source": "model", "target_fpr": 0.01,
-        "p_value": 0.90, "is_anomaly": False, "score_method": "mse", "scores": EXAMPLE_SCORES,
-        "model": {"name": "mnist-vae", "version": 2},
+        "score": -1.25, "threshold": 3.67, "threshold_source": "model", "target_fpr": 0.01,
+        "p_value": 0.89, "is_anomaly": False, "score_method": "dssim_knn", "scores": EXAMPLE_SCORES,
+        "model": {"name": "mnist-vae", "version": 3},
         "result_url": "/results/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--calibration-fraction", type=_fraction, default=DEFAULTS.calibration_fraction)
     train.add_argument("--validation-fraction", type=_fraction, default=DEFAULTS.validation_fraction)
     train.add_argument("--score-method", choices=("auto", *SCORE_METHODS), default="auto",
-                       help="primary score; auto = best validation AUROC (dssim without labelled anomalies)")
+                       help="primary score; auto = best validation AUROC (dssim_knn without labelled anomalies)")
     train.add_argument("--store", type=Path, default=DEFAULTS.store)
     train.add_argument("--name", default=DEFAULTS.name)
     source = train.add_mutually_exclusive_group()

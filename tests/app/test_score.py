@@ -31,7 +31,8 @@ def test_multipart_png_gets_a_full_verdict(client, normal_pixels, tiny_model):
     assert body["threshold"] == pytest.approx(tiny_model.metadata["threshold"])
     assert body["threshold_source"] == "model" and body["target_fpr"] == 0.05
     assert body["is_anomaly"] == (body["score"] > body["threshold"])
-    assert set(body["scores"]) == {"l1", "mse", "dssim", "neg_elbo", "unregularized", "kl"}
+    assert set(body["scores"]) == {"l1", "mse", "dssim", "neg_elbo", "unregularized", "kl", "latent_knn",
+                                   "dssim_knn"}
     assert body["score"] == pytest.approx(body["scores"][body["score_method"]])
     assert 0 < body["p_value"] <= 1
     assert body["reconstruction_url"] == f"/reconstruction/{body['id']}"
