@@ -18,7 +18,7 @@ SCORE_METHODS = ("l1", "mse", "dssim", "neg_elbo", "unregularized", "kl", "laten
 # (docs/quality.md).
 SSIM_WINDOW, SSIM_SIGMA = 11, 2.35
 # The latent term: distance to the 5th-nearest training code, a quarter of the weight of `dssim` once both
-# are standardised. Both numbers won on validation AUROC (held-out normals vs training-set anomalies),
+# are standardised. Both were chosen on validation AUROC (held-out normals vs training-set anomalies),
 # averaged over the ten one-class MNIST models (docs/quality.md).
 LATENT_NEIGHBOURS, LATENT_WEIGHT = 5, 0.25
 # Serving compares each image with every reference code; a cap keeps that cost bounded for big datasets.
