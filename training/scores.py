@@ -44,14 +44,15 @@ class AnomalyScorer(layers.Layer):
 
     A reconstruction error alone misses a thin "7" that the model redraws as a "1" almost exactly, and
     over-flags the rare "1" with a base stroke that it cannot redraw. Where such images sit among the
-    training codes separates them: the rare "1" has training neighbours, the "7" does not.
+    training codes helps to separate them: the rare "1" tends to have training neighbours, the "7" not.
     """
 
     def __init__(self, vae: VAE, reference_codes: np.ndarray, **kwargs):
         super().__init__(**kwargs)
         reference_codes = np.asarray(reference_codes, dtype=np.float32)
         if reference_codes.ndim != 2 or len(reference_codes) == 0:
-            raise ValueError(f"reference codes must be a non-empty [N, latent] array, got {reference_codes.shape}")
+            raise ValueError("reference codes must be a non-empty [N, latent] array, "
+                             f"got shape {reference_codes.shape}")
         self.vae = vae
         self.reference_codes = self.add_weight(
             name="reference_codes", shape=reference_codes.shape, trainable=False,
@@ -118,7 +119,8 @@ class AnomalyScorer(layers.Layer):
 def reference_codes(vae: VAE, train_images: np.ndarray, seed: int, batch_size: int = 2048) -> np.ndarray:
     """Posterior means of the training normals (a seeded sample of at most MAX_REFERENCE_CODES)."""
     if len(train_images) > MAX_REFERENCE_CODES:
-        keep = np.sort(np.random.default_rng(seed).choice(len(train_images), MAX_REFERENCE_CODES, replace=False))
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(train_images), MAX_REFERENCE_CODES, replace=False))
         train_images = train_images[keep]
     encode = tf.function(lambda images: vae.encoder(images, training=False)[0])
     return np.concatenate([encode(tf.constant(train_images[i:i + batch_size])).numpy()
