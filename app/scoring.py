@@ -89,14 +89,13 @@ class Scorer:
             for i in range(n)
         ]
         await self._store.save(results)
-        self._record(results, threshold)
+        self._record(results)
         return results
 
-    def _record(self, results: list[StoredResult], threshold: float) -> None:
+    def _record(self, results: list[StoredResult]) -> None:
         self._metrics.scored.inc(len(results))
         anomalies = sum(r.is_anomaly for r in results)
         if anomalies:
             self._metrics.anomalies.inc(anomalies)
-        if threshold > 0:
-            for result in results:
-                self._metrics.score_ratio.observe(result.score / threshold)
+        for result in results:
+            self._metrics.p_value.observe(result.p_value)

@@ -22,7 +22,8 @@ def test_metrics_count_what_happened(client, normal_pixels):
     assert "vae_anomalies_total 3.0" in text
     assert 'vae_model_version{name="tiny"} 1.0' in text
     assert 'vae_request_duration_seconds_count{method="POST",route="/score",status="200"} 3.0' in text
-    assert "vae_model_batch_size_count" in text and "vae_score_to_threshold_ratio_bucket" in text
+    assert "vae_model_batch_size_count" in text
+    assert "vae_p_value_count 3.0" in text and 'vae_p_value_bucket{le="1.0"} 3.0' in text
 
 
 def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
