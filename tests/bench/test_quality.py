@@ -44,3 +44,35 @@ def test_write_section_appends_to_a_file_without_markers_and_creates_a_missing_o
     missing = tmp_path / "new.md"
     quality.write_section(missing, "table\n")
     assert missing.read_text() == f"{quality.SECTION_START}\ntable\n{quality.SECTION_END}\n"
+
+
+def test_fpr_by_population_splits_the_test_set_at_image_5000(tiny_model, synthetic_mnist):
+    import numpy as np
+
+    from training.evaluate import score_with_saved_model
+
+    x_test = np.resize(np.load(synthetic_mnist)["x_test"], (5004, 28, 28))
+    y_test = np.full(5004, 9)
+    normal_positions = [0, 1, 4999, 5000, 5003]
+    y_test[normal_positions] = 1
+    scores = score_with_saved_model(tiny_model.path, x_test[normal_positions], y_test[normal_positions], [1],
+                                    progress=False).scores["score"]
+    threshold = float(np.median(scores))  # flags the images scored above the median, and only those
+
+    result = quality.fpr_by_population(tiny_model.path, threshold, 1, x_test, y_test)
+
+    assert result["SD-3"] == {"fpr": pytest.approx(np.mean(scores[:3] > threshold)), "n": 3}
+    assert result["SD-1"] == {"fpr": pytest.approx(np.mean(scores[3:] > threshold)), "n": 2}
+    assert quality.fpr_by_population(tiny_model.path, -np.inf, 1, x_test, y_test)["SD-1"]["fpr"] == 1.0
+
+
+def test_population_table_lists_every_digit_and_marks_an_empty_population():
+    rows = [{"digit": 4, "fpr": 0.02, "n_test_normal": 500,
+             "fpr_by_population": {"SD-3": {"fpr": 0.02, "n": 500}, "SD-1": {"fpr": None, "n": 0}}},
+            {"digit": 5, "fpr": 0.005, "n_test_normal": 1000,
+             "fpr_by_population": {"SD-3": {"fpr": 0.0, "n": 400}, "SD-1": {"fpr": 5 / 600, "n": 600}}}]
+    table = "\n".join(quality.population_lines(rows))
+    assert "| 4 | 2.00% | 2.00% (500) | – |" in table
+    assert "| 5 | 0.50% | 0.00% (400) | 0.83% (600) |" in table
+    # pooled: 15 of 1,500 overall, 10 of 900 in SD-3, 5 of 600 in SD-1
+    assert "| **pooled** | **1.00%** | **1.11%** (900) | **0.83%** (600) |" in table
