@@ -7,7 +7,7 @@ import math
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
 from training.preprocessing import SIDE, fit_to_square, to_grayscale
@@ -15,8 +15,13 @@ from training.preprocessing import SIDE, fit_to_square, to_grayscale
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 
 
-def decode_image(data: bytes, *, resize: bool, max_pixels: int) -> np.ndarray:
-    """Encoded image bytes -> uint8 [28, 28] grayscale."""
+def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = False) -> np.ndarray:
+    """Encoded image bytes -> uint8 [28, 28] grayscale, light strokes on dark.
+
+    `invert` is for dark-on-light images (a scan, a drawing on white): transparent pixels become the
+    image's own background (white) and then, with everything else, are inverted to the model's black.
+    Inverting comes before resizing, so the padding is background too.
+    """
     if not data:
         raise UndecodableImage("the image is empty (0 bytes)")
     try:
@@ -31,13 +36,15 @@ def decode_image(data: bytes, *, resize: bool, max_pixels: int) -> np.ndarray:
                 raise InvalidInput(f"image is {width}x{height}; the model takes {SIDE}x{SIDE}. "
                                    "Send ?resize=true to resize it (aspect kept, padded with black)")
             image.load()
-            gray = to_grayscale(image)
+            gray = to_grayscale(image, background=255 if invert else 0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error
     except UnidentifiedImageError:
         raise UndecodableImage("cannot decode the image; send PNG, JPEG, BMP, GIF, TIFF or WebP") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # truncated or corrupt data
         raise UndecodableImage(f"cannot decode the image: {error}") from error
+    if invert:
+        gray = ImageOps.invert(gray)
     if gray.size != (SIDE, SIDE):
         gray = fit_to_square(gray)
     return np.asarray(gray, dtype=np.uint8)

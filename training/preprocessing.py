@@ -17,12 +17,12 @@ INPUT_CONTRACT = {
 }
 
 
-def to_grayscale(image: Image.Image) -> Image.Image:
-    """Grayscale view of any Pillow image; transparent pixels count as background (black)."""
+def to_grayscale(image: Image.Image, background: int = 0) -> Image.Image:
+    """Grayscale view of any Pillow image; transparent pixels take the `background` level (black)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(background, rgba)
+        canvas = Image.new("RGBA", rgba.size, (background, background, background, 255))
+        image = Image.alpha_composite(canvas, rgba)
     return image if image.mode == "L" else image.convert("L")
 
 

@@ -49,6 +49,8 @@ class ScoreQuery(BaseModel):
     fpr: float | None = Field(None, gt=0, lt=1, description="use the threshold calibrated for this "
                                                             "false-positive rate instead")
     resize: bool = Field(False, description="resize any image size to 28x28 (aspect kept, padded)")
+    invert: bool = Field(False, description="the image is dark on light (e.g. a scan): invert it to the "
+                                            "model's light-on-dark before scoring")
 
     @property
     def override(self) -> ThresholdOverride:

@@ -20,7 +20,7 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def single_image(request: Request, settings: Settings, resize: bool) -> np.ndarray:
+async def single_image(request: Request, settings: Settings, resize: bool, invert: bool) -> np.ndarray:
     """uint8 [1, 28, 28] from whichever of the three accepted forms the client used."""
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
@@ -32,10 +32,11 @@ async def single_image(request: Request, settings: Settings, resize: bool) -> np
     elif media_type.startswith("image/"):
         data = await request.body()
     elif media_type == "application/json":
-        return pixels_from_json(_pixels_field(await request.body()))[None]
+        pixels = pixels_from_json(_pixels_field(await request.body()))
+        return (255 - pixels if invert else pixels)[None]
     else:
         raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
-    return decode_image(data, resize=resize, max_pixels=settings.max_image_pixels)[None]
+    return decode_image(data, resize=resize, invert=invert, max_pixels=settings.max_image_pixels)[None]
 
 
 def _pixels_field(body: bytes) -> object:

@@ -30,6 +30,12 @@ def test_batch_applies_threshold_override_to_all(client, normal_pixels):
     assert all(item["result"]["is_anomaly"] for item in body["items"])
 
 
+def test_batch_applies_invert_to_all(client, normal_pixels):
+    single = client.post("/score", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")}).json()
+    body = client.post("/score/batch?invert=true", files=_files(*[png_bytes(255 - normal_pixels)] * 2)).json()
+    assert [item["result"]["score"] for item in body["items"]] == pytest.approx([single["score"]] * 2, rel=1e-5)
+
+
 def test_batch_over_the_maximum_is_422(start_client, normal_pixels):
     client = start_client(max_batch=2)
     response = client.post("/score/batch", files=_files(*[png_bytes(normal_pixels)] * 3))

@@ -82,6 +82,35 @@ def test_wrong_size_needs_resize(client, normal_pixels):
     assert response.json()["score"] == pytest.approx(original, rel=0.5)
 
 
+def test_invert_scores_a_dark_on_light_image_like_the_original(client, normal_pixels):
+    original = _score_file(client, png_bytes(normal_pixels)).json()
+    dark_on_light = png_bytes(255 - normal_pixels)
+    inverted = _score_file(client, dark_on_light, "?invert=true").json()
+    assert inverted["score"] == pytest.approx(original["score"], rel=1e-5)
+    as_sent = _score_file(client, dark_on_light).json()
+    assert as_sent["score"] > original["score"] and as_sent["is_anomaly"]
+    from_json = client.post("/score?invert=true", json={"pixels": (255 - normal_pixels).tolist()}).json()
+    assert from_json["score"] == pytest.approx(original["score"], rel=1e-5)
+
+
+def test_invert_keeps_transparent_pixels_as_background(client, normal_pixels):
+    # Black ink on a transparent canvas: the ink is in the alpha channel, the colour is black throughout.
+    ink = np.zeros((28, 28, 4), np.uint8)
+    ink[..., 3] = normal_pixels
+    buffer = io.BytesIO()
+    Image.fromarray(ink, "RGBA").save(buffer, format="PNG")
+    original = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    inverted = _score_file(client, buffer.getvalue(), "?invert=true").json()["score"]
+    assert inverted == pytest.approx(original, rel=1e-3)
+
+
+def test_invert_pads_a_resized_image_with_background(client, normal_pixels):
+    tall = np.kron(normal_pixels, np.ones((2, 1)))  # 56x28: resizing pads it left and right
+    light_on_dark = _score_file(client, png_bytes(tall), "?resize=true").json()["score"]
+    dark_on_light = _score_file(client, png_bytes(255 - tall), "?resize=true&invert=true").json()["score"]
+    assert dark_on_light == pytest.approx(light_on_dark, rel=1e-5)
+
+
 def test_threshold_overrides(client, normal_pixels, tiny_model):
     png = png_bytes(normal_pixels)
     low = _score_file(client, png, "?threshold=0").json()
@@ -103,6 +132,7 @@ def test_threshold_overrides(client, normal_pixels, tiny_model):
     ("?threshold=nan", "query.threshold"),
     ("?threshold=abc", "query.threshold"),
     ("?resize=maybe", "query.resize"),
+    ("?invert=2", "query.invert"),
 ])
 def test_bad_query_values_are_422(client, normal_pixels, query, detail):
     assert_problem(_score_file(client, png_bytes(normal_pixels), query), 422, detail)
@@ -195,5 +225,5 @@ def test_multipart_without_boundary_or_with_a_broken_body(client):
 def test_query_parameters_are_documented_from_the_parser(client):
     parameters = client.get("/openapi.json").json()["paths"]["/score"]["post"]["parameters"]
     by_name = {p["name"]: p for p in parameters}
-    assert set(by_name) == {"threshold", "fpr", "resize"}
+    assert set(by_name) == {"threshold", "fpr", "resize", "invert"}
     assert by_name["fpr"]["description"] and by_name["resize"]["in"] == "query"

@@ -35,9 +35,10 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
              summary="Score one image",
              description="Send the image as a multipart field `file`, as a raw `image/*` body, or as JSON "
                          "`{\"pixels\": 28x28 values 0-255}`. PNG, JPEG, BMP, GIF, TIFF and WebP are "
-                         "accepted; colour and alpha become grayscale.")
+                         "accepted; colour and alpha become grayscale. The model expects light strokes on "
+                         "a dark background: send `?invert=true` for dark-on-light images.")
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, query: ScoreQueryDep) -> JSONResponse:
-    images = await uploads.single_image(request, settings, query.resize)
+    images = await uploads.single_image(request, settings, query.resize, query.invert)
     (result,) = await scorer.score(images, query.override)
     return JSONResponse(score_result(result))
 
@@ -51,7 +52,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     files = await uploads.batch_files(request, settings)
     payloads = [upload.data for upload in files]
     # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
-    decoded = await asyncio.to_thread(_decode_all, payloads, query.resize, settings)
+    decoded = await asyncio.to_thread(_decode_all, payloads, query, settings)
     good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
     results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override) if good else [])
     items = []
@@ -66,11 +67,13 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)})
 
 
-def _decode_all(payloads: list[bytes], resize: bool, settings: Settings) -> list[np.ndarray | ServiceError]:
+def _decode_all(payloads: list[bytes], query: ScoreQuery,
+                settings: Settings) -> list[np.ndarray | ServiceError]:
     outcomes: list[np.ndarray | ServiceError] = []
     for data in payloads:
         try:
-            outcomes.append(decode_image(data, resize=resize, max_pixels=settings.max_image_pixels))
+            outcomes.append(decode_image(data, resize=query.resize, invert=query.invert,
+                                         max_pixels=settings.max_image_pixels))
         except ServiceError as error:
             outcomes.append(error)
     return outcomes
