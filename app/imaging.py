@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
-from training.preprocessing import SIDE, fit_to_square, to_grayscale
+from training.preprocessing import SIDE, PixelRangeError, fit_to_square, to_grayscale
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 
@@ -39,6 +39,8 @@ def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = F
             gray = to_grayscale(image, background=255 if invert else 0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error
+    except PixelRangeError as error:  # decoded fine, but its values are out of the contract
+        raise InvalidInput(str(error)) from error
     except UnidentifiedImageError:
         raise UndecodableImage("cannot decode the image; send PNG, JPEG, BMP, GIF, TIFF or WebP") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # truncated or corrupt data

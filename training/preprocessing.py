@@ -17,13 +17,46 @@ INPUT_CONTRACT = {
 }
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+class PixelRangeError(ValueError):
+    """Pixel values that do not map onto 0-255 without guessing their range."""
+
+
 def to_grayscale(image: Image.Image, background: int = 0) -> Image.Image:
-    """Grayscale view of any Pillow image; transparent pixels take the `background` level (black)."""
+    """8-bit grayscale (mode L) view of any Pillow image.
+
+    Pillow's own conversion clips wider pixels at 255, which turns a 16-bit image into a solid blob.
+    So 16-bit images keep their high byte (65535 -> 255, v * 257 -> v). 32-bit integer and float
+    images have no fixed range: like JSON pixels, their values must already lie in 0-255.
+    Transparent pixels take the `background` level (black by default).
+    """
+    if _is_sixteen_bit(image):
+        return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
+    if image.mode in ("I", "F"):
+        return Image.fromarray(_levels_within_0_255(np.asarray(image), image.mode))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, (background, background, background, 255))
         image = Image.alpha_composite(canvas, rgba)
     return image if image.mode == "L" else image.convert("L")
+
+
+def _is_sixteen_bit(image: Image.Image) -> bool:
+    # Older Pillow versions open 16-bit grayscale PNGs as 32-bit "I"; a PNG holds at most 16 bits.
+    return image.mode in SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG")
+
+
+def _levels_within_0_255(values: np.ndarray, mode: str) -> np.ndarray:
+    kind = "32-bit integer" if mode == "I" else "floating-point"
+    if mode == "F" and not np.isfinite(values).all():
+        raise PixelRangeError(f"{kind} image holds NaN or infinite pixel values")
+    low, high = values.min(), values.max()
+    if low < 0 or high > 255:
+        raise PixelRangeError(f"{kind} pixel values must lie in 0-255, found {low:g} to {high:g}; "
+                              "send an 8- or 16-bit image")
+    return np.rint(values).astype(np.uint8)
 
 
 def fit_to_square(image: Image.Image, side: int = SIDE) -> Image.Image:

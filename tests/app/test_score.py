@@ -58,6 +58,25 @@ def test_every_supported_format_is_accepted(client, normal_pixels, fmt, mode):
     assert response.json()["score"] == pytest.approx(reference, rel=tolerance, abs=1e-4)
 
 
+def test_a_sixteen_bit_image_scores_like_its_eight_bit_original(client, normal_pixels):
+    reference = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    buffer = io.BytesIO()
+    Image.fromarray(normal_pixels.astype(np.uint16) * 257).save(buffer, format="PNG")
+    response = _score_file(client, buffer.getvalue())
+    assert response.status_code == 200, response.text
+    assert response.json()["score"] == pytest.approx(reference, rel=1e-5)
+
+
+@pytest.mark.parametrize("value, detail", [(1000.0, "must lie in 0-255, found 0 to 1000"),
+                                           (np.nan, "NaN or infinite")])
+def test_float_images_outside_0_255_are_422(client, normal_pixels, value, detail):
+    pixels = normal_pixels.astype(np.float32)
+    pixels[0, 0] = value
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="TIFF")
+    assert_problem(_score_file(client, buffer.getvalue(), content_type="image/tiff"), 422, detail)
+
+
 def test_transparent_pixels_count_as_background(client):
     transparent_white = Image.new("RGBA", (28, 28), (255, 255, 255, 0))
     buffer = io.BytesIO()

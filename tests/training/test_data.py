@@ -68,6 +68,11 @@ def test_image_folder_converts_any_size_and_mode(tmp_path):
     assert wide[0].max() == 0 and wide[14].min() == 255  # aspect kept: white band, black padding
 
 
+def test_image_folder_scales_sixteen_bit_images(tmp_path):
+    Image.fromarray(np.full((28, 28), 200 * 257, np.uint16)).save(tmp_path / "deep.png")
+    assert np.array_equal(load_image_folder(tmp_path), np.full((1, 28, 28), 200, np.uint8))
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(DataError, match="not found"):
         load_image_folder(tmp_path / "missing")

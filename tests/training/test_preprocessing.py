@@ -1,0 +1,46 @@
+"""Converting any Pillow image to the model's 8-bit grayscale, including wide and float pixels."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.preprocessing import PixelRangeError, to_grayscale
+
+LEVELS = np.arange(256, dtype=np.uint8).reshape(16, 16)
+
+
+@pytest.mark.parametrize("dtype, mode", [("<u2", "I;16"), (">u2", "I;16B")])
+def test_sixteen_bit_images_are_scaled_not_clipped(dtype, mode):
+    wide = Image.fromarray((LEVELS.astype(np.uint16) * 257).astype(dtype))  # v * 257: v at 16 bits
+    assert wide.mode == mode
+    gray = to_grayscale(wide)
+    assert gray.mode == "L"
+    assert np.array_equal(np.asarray(gray), LEVELS)
+
+
+def test_a_png_opened_as_32_bit_counts_as_sixteen_bit():
+    # What older Pillow versions return for a 16-bit grayscale PNG.
+    image = Image.fromarray(LEVELS.astype(np.int32) * 257)
+    image.format = "PNG"
+    assert np.array_equal(np.asarray(to_grayscale(image)), LEVELS)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float32])
+def test_integer_and_float_images_within_0_255_keep_their_values(dtype):
+    assert np.array_equal(np.asarray(to_grayscale(Image.fromarray(LEVELS.astype(dtype)))), LEVELS)
+
+
+@pytest.mark.parametrize("values, message", [
+    (np.full((4, 4), 1e6, np.float32), "must lie in 0-255, found 1e\\+06 to 1e\\+06"),
+    (np.full((4, 4), -1, np.int32), "32-bit integer pixel values must lie in 0-255, found -1"),
+    (np.full((4, 4), np.nan, np.float32), "NaN or infinite"),
+])
+def test_integer_and_float_images_outside_0_255_are_refused(values, message):
+    with pytest.raises(PixelRangeError, match=message):
+        to_grayscale(Image.fromarray(values))
+
+
+@pytest.mark.parametrize("background", [0, 255])
+def test_transparent_pixels_take_the_background_level(background):
+    transparent = Image.new("RGBA", (4, 4), (128, 128, 128, 0))
+    assert set(np.asarray(to_grayscale(transparent, background=background)).ravel()) == {background}
