@@ -77,6 +77,19 @@ def test_float_images_outside_0_255_are_422(client, normal_pixels, value, detail
     assert_problem(_score_file(client, buffer.getvalue(), content_type="image/tiff"), 422, detail)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_exif_orientation_is_applied(client, normal_pixels, fmt):
+    upright = Image.fromarray(normal_pixels)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as cameras held upright write it
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, format=fmt, exif=exif, quality=100)
+    reference = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    rotated = _score_file(client, buffer.getvalue()).json()["score"]
+    tolerance = 1e-5 if fmt == "PNG" else 0.5  # JPEG is lossy
+    assert rotated == pytest.approx(reference, rel=tolerance, abs=1e-4)
+
+
 def test_transparent_pixels_count_as_background(client):
     transparent_white = Image.new("RGBA", (28, 28), (255, 255, 255, 0))
     buffer = io.BytesIO()
