@@ -36,7 +36,6 @@ def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = F
                 raise InvalidInput(f"image is {width}x{height}; the model takes {SIDE}x{SIDE}. "
                                    "Send ?resize=true to resize it (aspect kept, padded with black)")
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # score what a viewer shows (camera orientation)
             gray = to_grayscale(image, background=255 if invert else 0)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error

@@ -6,7 +6,7 @@ Pure numpy/Pillow (no TensorFlow), so the service can share it without importing
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 SIDE = 28
 INPUT_CONTRACT = {
@@ -25,13 +25,16 @@ class PixelRangeError(ValueError):
 
 
 def to_grayscale(image: Image.Image, background: int = 0) -> Image.Image:
-    """8-bit grayscale (mode L) view of any Pillow image.
+    """8-bit grayscale (mode L) view of any Pillow image, upright as its EXIF orientation says.
 
+    The orientation is applied to `image` in place (a copy of a large image would double its memory),
+    so a camera's rotated JPEG is scored, and trained on, as a viewer shows it.
     Pillow's own conversion clips wider pixels at 255, which turns a 16-bit image into a solid blob.
     So 16-bit images keep their high byte (65535 -> 255, v * 257 -> v). 32-bit integer and float
     images have no fixed range: like JSON pixels, their values must already lie in 0-255.
     Transparent pixels take the `background` level (black by default).
     """
+    ImageOps.exif_transpose(image, in_place=True)
     if _is_sixteen_bit(image):
         return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
     if image.mode in ("I", "F"):

@@ -44,3 +44,12 @@ def test_integer_and_float_images_outside_0_255_are_refused(values, message):
 def test_transparent_pixels_take_the_background_level(background):
     transparent = Image.new("RGBA", (4, 4), (128, 128, 128, 0))
     assert set(np.asarray(to_grayscale(transparent, background=background)).ravel()) == {background}
+
+
+def test_the_exif_orientation_is_applied():
+    marked = np.zeros((4, 6), np.uint8)
+    marked[0, 1] = 255
+    image = Image.fromarray(marked)
+    image.getexif()[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    upright = np.asarray(to_grayscale(image))
+    assert upright.shape == (6, 4) and np.argwhere(upright).tolist() == [[1, 3]]
