@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,29 +15,59 @@ from training.preprocessing import SIDE, PixelRangeError, fit_to_square, to_gray
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 
 
-def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = False) -> np.ndarray:
-    """Encoded image bytes -> uint8 [28, 28] grayscale, light strokes on dark.
+# Decoding an image this small takes under 0.2 ms, less than handing it to a thread (0.37 ms here).
+INLINE_DECODE_PIXELS = 64 * 64
+
+
+def open_image(data: bytes, *, resize: bool, max_pixels: int) -> Image.Image:
+    """Read only the header of encoded image bytes and check its size against the limits."""
+    if not data:
+        raise UndecodableImage("the image is empty (0 bytes)")
+    with _decoding_errors():
+        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    width, height = image.size
+    # Pillow's own guard only warns below twice its limit; turning that warning into an error would
+    # need warnings.catch_warnings, which is not thread-safe, and images are decoded on threads too.
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {width}x{height} = "
+                              f"{width * height} pixels, over Pillow's limit of {Image.MAX_IMAGE_PIXELS}")
+    if width * height > max_pixels:
+        raise PayloadTooLarge(f"image is {width}x{height} = {width * height} pixels; "
+                              f"the limit is {max_pixels}")
+    if (width, height) != (SIDE, SIDE) and not resize:
+        raise InvalidInput(f"image is {width}x{height}; the model takes {SIDE}x{SIDE}. "
+                           "Send ?resize=true to resize it (aspect kept, padded with black)")
+    return image
+
+
+def to_model_pixels(image: Image.Image, *, invert: bool = False) -> np.ndarray:
+    """An opened image -> uint8 [28, 28] grayscale, light strokes on dark.
 
     `invert` is for dark-on-light images (a scan, a drawing on white): transparent pixels become the
     image's own background (white) and then, with everything else, are inverted to the model's black.
     Inverting comes before resizing, so the padding is background too.
     """
-    if not data:
-        raise UndecodableImage("the image is empty (0 bytes)")
+    with _decoding_errors():
+        image.load()
+        gray = to_grayscale(image, background=255 if invert else 0)
+    if invert:
+        gray = ImageOps.invert(gray)
+    if gray.size != (SIDE, SIDE):
+        gray = fit_to_square(gray)
+    return np.asarray(gray, dtype=np.uint8)
+
+
+def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = False) -> np.ndarray:
+    """Encoded image bytes -> uint8 [28, 28]: `open_image`, then `to_model_pixels`."""
+    return to_model_pixels(open_image(data, resize=resize, max_pixels=max_pixels), invert=invert)
+
+
+@contextmanager
+def _decoding_errors():
+    """Pillow's errors, as the client errors they are."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise PayloadTooLarge(f"image is {width}x{height} = {width * height} pixels; "
-                                      f"the limit is {max_pixels}")
-            if (width, height) != (SIDE, SIDE) and not resize:
-                raise InvalidInput(f"image is {width}x{height}; the model takes {SIDE}x{SIDE}. "
-                                   "Send ?resize=true to resize it (aspect kept, padded with black)")
-            image.load()
-            gray = to_grayscale(image, background=255 if invert else 0)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:  # warning: if made an error
         raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error
     except PixelRangeError as error:  # decoded fine, but its values are out of the contract
         raise InvalidInput(str(error)) from error
@@ -45,11 +75,6 @@ def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = F
         raise UndecodableImage("cannot decode the image; send PNG, JPEG, BMP, GIF, TIFF or WebP") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # truncated or corrupt data
         raise UndecodableImage(f"cannot decode the image: {error}") from error
-    if invert:
-        gray = ImageOps.invert(gray)
-    if gray.size != (SIDE, SIDE):
-        gray = fit_to_square(gray)
-    return np.asarray(gray, dtype=np.uint8)
 
 
 def pixels_from_json(pixels: object) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -9,11 +10,13 @@ from fastapi import Request
 
 from app.api.multipart import Part, parse_multipart
 from app.config import Settings
-from app.errors import InvalidInput, UndecodableImage, UnsupportedMediaType
-from app.imaging import decode_image, pixels_from_json
+from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
+from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_model_pixels
+from training.preprocessing import SIDE
 
 ACCEPTED = "multipart/form-data (field 'file'), an image/* body, or application/json {\"pixels\": [...]}"
 MAX_EXTRA_PARTS = 8  # form fields a client may send besides its images
+MAX_JSON_BYTES = 256 * 1024  # 28x28 numbers take ~20 KB even pretty-printed with long decimals
 
 
 def _media_type(request: Request) -> str:
@@ -36,10 +39,18 @@ async def single_image(request: Request, settings: Settings, resize: bool, inver
         return (255 - pixels if invert else pixels)[None]
     else:
         raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
-    return decode_image(data, resize=resize, invert=invert, max_pixels=settings.max_image_pixels)[None]
+    image = open_image(data, resize=resize, max_pixels=settings.max_image_pixels)
+    if image.width * image.height <= INLINE_DECODE_PIXELS:
+        return to_model_pixels(image, invert=invert)[None]
+    # Decoding and resizing a large image takes up to a second: on the event loop it would stall
+    # every other request. Pillow releases the GIL while it decodes.
+    return (await asyncio.to_thread(to_model_pixels, image, invert=invert))[None]
 
 
 def _pixels_field(body: bytes) -> object:
+    if len(body) > MAX_JSON_BYTES:  # parsing megabytes of JSON would stall the event loop
+        raise PayloadTooLarge(f"the JSON body is {len(body)} bytes; one {SIDE}x{SIDE} image needs far less "
+                              f"than the limit of {MAX_JSON_BYTES}. Send larger images as files")
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:

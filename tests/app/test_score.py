@@ -232,11 +232,36 @@ def test_oversized_bodies_are_413(start_client, normal_pixels):
     (7_000, "pixels; the limit is 40000000"),      # over VAE_MAX_IMAGE_PIXELS, under Pillow's own guard
     (10_000, "possible decompression bomb"),        # Pillow's guard stays on
 ])
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns as it opens it
 def test_decompression_bombs_are_refused_without_decoding(client, side, detail):
     bomb = io.BytesIO()
     Image.new("1", (side, side)).save(bomb, format="PNG")  # tens of millions of pixels in a few KB
     assert len(bomb.getvalue()) < 100_000
     assert_problem(_score_file(client, bomb.getvalue(), "?resize=true"), 413, detail)
+
+
+def test_only_large_images_are_decoded_off_the_event_loop(client, normal_pixels, monkeypatch):
+    from app.api import uploads
+    offloaded = []
+    real_to_thread = uploads.asyncio.to_thread
+
+    async def spy(function, *args, **kwargs):
+        offloaded.append(getattr(function, "__name__", repr(function)))
+        return await real_to_thread(function, *args, **kwargs)
+
+    monkeypatch.setattr(uploads.asyncio, "to_thread", spy)
+    small = _score_file(client, png_bytes(normal_pixels))
+    assert small.status_code == 200 and "to_model_pixels" not in offloaded
+    large = _score_file(client, png_bytes(np.kron(normal_pixels, np.ones((8, 8)))), "?resize=true")
+    assert large.status_code == 200, large.text
+    assert offloaded.count("to_model_pixels") == 1
+    assert large.json()["score"] == pytest.approx(small.json()["score"], rel=0.5)
+
+
+def test_an_oversized_json_body_is_413_before_it_is_parsed(client):
+    body = b'{"pixels": [' + b" " * 300_000 + b"]}"
+    response = client.post("/score", content=body, headers={"content-type": "application/json"})
+    assert_problem(response, 413, "the JSON body is 300014 bytes")
 
 
 def test_not_ready_is_503(start_client, store):
