@@ -61,9 +61,10 @@ def _pixels_field(body: bytes) -> object:
 
 
 async def batch_files(request: Request, settings: Settings) -> list[Part]:
-    if _media_type(request) != "multipart/form-data":
-        raise UnsupportedMediaType("send the images as multipart/form-data, one part per image, "
-                                   "all named 'files'")
+    media_type = _media_type(request)
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send the images "
+                                   "as multipart/form-data, one part per image, all named 'files'")
     parts = parse_multipart(await request.body(), request.headers["content-type"],
                             settings.max_batch + MAX_EXTRA_PARTS)
     files = [part for part in parts if part.name == "files"]

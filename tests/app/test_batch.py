@@ -43,6 +43,8 @@ def test_batch_over_the_maximum_is_422(start_client, normal_pixels):
 
 
 def test_batch_needs_multipart_files(client, normal_pixels):
-    assert_problem(client.post("/score/batch", json={"pixels": []}), 415, "multipart/form-data")
+    assert_problem(client.post("/score/batch", json={"pixels": []}), 415,
+                   "content type 'application/json' is not accepted; send the images as multipart/form-data")
+    assert_problem(client.post("/score/batch"), 415, "content type '(none)' is not accepted")
     response = client.post("/score/batch", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")})
     assert_problem(response, 422, "no parts named 'files'")
