@@ -6,7 +6,7 @@ Pure numpy/Pillow (no TensorFlow), so the service can share it without importing
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 SIDE = 28
 INPUT_CONTRACT = {
@@ -24,17 +24,28 @@ class PixelRangeError(ValueError):
     """Pixel values that do not map onto 0-255 without guessing their range."""
 
 
+# How to turn an image upright for each EXIF orientation (2-8; 1 is upright), as viewers do.
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+            7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+_EXIF_ORIENTATION = 0x0112
+
+
 def to_grayscale(image: Image.Image, background: int = 0) -> Image.Image:
     """8-bit grayscale (mode L) view of any Pillow image, upright as its EXIF orientation says.
 
-    The orientation is applied to `image` in place (a copy of a large image would double its memory),
-    so a camera's rotated JPEG is scored, and trained on, as a viewer shows it.
+    Upright, so a camera's rotated JPEG is scored, and trained on, as a viewer shows it.
     Pillow's own conversion clips wider pixels at 255, which turns a 16-bit image into a solid blob.
     So 16-bit images keep their high byte (65535 -> 255, v * 257 -> v). 32-bit integer and float
     images have no fixed range: like JSON pixels, their values must already lie in 0-255.
     Transparent pixels take the `background` level (black by default).
     """
-    ImageOps.exif_transpose(image, in_place=True)
+    gray = _eight_bit_gray(image, background)
+    turn = _UPRIGHT.get(_exif_orientation(image))
+    return gray.transpose(turn) if turn is not None else gray
+
+
+def _eight_bit_gray(image: Image.Image, background: int) -> Image.Image:
     if _is_sixteen_bit(image):
         return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
     if image.mode in ("I", "F"):
@@ -44,6 +55,13 @@ def to_grayscale(image: Image.Image, background: int = 0) -> Image.Image:
         canvas = Image.new("RGBA", rgba.size, (background, background, background, 255))
         image = Image.alpha_composite(canvas, rgba)
     return image if image.mode == "L" else image.convert("L")
+
+
+def _exif_orientation(image: Image.Image) -> int | None:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block costs the orientation, never the image;
+        return None    # Pillow's EXIF parser raises TypeError, struct.error, ValueError and more
 
 
 def _is_sixteen_bit(image: Image.Image) -> bool:

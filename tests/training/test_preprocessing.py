@@ -1,5 +1,7 @@
 """Converting any Pillow image to the model's 8-bit grayscale, including wide and float pixels."""
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -53,3 +55,13 @@ def test_the_exif_orientation_is_applied():
     image.getexif()[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     upright = np.asarray(to_grayscale(image))
     assert upright.shape == (6, 4) and np.argwhere(upright).tolist() == [[1, 3]]
+
+
+def test_a_corrupt_exif_block_costs_the_orientation_not_the_image(monkeypatch):
+    image = Image.fromarray(LEVELS)
+
+    def corrupt_exif():
+        raise struct.error("required argument is not an integer")  # what Pillow raised on fuzzed JPEGs
+
+    monkeypatch.setattr(image, "getexif", corrupt_exif)
+    assert np.array_equal(np.asarray(to_grayscale(image)), LEVELS)
