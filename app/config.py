@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=784, description="decoded-size guard (decompression bombs)")
     batching_max_size: int = Field(128, ge=1, description="dynamic batching: most images per model call")
     batching_max_wait_ms: float = Field(0.0, ge=0, description="dynamic batching: wait for more requests")
+    decode_threads: int = Field(1, ge=1, description="threads that decode large uploads and batches")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.api.routes import images, operations, results, score
 from app.config import Settings
+from app.decode_pool import DecodePool
 from app.detector import Detector
 from app.errors import install_error_handlers
 from app.metrics import ServiceMetrics
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None,
         scorer = Scorer(registry, store, metrics, settings.batching_max_size,
                         settings.batching_max_wait_ms / 1000)
         app.state.store, app.state.registry, app.state.scorer = store, registry, scorer
+        app.state.decode_pool = decode_pool = DecodePool(settings.decode_threads)
         scorer.batcher.start()
         # Load in the background: /healthz answers at once, /readyz says 503 until the model is in.
         poller = asyncio.create_task(registry.poll_forever(), name="model-poller")
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None,
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
             await scorer.batcher.stop()
+            decode_pool.close()
             await asyncio.to_thread(store.close)
 
     app = FastAPI(title="VAE anomaly detection", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.config import Settings
+from app.decode_pool import DecodePool
 from app.errors import InvalidInput
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
@@ -34,6 +35,10 @@ async def _store(request: Request) -> ResultStore:
 
 async def _scorer(request: Request) -> Scorer:
     return request.app.state.scorer
+
+
+async def _decode_pool(request: Request) -> DecodePool:
+    return request.app.state.decode_pool
 
 
 async def _metrics(request: Request) -> ServiceMetrics:
@@ -88,5 +93,6 @@ RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
 StoreDep = Annotated[ResultStore, Depends(_store)]
 ScorerDep = Annotated[Scorer, Depends(_scorer)]
 MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
+DecodePoolDep = Annotated[DecodePool, Depends(_decode_pool)]
 ScoreQueryDep = Annotated[ScoreQuery, Depends(_score_query)]
 ResultIdDep = Annotated[str, Depends(_result_id)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ from fastapi import Request
 
 from app.api.multipart import Part, parse_multipart
 from app.config import Settings
+from app.decode_pool import DecodePool
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
 from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_model_pixels
 from training.preprocessing import SIDE
@@ -23,7 +23,8 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def single_image(request: Request, settings: Settings, resize: bool, invert: bool) -> np.ndarray:
+async def single_image(request: Request, settings: Settings, decode_pool: DecodePool,
+                       resize: bool, invert: bool) -> np.ndarray:
     """uint8 [1, 28, 28] from whichever of the three accepted forms the client used."""
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
@@ -44,7 +45,7 @@ async def single_image(request: Request, settings: Settings, resize: bool, inver
         return to_model_pixels(image, invert=invert)[None]
     # Decoding and resizing a large image takes up to a second: on the event loop it would stall
     # every other request. Pillow releases the GIL while it decodes.
-    return (await asyncio.to_thread(to_model_pixels, image, invert=invert))[None]
+    return (await decode_pool.run(to_model_pixels, image, invert=invert))[None]
 
 
 def _pixels_field(body: bytes) -> object:

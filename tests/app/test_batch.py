@@ -1,5 +1,8 @@
+import threading
+
 import pytest
 
+from app.imaging import decode_image
 from tests.app.conftest import png_bytes
 from tests.app.test_score import assert_problem
 
@@ -34,6 +37,19 @@ def test_batch_applies_invert_to_all(client, normal_pixels):
     single = client.post("/score", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")}).json()
     body = client.post("/score/batch?invert=true", files=_files(*[png_bytes(255 - normal_pixels)] * 2)).json()
     assert [item["result"]["score"] for item in body["items"]] == pytest.approx([single["score"]] * 2, rel=1e-5)
+
+
+def test_batch_is_decoded_on_the_decode_pool(client, normal_pixels, monkeypatch):
+    from app.api.routes import score
+    decoded_on = []
+
+    def recording(*args, **kwargs):
+        decoded_on.append(threading.current_thread().name)
+        return decode_image(*args, **kwargs)
+
+    monkeypatch.setattr(score, "decode_image", recording)
+    assert client.post("/score/batch", files=_files(*[png_bytes(normal_pixels)] * 3)).status_code == 200
+    assert len(decoded_on) == 3 and all(name.startswith("vae-decode") for name in decoded_on)
 
 
 def test_batch_over_the_maximum_is_422(start_client, normal_pixels):

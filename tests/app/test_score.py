@@ -2,11 +2,13 @@
 
 import io
 import math
+import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from app.imaging import to_model_pixels
 from tests.app.conftest import png_bytes
 
 PROBLEM = "application/problem+json"
@@ -242,19 +244,18 @@ def test_decompression_bombs_are_refused_without_decoding(client, side, detail):
 
 def test_only_large_images_are_decoded_off_the_event_loop(client, normal_pixels, monkeypatch):
     from app.api import uploads
-    offloaded = []
-    real_to_thread = uploads.asyncio.to_thread
+    decoded_on = []
 
-    async def spy(function, *args, **kwargs):
-        offloaded.append(getattr(function, "__name__", repr(function)))
-        return await real_to_thread(function, *args, **kwargs)
+    def recording(*args, **kwargs):
+        decoded_on.append(threading.current_thread().name)
+        return to_model_pixels(*args, **kwargs)
 
-    monkeypatch.setattr(uploads.asyncio, "to_thread", spy)
+    monkeypatch.setattr(uploads, "to_model_pixels", recording)
     small = _score_file(client, png_bytes(normal_pixels))
-    assert small.status_code == 200 and "to_model_pixels" not in offloaded
+    assert small.status_code == 200 and not decoded_on[0].startswith("vae-decode")
     large = _score_file(client, png_bytes(np.kron(normal_pixels, np.ones((8, 8)))), "?resize=true")
     assert large.status_code == 200, large.text
-    assert offloaded.count("to_model_pixels") == 1
+    assert decoded_on[1].startswith("vae-decode")  # the decode pool's own threads, not the model's
     assert large.json()["score"] == pytest.approx(small.json()["score"], rel=0.5)
 
 

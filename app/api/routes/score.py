@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api import uploads
-from app.api.deps import ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep, query_parameters_openapi
+from app.api.deps import (DecodePoolDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep,
+                          query_parameters_openapi)
 from app.api.presenters import score_result
 from app.errors import ServiceError
 from app.imaging import decode_image
@@ -37,8 +36,9 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
                          "`{\"pixels\": 28x28 values 0-255}`. PNG, JPEG, BMP, GIF, TIFF and WebP are "
                          "accepted; colour and alpha become grayscale. The model expects light strokes on "
                          "a dark background: send `?invert=true` for dark-on-light images.")
-async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, query: ScoreQueryDep) -> JSONResponse:
-    images = await uploads.single_image(request, settings, query.resize, query.invert)
+async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
+                query: ScoreQueryDep) -> JSONResponse:
+    images = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert)
     (result,) = await scorer.score(images, query.override)
     return JSONResponse(score_result(result))
 
@@ -47,12 +47,12 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, quer
              openapi_extra=_BATCH_BODY, summary="Score many images in one request",
              description="Multipart with one part per image, each named `files` (at most VAE_MAX_BATCH). "
                          "An image that cannot be scored gets its own error item; the rest are scored.")
-async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep,
+async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
                       query: ScoreQueryDep) -> JSONResponse:
     files = await uploads.batch_files(request, settings)
     payloads = [upload.data for upload in files]
     # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
-    decoded = await asyncio.to_thread(_decode_all, payloads, query, settings)
+    decoded = await decode_pool.run(_decode_all, payloads, query, settings)
     good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
     results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override) if good else [])
     items = []
