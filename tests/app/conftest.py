@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -79,3 +80,15 @@ def normal_pixels() -> np.ndarray:
 @pytest.fixture(scope="session")
 def anomalous_pixels() -> np.ndarray:
     return make_images(np.array([0]), seed=99)[0]
+
+
+def record_threads(monkeypatch, module, name: str) -> list[str]:
+    """Wrap `module.name` so that each call notes the name of the thread it ran on."""
+    original, threads = getattr(module, name), []
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recording)
+    return threads

@@ -1,9 +1,6 @@
-import threading
-
 import pytest
 
-from app.imaging import decode_image
-from tests.app.conftest import png_bytes
+from tests.app.conftest import png_bytes, record_threads
 from tests.app.test_score import assert_problem
 
 
@@ -41,13 +38,7 @@ def test_batch_applies_invert_to_all(client, normal_pixels):
 
 def test_batch_is_decoded_on_the_decode_pool(client, normal_pixels, monkeypatch):
     from app.api.routes import score
-    decoded_on = []
-
-    def recording(*args, **kwargs):
-        decoded_on.append(threading.current_thread().name)
-        return decode_image(*args, **kwargs)
-
-    monkeypatch.setattr(score, "decode_image", recording)
+    decoded_on = record_threads(monkeypatch, score, "decode_image")
     assert client.post("/score/batch", files=_files(*[png_bytes(normal_pixels)] * 3)).status_code == 200
     assert len(decoded_on) == 3 and all(name.startswith("vae-decode") for name in decoded_on)
 

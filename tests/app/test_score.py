@@ -2,14 +2,12 @@
 
 import io
 import math
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app.imaging import to_model_pixels
-from tests.app.conftest import png_bytes
+from tests.app.conftest import png_bytes, record_threads
 
 PROBLEM = "application/problem+json"
 
@@ -244,13 +242,7 @@ def test_decompression_bombs_are_refused_without_decoding(client, side, detail):
 
 def test_only_large_images_are_decoded_off_the_event_loop(client, normal_pixels, monkeypatch):
     from app.api import uploads
-    decoded_on = []
-
-    def recording(*args, **kwargs):
-        decoded_on.append(threading.current_thread().name)
-        return to_model_pixels(*args, **kwargs)
-
-    monkeypatch.setattr(uploads, "to_model_pixels", recording)
+    decoded_on = record_threads(monkeypatch, uploads, "to_model_pixels")
     small = _score_file(client, png_bytes(normal_pixels))
     assert small.status_code == 200 and not decoded_on[0].startswith("vae-decode")
     large = _score_file(client, png_bytes(np.kron(normal_pixels, np.ones((8, 8)))), "?resize=true")
