@@ -33,3 +33,10 @@ def p_values(sorted_calibration_scores: np.ndarray, scores: np.ndarray) -> np.nd
     calibration = np.asarray(sorted_calibration_scores, dtype=np.float64)
     at_least = calibration.size - np.searchsorted(calibration, np.asarray(scores, np.float64), side="left")
     return (1.0 + at_least) / (calibration.size + 1.0)
+
+
+def pixel_threshold(differences: np.ndarray, target_fpr: float) -> float:
+    """The pixel-level analogue of the threshold: the |input - reconstruction| that only `target_fpr` of
+    the pixels of normal images exceed. Heatmaps saturate relative to it, so a colour means the same
+    evidence on every image."""
+    return float(max(np.quantile(np.abs(differences), 1.0 - target_fpr), 1e-3))

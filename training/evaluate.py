@@ -33,8 +33,9 @@ class Scored:
     difference: np.ndarray           # float [N, 28, 28]
 
 
-def score_with_saved_model(version_dir: Path, images: np.ndarray, labels: np.ndarray,
-                           normal_classes: list[int], progress: bool = True) -> Scored:
+def saved_model_outputs(version_dir: Path, images: np.ndarray, progress: bool = True,
+                        what: str = "test images") -> dict[str, np.ndarray]:
+    """Every output of a version's serving signature for uint8 images [N, 28, 28], run in chunks."""
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
@@ -43,12 +44,17 @@ def score_with_saved_model(version_dir: Path, images: np.ndarray, labels: np.nda
         outputs = serve(images=tf.constant(to_model_input(images[start:start + CHUNK])))
         chunks.append({name: tensor.numpy() for name, tensor in outputs.items()})
         if progress:
-            done = f"scored {min(start + CHUNK, len(images))}/{len(images)} test images"
+            done = f"scored {min(start + CHUNK, len(images))}/{len(images)} {what}"
             print(f"\r{done}" if sys.stderr.isatty() else done, end="" if sys.stderr.isatty() else "\n",
                   file=sys.stderr, flush=True)
     if progress and sys.stderr.isatty():
         print(file=sys.stderr)
-    merged = {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+
+
+def score_with_saved_model(version_dir: Path, images: np.ndarray, labels: np.ndarray,
+                           normal_classes: list[int], progress: bool = True) -> Scored:
+    merged = saved_model_outputs(version_dir, images, progress)
     return Scored(images=images, labels=labels, is_anomaly=~np.isin(labels, normal_classes),
                   scores={k: v for k, v in merged.items() if v.ndim == 1},
                   reconstruction=merged["reconstruction"].reshape(-1, 28, 28),

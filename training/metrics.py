@@ -50,6 +50,15 @@ def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) 
             **rates_at_threshold(labels, scores, threshold)}
 
 
+def test_set_metrics(normal_classes: list[int], scores_by_method: dict[str, np.ndarray], labels: np.ndarray,
+                     thresholds: dict[str, float], primary: str) -> dict:
+    """Every method's metrics on a labelled test set at its threshold; the primary method's at the top level."""
+    is_anomaly = ~np.isin(labels, normal_classes)
+    by_method = {m: detection_metrics(is_anomaly, scores_by_method[m], thresholds[m]) for m in thresholds}
+    return {**by_method[primary], "by_method": by_method,
+            "n_normal": int((~is_anomaly).sum()), "n_anomalous": int(is_anomaly.sum())}
+
+
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, TPR) at every distinct threshold, from (0, 0) to (1, 1)."""
     labels = np.asarray(labels).astype(bool)

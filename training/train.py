@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from training import data as datasets
-from training.calibration import conformal_threshold
-from training.metrics import auroc, detection_metrics
+from training.calibration import conformal_threshold, pixel_threshold
+from training.metrics import auroc, test_set_metrics
 from training.preprocessing import INPUT_CONTRACT, to_model_input
 from training.scores import SCORE_DESCRIPTIONS, SCORE_METHODS, AnomalyScorer, reference_codes
 from training.store import publish, staging_directory
@@ -126,13 +126,6 @@ def choose_score_method(config: TrainConfig, validation: dict, anomalies: dict |
     return max(aurocs, key=aurocs.get), aurocs
 
 
-def _test_metrics(config, test_scores, test_labels, threshold_by_method) -> dict:
-    is_anomaly = ~np.isin(test_labels, config.normal)
-    metrics = {m: detection_metrics(is_anomaly, test_scores[m], threshold_by_method[m])
-               for m in SCORE_METHODS}
-    return {"by_method": metrics, "n_normal": int((~is_anomaly).sum()), "n_anomalous": int(is_anomaly.sum())}
-
-
 def _reference_images(data: TrainingData, scores_of) -> list[dict]:
     """A few images with their exact outputs, so a loaded model can prove it reproduces them."""
     picks = [("normal", data.calibration[:REFERENCE_IMAGES_PER_KIND])]
@@ -189,8 +182,8 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
 
     test_metrics = None
     if data.test_images is not None and not np.isin(data.test_labels, config.normal).all():
-        test_metrics = _test_metrics(config, scores_of(data.test_images), data.test_labels, thresholds)
-        test_metrics.update(test_metrics["by_method"][method])
+        test_metrics = test_set_metrics(config.normal, scores_of(data.test_images), data.test_labels,
+                                        thresholds, method)
 
     metadata = {
         "name": config.name,
@@ -202,6 +195,8 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
         "target_fpr": config.target_fpr,
         "dssim_knn": anomaly_scorer.settings(),
         "calibration_scores": np.sort(calibration_scores[method]).tolist(),
+        "calibration": {"source": "normal images held out from training (validation and calibration shares)",
+                        "n_images": len(data.validation) + len(data.calibration)},
         "heatmap_scale": _heatmap_scale(scorer, data.calibration, config.target_fpr),
         "normal_classes": config.normal if not config.images else ["folder"],
         "input": INPUT_CONTRACT,
@@ -243,10 +238,6 @@ def _with_primary(scores: dict, method: str) -> dict:
 
 
 def _heatmap_scale(scorer, calibration: np.ndarray, target_fpr: float) -> float:
-    """Pixel-level analogue of the threshold: the |difference| that only `target_fpr` of the pixels of
-    held-out normal images exceed. The service's heatmaps saturate relative to it, so a colour means
-    the same evidence on every image."""
     import tensorflow as tf
 
-    difference = scorer(tf.constant(to_model_input(calibration)))["difference"].numpy()
-    return float(max(np.quantile(np.abs(difference), 1.0 - target_fpr), 1e-3))
+    return pixel_threshold(scorer(tf.constant(to_model_input(calibration)))["difference"].numpy(), target_fpr)
