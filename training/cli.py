@@ -1,4 +1,4 @@
-"""Command line: `python -m training train ...` (also installed as `vae-train`)."""
+"""Command line: `python -m training train|evaluate|recalibrate ...` (also installed as `vae-train`)."""
 
 from __future__ import annotations
 
@@ -74,50 +74,89 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")
     evaluate.add_argument("--report", type=Path, default=Path("reports"), metavar="DIR",
                           help="where to write metrics.json, report.md and the plots (default: reports/)")
+    recalibrate = commands.add_parser(
+        "recalibrate", help="publish a version's model again, with its threshold calibrated on new normal images")
+    recalibrate.add_argument("--images", required=True, metavar="DIR",
+                             help="folder of normal images from where the model is used (never trained on)")
+    recalibrate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
+                             help="the version to recalibrate (default: the latest of --name); "
+                                  "the new version is published beside it")
+    recalibrate.add_argument("--store", type=Path, default=DEFAULTS.store)
+    recalibrate.add_argument("--name", default=DEFAULTS.name)
+    recalibrate.add_argument("--target-fpr", type=_fraction, default=None,
+                             help="false-positive rate to calibrate for (default: the version's)")
+    recalibrate.add_argument("--data", metavar="PATH",
+                             help="MNIST .npz for the new version's report, if the model's normal class is a "
+                                  "digit (default: $MNIST_PATH, else Keras' cache)")
     return parser
 
 
-def _evaluate(args) -> int:
-    from training.evaluate import evaluate
-    from training.store import list_versions
+class _UsageError(Exception):
+    pass
+
+
+def _version_dir(args) -> Path:
+    """--model, else the latest published version of --name in --store."""
+    from training.store import METADATA_PATH, list_versions
 
     version_dir = args.model
     if version_dir is None:
         versions = list_versions(args.store / args.name)
         if not versions:
-            print(f"error: no published version in {args.store / args.name}", file=sys.stderr)
-            return 2
+            raise _UsageError(f"no published version in {args.store / args.name}")
         version_dir = args.store / args.name / str(versions[-1])
-    if not (version_dir / "saved_model.pb").is_file():
-        print(f"error: {version_dir} is not a model version folder (no saved_model.pb)", file=sys.stderr)
-        return 2
+    missing = [name for name in ("saved_model.pb", str(METADATA_PATH)) if not (version_dir / name).is_file()]
+    if missing:
+        raise _UsageError(f"{version_dir} is not a model version folder (no {' or '.join(missing)})")
+    return version_dir
+
+
+def _recalibrate(args) -> int:
+    from training.data import fingerprint, load_image_folder, load_mnist
+    from training.recalibrate import LabelledTestSet, NormalImages, recalibrate_and_publish
+    from training.store import read_metadata
+
+    version_dir = _version_dir(args)
+    source = read_metadata(version_dir)
+    images = load_image_folder(args.images)
+    test_set = None
+    if any(isinstance(c, int) for c in source["normal_classes"]):  # every MNIST version ships its report
+        mnist = load_mnist(args.data)
+        test_set = LabelledTestSet(mnist.x_test, mnist.y_test)
+    published = recalibrate_and_publish(version_dir, NormalImages(images, f"folder {args.images}",
+                                                                  fingerprint(images)),
+                                        args.target_fpr, test_set, progress=True)
+    metadata = published.metadata
+    summary = {"version": published.version, "path": str(published.path),
+               "recalibrated_from": source["version"], "n_images": len(images),
+               "score_method": metadata["score_method"], "target_fpr": metadata["target_fpr"],
+               "threshold": metadata["threshold"], "previous_threshold": source["threshold"],
+               "test_metrics": {k: v for k, v in (metadata["test_metrics"] or {}).items() if k != "by_method"}}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from training.evaluate import evaluate
+
+    version_dir = _version_dir(args)
     try:
         metrics = evaluate(version_dir, args.data, args.report)
-    except (DataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ValueError as error:  # a version not trained on MNIST classes
+        raise _UsageError(str(error)) from error
     primary = metrics["primary"]
     print(json.dumps({"report": str(args.report), "auroc": primary["auroc"], "fpr": primary["fpr"],
                       "tpr": primary["tpr"]}, indent=1))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command == "evaluate":
-        return _evaluate(args)
+def _train(args) -> int:
     from training.train import train_and_publish  # deferred: imports TensorFlow
 
     normal = sorted({d for group in (args.normal or [[1]]) for d in group})
     config = TrainConfig(normal=normal, **{k: v for k, v in vars(args).items()
                                            if k not in ("command", "normal")})
-    try:
-        published = train_and_publish(config)
-    except (DataError, CalibrationError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    published = train_and_publish(config)
     summary = {"version": published.version, "path": str(published.path),
                "score_method": published.metadata["score_method"],
                "threshold": published.metadata["threshold"],
@@ -126,3 +165,17 @@ def main(argv: list[str] | None = None) -> int:
                "seconds": published.metadata["training"]["seconds"]}
     print(json.dumps(summary, indent=1))
     return 0
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "recalibrate": _recalibrate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return COMMANDS[args.command](args)
+    except (_UsageError, DataError, CalibrationError) as error:  # what the user can fix: exit code 2
+        print(f"error: {error}", file=sys.stderr)
+        return 2

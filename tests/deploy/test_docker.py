@@ -160,3 +160,22 @@ def test_scores_restarts_and_trains_a_new_version(stack):
     _wait_for_version(base, before + 1, timeout=120)
     response = httpx.post(f"{base}/score", files={"file": ("1.png", _png(one), "image/png")}, timeout=30)
     assert response.json()["model"]["version"] == before + 1
+
+
+def test_recalibrates_the_served_version_on_a_folder_of_normals(stack, tmp_path_factory):
+    base, compose = stack["base"], stack["compose"]
+    served = httpx.get(f"{base}/model", timeout=30).json()
+    normals = tmp_path_factory.mktemp("normals")
+    normals.chmod(0o755)  # the container's user (10001) must read the mounted folder
+    with np.load(stack["mnist"]) as data:
+        ones = data["x_test"][data["y_test"] == 1][:150]
+    for i, image in enumerate(ones):
+        (normals / f"{i:03d}.png").write_bytes(_png(image))
+        (normals / f"{i:03d}.png").chmod(0o644)
+    env = {**stack["env"], "NORMALS_DIR": str(normals)}
+    _run([*compose, "--profile", "train", "run", "--rm", "recalibrate"], env, timeout=600)
+    _wait_for_version(base, served["version"] + 1, timeout=120)
+    model = httpx.get(f"{base}/model", timeout=30).json()
+    assert model["calibration"]["n_images"] == 150
+    assert model["calibration"]["recalibrated_from"]["version"] == served["version"]
+    assert model["threshold"] != served["threshold"]

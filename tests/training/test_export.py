@@ -79,11 +79,13 @@ def test_metadata_fields(tiny_model):
     metadata = read_metadata(tiny_model.path)
     for field in ("name", "version", "created_at", "score_method", "threshold", "target_fpr",
                   "calibration_scores", "normal_classes", "input", "training", "data",
-                  "test_metrics", "reference_images", "library_versions", "heatmap_scale", "dssim_knn"):
+                  "test_metrics", "reference_images", "library_versions", "heatmap_scale", "dssim_knn",
+                  "calibration"):
         assert field in metadata, field
     assert metadata["version"] == 1 and metadata["normal_classes"] == [1]
     calibration = metadata["calibration_scores"]
     assert calibration == sorted(calibration) and len(calibration) == metadata["training"]["n_calibration"]
+    assert metadata["calibration"]["n_images"] == len(calibration)
     assert len(metadata["data"]["sha256"]) == 64
     assert 0.0 <= metadata["test_metrics"]["auroc"] <= 1.0
     assert metadata["input"]["shape"] == [28, 28, 1]

@@ -1,0 +1,134 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.synthetic import make_images
+from training.calibration import CalibrationError, conformal_threshold, pixel_threshold
+from training.cli import main
+from training.data import fingerprint
+from training.evaluate import saved_model_outputs
+from training.recalibrate import LabelledTestSet, NormalImages, recalibrate_and_publish
+from training.store import list_versions, read_metadata
+
+SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index")
+
+
+@pytest.fixture
+def version_dir(tmp_path, tiny_model):
+    """A private copy of the tiny model as version 1 (the session's store stays untouched)."""
+    target = tmp_path / "store" / "tiny" / "1"
+    shutil.copytree(tiny_model.path, target)
+    return target
+
+
+def _normals(count: int, seed: int = 11) -> NormalImages:
+    images = make_images(np.ones(count, int), seed)
+    return NormalImages(images, "synthetic bars", fingerprint(images))
+
+
+def test_the_new_version_has_the_same_model_and_a_threshold_from_the_new_images(version_dir):
+    before = read_metadata(version_dir)
+    normals = _normals(120)
+
+    published = recalibrate_and_publish(version_dir, normals, target_fpr=0.1)
+
+    assert published.version == 2 and list_versions(version_dir.parent) == [1, 2]
+    for name in SAVED_MODEL_FILES:
+        assert (published.path / name).read_bytes() == (version_dir / name).read_bytes(), name
+    metadata = read_metadata(published.path)
+    scores = saved_model_outputs(version_dir, normals.images, progress=False)
+    assert metadata["calibration_scores"] == pytest.approx(np.sort(scores[before["score_method"]]).tolist())
+    assert metadata["threshold"] == conformal_threshold(scores[before["score_method"]], 0.1)
+    assert metadata["thresholds_by_method"]["mse"] == conformal_threshold(scores["mse"], 0.1)
+    assert metadata["target_fpr"] == 0.1
+    assert metadata["heatmap_scale"] == pixel_threshold(scores["difference"], 0.1)
+    assert metadata["calibration"] == {"source": "synthetic bars", "sha256": normals.fingerprint, "n_images": 120,
+                                       "recalibrated_from": {"name": "tiny", "version": 1}}
+    for unchanged in ("score_method", "dssim_knn", "reference_images", "training", "normal_classes"):
+        assert metadata[unchanged] == before[unchanged], unchanged
+    assert metadata["test_metrics"] is None and not (published.path / "assets.extra" / "report").exists()
+    assert read_metadata(version_dir) == before  # the source version is left alone
+
+
+def test_the_target_fpr_defaults_to_the_source_versions(version_dir):
+    published = recalibrate_and_publish(version_dir, _normals(60))
+    assert published.metadata["target_fpr"] == read_metadata(version_dir)["target_fpr"]
+
+
+def test_with_a_labelled_test_set_the_new_version_ships_its_evaluation(version_dir, tiny_config):
+    with np.load(tiny_config.data) as data:
+        test_set = LabelledTestSet(data["x_test"], data["y_test"])
+
+    # A rate far from the source's 5 %, so metrics at the old threshold would not pass for new ones.
+    published = recalibrate_and_publish(version_dir, _normals(60), target_fpr=0.5, test_set=test_set)
+
+    metadata = read_metadata(published.path)
+    scores = saved_model_outputs(version_dir, test_set.images, progress=False)[metadata["score_method"]]
+    is_normal = test_set.labels == 1
+    assert metadata["test_metrics"]["fpr"] == np.mean(scores[is_normal] > metadata["threshold"])
+    assert metadata["test_metrics"]["fpr"] > 0.2
+    report = json.loads((published.path / "assets.extra" / "report" / "metrics.json").read_text())
+    assert report["model"]["version"] == 2 and report["model"]["threshold"] == metadata["threshold"]
+
+
+def test_too_few_images_for_the_target_fpr_publish_nothing(version_dir):
+    with pytest.raises(CalibrationError, match="at least 19"):
+        recalibrate_and_publish(version_dir, _normals(10), target_fpr=0.05)
+    assert sorted(p.name for p in version_dir.parent.iterdir() if not p.name.startswith(".publish")) == ["1"]
+
+
+def test_the_service_loads_and_self_checks_a_recalibrated_version(version_dir):
+    from app.detector import Detector
+
+    published = recalibrate_and_publish(version_dir, _normals(60), target_fpr=0.1)
+    detector = Detector.load(published.path)
+    detector.self_check()
+    assert detector.version == 2 and detector.threshold == published.metadata["threshold"]
+
+
+def _image_folder(path, images):
+    path.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(path / f"{i:03d}.png")
+    return path
+
+
+def test_cli_recalibrates_the_latest_version(version_dir, tmp_path, tiny_config, capsys):
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    code = main(["recalibrate", "--store", str(version_dir.parent.parent), "--name", "tiny",
+                 "--images", str(folder), "--data", tiny_config.data, "--target-fpr", "0.1"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["version"] == 2 and summary["recalibrated_from"] == 1 and summary["n_images"] == 40
+    assert summary["previous_threshold"] == read_metadata(version_dir)["threshold"]
+    assert 0.0 <= summary["test_metrics"]["fpr"] <= 1.0  # an MNIST-class model ships its report
+    assert (version_dir.parent / "2" / "assets.extra" / "report" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("no folder", "image folder not found"),
+    ("too few", "at least 99"),
+    ("not a version", "is not a model version folder (no saved_model.pb or assets.extra/metadata.json)"),
+    ("no metadata", "is not a model version folder (no assets.extra/metadata.json)"),
+])
+def test_cli_errors_exit_2_with_a_reason_and_publish_nothing(problem, message, version_dir, tmp_path,
+                                                             tiny_config, capsys):
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    argv = ["recalibrate", "--model", str(version_dir), "--images", str(folder), "--data", tiny_config.data]
+    if problem == "no folder":
+        argv[4] = str(tmp_path / "absent")
+    elif problem == "too few":
+        argv += ["--target-fpr", "0.01"]
+    elif problem == "not a version":
+        argv[2] = str(tmp_path)
+    else:
+        half_written = tmp_path / "half"
+        half_written.mkdir()
+        (half_written / "saved_model.pb").write_bytes((version_dir / "saved_model.pb").read_bytes())
+        argv[2] = str(half_written)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list_versions(version_dir.parent) == [1]
