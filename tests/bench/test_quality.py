@@ -1,4 +1,4 @@
-"""The quality benchmark's own logic: the FPR-bound chance figure and the docs section it rewrites."""
+"""The quality benchmark's own logic: FPR figures and tables, and the docs section it rewrites."""
 
 import importlib.util
 import math
@@ -46,7 +46,16 @@ def test_write_section_appends_to_a_file_without_markers_and_creates_a_missing_o
     assert missing.read_text() == f"{quality.SECTION_START}\ntable\n{quality.SECTION_END}\n"
 
 
-def test_fpr_by_population_splits_the_test_set_at_image_5000(tiny_model, synthetic_mnist):
+@pytest.fixture
+def private_model(tmp_path, tiny_model):
+    """A copy of the tiny model: recalibrating publishes versions beside it."""
+    import shutil
+
+    shutil.copytree(tiny_model.path, tmp_path / "store" / "tiny" / "1")
+    return tmp_path / "store" / "tiny" / "1"
+
+
+def test_population_fprs_split_the_test_set_at_image_5000(private_model, synthetic_mnist, monkeypatch):
     import numpy as np
 
     from training.evaluate import score_with_saved_model
@@ -55,15 +64,43 @@ def test_fpr_by_population_splits_the_test_set_at_image_5000(tiny_model, synthet
     y_test = np.full(5004, 9)
     normal_positions = [0, 1, 4999, 5000, 5003]
     y_test[normal_positions] = 1
-    scores = score_with_saved_model(tiny_model.path, x_test[normal_positions], y_test[normal_positions], [1],
+    scores = score_with_saved_model(private_model, x_test[normal_positions], y_test[normal_positions], [1],
                                     progress=False).scores["score"]
     threshold = float(np.median(scores))  # flags the images scored above the median, and only those
+    # Five normals are too few to recalibrate on; the recalibrated thresholds are tested below.
+    monkeypatch.setattr(quality, "cross_fitted_thresholds", lambda *_: np.full(5, -np.inf))
 
-    result = quality.fpr_by_population(tiny_model.path, threshold, 1, x_test, y_test)
+    result = quality.population_fprs(private_model, threshold, 1, x_test, y_test)
 
-    assert result["SD-3"] == {"fpr": pytest.approx(np.mean(scores[:3] > threshold)), "n": 3}
-    assert result["SD-1"] == {"fpr": pytest.approx(np.mean(scores[3:] > threshold)), "n": 2}
-    assert quality.fpr_by_population(tiny_model.path, -np.inf, 1, x_test, y_test)["SD-1"]["fpr"] == 1.0
+    by_population = result["fpr_by_population"]
+    assert by_population["SD-3"] == {"fpr": pytest.approx(np.mean(scores[:3] > threshold)), "n": 3}
+    assert by_population["SD-1"] == {"fpr": pytest.approx(np.mean(scores[3:] > threshold)), "n": 2}
+    assert by_population["all"] == {"fpr": pytest.approx(np.mean(scores > threshold)), "n": 5}
+    assert result["recalibrated"]["SD-1"] == {"fpr": 1.0, "n": 2}
+
+
+def test_each_block_is_judged_at_the_threshold_recalibrated_on_the_other_blocks(private_model, monkeypatch):
+    import numpy as np
+
+    from tests.synthetic import make_images
+    from training.calibration import conformal_threshold
+    from training.evaluate import saved_model_outputs
+    from training.store import list_versions, read_metadata
+
+    monkeypatch.setattr(quality, "RECALIBRATION_BLOCK", 20)
+    positions = np.arange(3, 83)  # blocks [0, 20), [20, 40), ...: halves 0, 1, 0, 1, 0
+    bars = make_images(np.ones(len(positions), int), seed=5)  # only 8 distinct bars: add noise to tell them apart
+    normals = np.clip(bars + np.random.default_rng(5).integers(0, 60, bars.shape), 0, 255).astype(np.uint8)
+    scores = saved_model_outputs(private_model, normals, progress=False)["score"]
+    target = read_metadata(private_model)["target_fpr"]
+
+    thresholds = quality.cross_fitted_thresholds(private_model, normals, positions)
+
+    half = (positions // 20) % 2
+    assert np.all(thresholds[half == 0] == conformal_threshold(scores[half == 1], target))
+    assert np.all(thresholds[half == 1] == conformal_threshold(scores[half == 0], target))
+    assert thresholds[half == 0][0] != thresholds[half == 1][0]
+    assert list_versions(private_model.parent) == [1, 2, 3]  # through `recalibrate`, as a user would
 
 
 def test_population_table_lists_every_digit_and_marks_an_empty_population():
@@ -76,3 +113,16 @@ def test_population_table_lists_every_digit_and_marks_an_empty_population():
     assert "| 5 | 0.50% | 0.00% (400) | 0.83% (600) |" in table
     # pooled: 15 of 1,500 overall, 10 of 900 in SD-3, 5 of 600 in SD-1
     assert "| **pooled** | **1.00%** | **1.11%** (900) | **0.83%** (600) |" in table
+
+
+def test_recalibration_table_pools_the_recalibrated_rates_and_counts_digits_within_the_bound():
+    rows = [{"digit": 4, "fpr": 0.02, "n_test_normal": 1000, "target_fpr": 0.01,
+             "recalibrated": {"all": {"fpr": 0.012, "n": 1000}, "SD-3": {"fpr": 0.014, "n": 500},
+                              "SD-1": {"fpr": 0.01, "n": 500}}},
+            {"digit": 5, "fpr": 0.005, "n_test_normal": 1000, "target_fpr": 0.01,
+             "recalibrated": {"all": {"fpr": 0.004, "n": 1000}, "SD-3": {"fpr": 0.002, "n": 500},
+                              "SD-1": {"fpr": 0.006, "n": 500}}}]
+    table = "\n".join(quality.recalibration_lines(rows))
+    assert "| 4 | 2.00% | 1.20% | 1.40% | 1.00% |" in table
+    assert "| **pooled** | | **0.80%** | **0.80%** | **0.80%** |" in table
+    assert "**1 of 2 digits**" in table
