@@ -7,10 +7,10 @@ import math
 from contextlib import contextmanager
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
-from training.preprocessing import SIDE, PixelRangeError, fit_to_square, to_grayscale
+from training.preprocessing import SIDE, PixelRangeError, prepare_image
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 
@@ -41,20 +41,10 @@ def open_image(data: bytes, *, resize: bool, max_pixels: int) -> Image.Image:
 
 
 def to_model_pixels(image: Image.Image, *, invert: bool = False) -> np.ndarray:
-    """An opened image -> uint8 [28, 28] grayscale, light strokes on dark.
-
-    `invert` is for dark-on-light images (a scan, a drawing on white): transparent pixels become the
-    image's own background (white) and then, with everything else, are inverted to the model's black.
-    Inverting comes before resizing, so the padding is background too.
-    """
+    """An opened image -> uint8 [28, 28] grayscale, light strokes on dark (`prepare_image`)."""
     with _decoding_errors():
         image.load()
-        gray = to_grayscale(image, background=255 if invert else 0)
-    if invert:
-        gray = ImageOps.invert(gray)
-    if gray.size != (SIDE, SIDE):
-        gray = fit_to_square(gray)
-    return np.asarray(gray, dtype=np.uint8)
+        return prepare_image(image, invert=invert)
 
 
 def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = False) -> np.ndarray:

@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", default=DEFAULTS.name)
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")
-    source.add_argument("--images", metavar="DIR", help="folder of your own normal PNG/JPEG images")
+    source.add_argument("--images", metavar="DIR", help="folder of your own normal images")
+    train.add_argument("--invert", action="store_true",
+                       help="the --images are dark on light (scans, drawings on white): invert them")
     evaluate = commands.add_parser("evaluate", help="evaluate a published version on the MNIST test set")
     evaluate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                           help="a version folder, e.g. model_store/mnist-vae/1 (default: the latest of --name)")
@@ -78,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         "recalibrate", help="publish a version's model again, with its threshold calibrated on new normal images")
     recalibrate.add_argument("--images", required=True, metavar="DIR",
                              help="folder of normal images from where the model is used (never trained on)")
+    recalibrate.add_argument("--invert", action="store_true",
+                             help="the images are dark on light (scans, drawings on white): invert them, "
+                                  "as ?invert=true does when scoring")
     recalibrate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                              help="the version to recalibrate (default: the latest of --name); "
                                   "the new version is published beside it")
@@ -118,19 +123,20 @@ def _recalibrate(args) -> int:
 
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
-    images = load_image_folder(args.images)
+    images = load_image_folder(args.images, invert=args.invert)
     test_set = None
     if any(isinstance(c, int) for c in source["normal_classes"]):  # every MNIST version ships its report
         mnist = load_mnist(args.data)
         test_set = LabelledTestSet(mnist.x_test, mnist.y_test)
-    published = recalibrate_and_publish(version_dir, NormalImages(images, f"folder {args.images}",
-                                                                  fingerprint(images)),
-                                        args.target_fpr, test_set, progress=True)
+    normals = NormalImages(images, f"folder {args.images}" + (", inverted" if args.invert else ""),
+                           fingerprint(images))
+    published = recalibrate_and_publish(version_dir, normals, args.target_fpr, test_set, progress=True)
     metadata = published.metadata
     summary = {"version": published.version, "path": str(published.path),
                "recalibrated_from": source["version"], "n_images": len(images),
                "score_method": metadata["score_method"], "target_fpr": metadata["target_fpr"],
                "threshold": metadata["threshold"], "previous_threshold": source["threshold"],
+               "fpr_at_previous_threshold": metadata["calibration"]["fpr_at_previous_threshold"],
                "test_metrics": {k: v for k, v in (metadata["test_metrics"] or {}).items() if k != "by_method"}}
     print(json.dumps(summary, indent=1))
     return 0

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from training.preprocessing import SIDE, fit_to_square, to_grayscale
+from training.preprocessing import SIDE, prepare_image
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+# The formats the service decodes (app/imaging.py).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 class DataError(Exception):
@@ -88,19 +89,23 @@ def _validated(data: Mnist, source: str) -> Mnist:
     return data
 
 
-def load_image_folder(directory: str | os.PathLike) -> np.ndarray:
-    """All PNG/JPEG images under `directory` as uint8 [N, 28, 28] (grayscale, aspect kept, padded)."""
+def load_image_folder(directory: str | os.PathLike, invert: bool = False) -> np.ndarray:
+    """All images under `directory` as uint8 [N, 28, 28], prepared as the service prepares uploads
+    (grayscale, upright, aspect kept, padded; `invert` for dark-on-light images)."""
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise DataError(f"no PNG or JPEG images in {root}")
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
     images = []
     for file in files:
         try:
             with Image.open(file) as image:
-                images.append(np.asarray(fit_to_square(to_grayscale(image)), dtype=np.uint8))
-        except (UnidentifiedImageError, OSError) as error:
+                images.append(prepare_image(image, invert=invert))
+        except Image.DecompressionBombError as error:
+            raise DataError(f"{file} is too large to decode safely: {error}") from error
+        # Truncated or corrupt files raise any of these; PixelRangeError is a ValueError.
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
             raise DataError(f"cannot decode {file}: {error}") from error
     return np.stack(images)

@@ -6,7 +6,7 @@ Pure numpy/Pillow (no TensorFlow), so the service can share it without importing
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 SIDE = 28
 INPUT_CONTRACT = {
@@ -88,6 +88,22 @@ def fit_to_square(image: Image.Image, side: int = SIDE) -> Image.Image:
     canvas = Image.new("L", (side, side), 0)
     canvas.paste(resized, ((side - resized.width) // 2, (side - resized.height) // 2))
     return canvas
+
+
+def prepare_image(image: Image.Image, *, invert: bool = False) -> np.ndarray:
+    """Any Pillow image -> uint8 [28, 28] grayscale, light strokes on dark: what the service scores
+    and what the training job and `recalibrate` read from folders, so both see the same pixels.
+
+    `invert` is for dark-on-light images (a scan, a drawing on white): transparent pixels become the
+    image's own background (white) and then, with everything else, are inverted to the model's black.
+    Inverting comes before resizing, so the padding is background too.
+    """
+    gray = to_grayscale(image, background=255 if invert else 0)
+    if invert:
+        gray = ImageOps.invert(gray)
+    if gray.size != (SIDE, SIDE):
+        gray = fit_to_square(gray)
+    return np.asarray(gray, dtype=np.uint8)
 
 
 def to_model_input(pixels: np.ndarray) -> np.ndarray:

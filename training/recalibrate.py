@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from training.calibration import conformal_threshold, pixel_threshold
+from training.data import DataError
 from training.evaluate import saved_model_outputs, write_report
 from training.metrics import test_set_metrics
 from training.store import METADATA_PATH, publish, read_metadata, staging_directory
@@ -42,20 +43,49 @@ class LabelledTestSet:
     labels: np.ndarray
 
 
+# Half the 0-255 range: a gap this wide between typical pixels is a polarity flip, not a lighting change.
+BACKGROUND_GAP = 128
+
+
+def check_background(images: np.ndarray, metadata: dict) -> None:
+    """Refuse images whose background is the opposite of the model's normal images' (a scan not inverted).
+
+    Calibrating on them would flag nearly all, set the threshold above every normal score and so let
+    real anomalies pass: worse than no recalibration. Each image's median pixel is its background.
+    """
+    references = [r["pixels"] for r in metadata.get("reference_images") or [] if r["kind"] == "normal"]
+    if not references:
+        return
+    model_background = float(np.median(np.median(np.asarray(references, np.float64), axis=(1, 2))))
+    background = float(np.median(np.median(images.astype(np.float64), axis=(1, 2))))
+    if abs(background - model_background) >= BACKGROUND_GAP:
+        shade = "light" if background > model_background else "dark"
+        raise DataError(f"these images have a {shade} background (median pixel {background:.0f}), the model's "
+                        f"normal images the opposite ({model_background:.0f}); invert them (--invert) or "
+                        "check that they are the right kind of image")
+
+
 def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr: float | None = None,
                             test_set: LabelledTestSet | None = None, progress: bool = False) -> PublishedModel:
     """Publish a copy of `version_dir` calibrated on `normals`, next to it in the same model folder.
 
     With a labelled test set, the new version's test metrics and report are computed at its new threshold.
-    Raises CalibrationError when there are too few images for the target FPR; nothing is published then.
+    Raises CalibrationError when there are too few images for the target FPR, and DataError when their
+    background is the opposite of the model's; nothing is published then.
     """
     started = time.monotonic()
     source = read_metadata(version_dir)
     target_fpr = float(source["target_fpr"] if target_fpr is None else target_fpr)
+    check_background(normals.images, source)
     outputs = saved_model_outputs(version_dir, normals.images, progress, what="calibration images")
+    primary = source["score_method"]
+    # The rate the deployment sees today: how far off the current threshold is on these normals.
+    fpr_before = float(np.mean(outputs[primary] > source["threshold"]))
+    if fpr_before > 0.5:
+        log.warning("%.0f %% of these images score above version %s's threshold: check that they are normal "
+                    "images, prepared like its training images", 100 * fpr_before, source["version"])
     methods = list(source.get("thresholds_by_method") or [source["score_method"]])
     thresholds = {m: conformal_threshold(outputs[m], target_fpr) for m in methods}
-    primary = source["score_method"]
     metadata = {key: value for key, value in source.items() if key != "version"}
     metadata.update({
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -64,7 +94,8 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
         "target_fpr": target_fpr,
         "calibration_scores": np.sort(outputs[primary]).astype(float).tolist(),
         "calibration": {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),
-                        "recalibrated_from": {"name": source["name"], "version": source["version"]}},
+                        "recalibrated_from": {"name": source["name"], "version": source["version"]},
+                        "fpr_at_previous_threshold": fpr_before},
         "heatmap_scale": pixel_threshold(outputs["difference"], target_fpr),
         "test_metrics": None,
     })

@@ -44,6 +44,7 @@ class TrainConfig:
     name: str = "mnist-vae"
     data: str | None = None
     images: str | None = None
+    invert: bool = False  # the --images folder holds dark-on-light images
     verbose: int | None = None  # Keras fit verbosity; None: a progress bar on a terminal, else a line per epoch
 
 
@@ -80,8 +81,10 @@ def _split_normals(normals: np.ndarray, config: TrainConfig, rng: np.random.Gene
 
 def prepare_data(config: TrainConfig) -> TrainingData:
     rng = np.random.default_rng(config.seed)
+    if config.invert and not config.images:
+        raise datasets.DataError("--invert applies to an --images folder; MNIST is already light on dark")
     if config.images:
-        normals = datasets.load_image_folder(config.images)
+        normals = datasets.load_image_folder(config.images, invert=config.invert)
         train, validation, calibration = _split_normals(normals, config, rng)
         return TrainingData(train, validation, calibration, None, None, None,
                             source=f"folder {config.images}", fingerprint=datasets.fingerprint(normals))

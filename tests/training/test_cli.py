@@ -26,3 +26,9 @@ def test_missing_data_is_a_clean_error(tmp_path, capsys):
     assert code == 2
     assert "MNIST file not found" in capsys.readouterr().err
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("saved_model.pb"))
+
+
+def test_invert_without_an_image_folder_is_a_clean_error(synthetic_mnist, tmp_path, capsys):
+    code = main(["train", "--data", str(synthetic_mnist), "--invert", "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert "--invert applies to an --images folder" in capsys.readouterr().err

@@ -76,8 +76,29 @@ def test_image_folder_scales_sixteen_bit_images(tmp_path):
 def test_image_folder_errors(tmp_path):
     with pytest.raises(DataError, match="not found"):
         load_image_folder(tmp_path / "missing")
-    with pytest.raises(DataError, match="no PNG or JPEG"):
+    with pytest.raises(DataError, match=r"no images \(\.bmp, \.gif, \.jpeg"):
         load_image_folder(tmp_path)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but truncated")
     with pytest.raises(DataError, match="cannot decode .*broken.png"):
+        load_image_folder(tmp_path)
+
+
+def test_image_folder_reads_every_format_the_service_decodes(tmp_path):
+    stroke = np.zeros((28, 28), np.uint8)
+    stroke[4:24, 13:15] = 255
+    for suffix in (".bmp", ".gif", ".tif", ".webp"):
+        Image.fromarray(stroke).save(tmp_path / f"digit{suffix}", **({"lossless": True} if suffix == ".webp" else {}))
+    images = load_image_folder(tmp_path)
+    assert images.shape == (4, 28, 28)
+    assert all(np.array_equal(image, stroke) for image in images)
+
+
+def test_image_folder_inverts_dark_on_light_images(tmp_path):
+    Image.fromarray(np.full((28, 28), 250, np.uint8)).save(tmp_path / "scan.png")
+    assert load_image_folder(tmp_path, invert=True).max() == 5
+
+
+def test_image_folder_names_a_file_whose_pixels_are_out_of_range(tmp_path):
+    Image.fromarray(np.full((28, 28), 300.0, np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(DataError, match=r"cannot decode .*float.tif: floating-point pixel values must lie in 0-255"):
         load_image_folder(tmp_path)

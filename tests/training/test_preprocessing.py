@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.preprocessing import PixelRangeError, to_grayscale
+from training.preprocessing import PixelRangeError, prepare_image, to_grayscale
 
 LEVELS = np.arange(256, dtype=np.uint8).reshape(16, 16)
 
@@ -65,3 +65,20 @@ def test_a_corrupt_exif_block_costs_the_orientation_not_the_image(monkeypatch):
 
     monkeypatch.setattr(image, "getexif", corrupt_exif)
     assert np.array_equal(np.asarray(to_grayscale(image)), LEVELS)
+
+
+def test_prepare_image_inverts_dark_on_light_before_padding_to_28x28():
+    scan = np.full((20, 40), 255, np.uint8)  # white paper, wider than tall
+    scan[5:15, 18:22] = 0  # a black stroke
+    pixels = prepare_image(Image.fromarray(scan), invert=True)
+    assert pixels.shape == (28, 28) and pixels.dtype == np.uint8
+    assert pixels[0].max() == 0 and pixels[-1].max() == 0  # padding is background: black after inverting
+    assert pixels[14, 14] > 200  # the stroke is light
+    plain = prepare_image(Image.fromarray(scan))
+    assert plain[14, 2] == 255 and plain[14, 14] < 50  # not inverted: paper stays white, stroke dark
+
+
+def test_prepare_image_keeps_a_28x28_image_as_is():
+    digit = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
+    assert np.array_equal(prepare_image(Image.fromarray(digit)), digit)
+    assert np.array_equal(prepare_image(Image.fromarray(digit), invert=True), 255 - digit)

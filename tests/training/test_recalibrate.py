@@ -46,7 +46,9 @@ def test_the_new_version_has_the_same_model_and_a_threshold_from_the_new_images(
     assert metadata["target_fpr"] == 0.1
     assert metadata["heatmap_scale"] == pixel_threshold(scores["difference"], 0.1)
     assert metadata["calibration"] == {"source": "synthetic bars", "sha256": normals.fingerprint, "n_images": 120,
-                                       "recalibrated_from": {"name": "tiny", "version": 1}}
+                                       "recalibrated_from": {"name": "tiny", "version": 1},
+                                       "fpr_at_previous_threshold": pytest.approx(
+                                           np.mean(scores[before["score_method"]] > before["threshold"]))}
     for unchanged in ("score_method", "dssim_knn", "reference_images", "training", "normal_classes"):
         assert metadata[unchanged] == before[unchanged], unchanged
     assert metadata["test_metrics"] is None and not (published.path / "assets.extra" / "report").exists()
@@ -132,3 +134,18 @@ def test_cli_errors_exit_2_with_a_reason_and_publish_nothing(problem, message, v
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert list_versions(version_dir.parent) == [1]
+
+
+def test_images_with_the_opposite_background_are_refused_until_inverted(version_dir, tmp_path, tiny_config, capsys):
+    folder = _image_folder(tmp_path / "scans", 255 - _normals(40).images)  # dark bars on white paper
+    argv = ["recalibrate", "--model", str(version_dir), "--images", str(folder), "--data", tiny_config.data,
+            "--target-fpr", "0.1"]
+    assert main(argv) == 2
+    assert "light background (median pixel 255)" in capsys.readouterr().err
+    assert list_versions(version_dir.parent) == [1]
+
+    assert main([*argv, "--invert"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    metadata = read_metadata(version_dir.parent / "2")
+    assert metadata["calibration"]["source"].endswith(", inverted")
+    assert summary["fpr_at_previous_threshold"] == metadata["calibration"]["fpr_at_previous_threshold"] < 0.5

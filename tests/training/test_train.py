@@ -28,3 +28,19 @@ def test_a_folder_of_normals_trains_with_the_fallback_score_and_a_valid_threshol
     assert metadata["threshold"] == conformal_threshold(np.array(metadata["calibration_scores"]),
                                                         config.target_fpr)
     assert (published.path / "saved_model.pb").is_file()
+
+
+def test_a_folder_of_dark_on_light_normals_is_inverted_into_every_split(tiny_config, tmp_path):
+    from training.train import prepare_data
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    bars = make_images(np.ones(30, int), seed=5)
+    for i, pixels in enumerate(bars):
+        Image.fromarray(255 - pixels).save(folder / f"scan-{i:03d}.png")
+    config = dataclasses.replace(tiny_config, data=None, images=str(folder), invert=True)
+
+    data = prepare_data(config)
+
+    loaded = np.concatenate([data.train, data.validation, data.calibration])
+    assert sorted(map(bytes, loaded)) == sorted(map(bytes, bars))  # the original light-on-dark bars
