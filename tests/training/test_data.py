@@ -102,3 +102,10 @@ def test_image_folder_names_a_file_whose_pixels_are_out_of_range(tmp_path):
     Image.fromarray(np.full((28, 28), 300.0, np.float32)).save(tmp_path / "float.tif")
     with pytest.raises(DataError, match=r"cannot decode .*float.tif: floating-point pixel values must lie in 0-255"):
         load_image_folder(tmp_path)
+
+
+def test_image_folder_refuses_a_decompression_bomb_by_name(tmp_path, monkeypatch):
+    Image.new("L", (100, 100)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow raises beyond twice its limit
+    with pytest.raises(DataError, match="huge.png is too large to decode safely"):
+        load_image_folder(tmp_path)
