@@ -110,6 +110,17 @@ def test_cli_recalibrates_the_latest_version(version_dir, tmp_path, tiny_config,
     assert (version_dir.parent / "2" / "assets.extra" / "report" / "report.md").is_file()
 
 
+def test_cli_without_mnist_names_the_way_out_and_no_report_publishes_without_it(version_dir, tmp_path, capsys):
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    argv = ["recalibrate", "--model", str(version_dir), "--images", str(folder), "--target-fpr", "0.1",
+            "--data", str(tmp_path / "absent.npz")]
+    assert main(argv) == 2
+    assert "pass --no-report to publish without it" in capsys.readouterr().err
+    assert main([*argv, "--no-report"]) == 0
+    assert read_metadata(version_dir.parent / "2")["test_metrics"] is None
+    assert not (version_dir.parent / "2" / "assets.extra" / "report").exists()
+
+
 @pytest.mark.parametrize("problem, message", [
     ("no folder", "image folder not found"),
     ("too few", "at least 99"),
