@@ -8,7 +8,7 @@ export MNIST_PATH
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup serve test test-docker train evaluate bench bench-quality clean
+.PHONY: setup serve test test-docker train evaluate recalibrate bench bench-quality clean
 
 setup: $(STAMP)
 $(STAMP): pyproject.toml
@@ -32,6 +32,10 @@ train: setup
 
 evaluate: setup
 	$(BIN)/python -m training evaluate $(EVALUATE_ARGS)
+
+recalibrate: setup
+	@test -n "$(IMAGES)" || { echo "usage: make recalibrate IMAGES=folder/of/normal/images [RECALIBRATE_ARGS=...]"; exit 2; }
+	$(BIN)/python -m training recalibrate --images "$(IMAGES)" $(RECALIBRATE_ARGS)
 
 bench: setup
 	$(BIN)/python bench/serve.py $(BENCH_ARGS)
