@@ -42,6 +42,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=DEFAULTS.store,
+                        help=f"model store root (default: {DEFAULTS.store})")
+    parser.add_argument("--name", default=DEFAULTS.name, help=f"model name, its folder in the store "
+                                                              f"(default: {DEFAULTS.name})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,8 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--validation-fraction", type=_fraction, default=DEFAULTS.validation_fraction)
     train.add_argument("--score-method", choices=("auto", *SCORE_METHODS), default="auto",
                        help="primary score; auto = best validation AUROC (dssim_knn without labelled anomalies)")
-    train.add_argument("--store", type=Path, default=DEFAULTS.store, help="model store root (default: model_store)")
-    train.add_argument("--name", default=DEFAULTS.name, help="model name, its folder in the store (default: mnist-vae)")
+    _add_store_options(train)
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")
     source.add_argument("--images", metavar="DIR", help="folder of your own normal images")
@@ -71,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="evaluate a published version on the MNIST test set")
     evaluate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                           help="a version folder, e.g. model_store/mnist-vae/1 (default: the latest of --name)")
-    evaluate.add_argument("--store", type=Path, default=DEFAULTS.store, help="model store root (default: model_store)")
-    evaluate.add_argument("--name", default=DEFAULTS.name, help="model name, its folder in the store (default: mnist-vae)")
+    _add_store_options(evaluate)
     evaluate.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")
     evaluate.add_argument("--report", type=Path, default=Path("reports"), metavar="DIR",
                           help="where to write metrics.json, report.md and the plots (default: reports/)")
@@ -86,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     recalibrate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                              help="the version to recalibrate (default: the latest of --name); "
                                   "the new version is published beside it")
-    recalibrate.add_argument("--store", type=Path, default=DEFAULTS.store, help="model store root (default: model_store)")
-    recalibrate.add_argument("--name", default=DEFAULTS.name, help="model name, its folder in the store (default: mnist-vae)")
+    _add_store_options(recalibrate)
     recalibrate.add_argument("--target-fpr", type=_fraction, default=None,
                              help="false-positive rate to calibrate for (default: the version's)")
     recalibrate.add_argument("--data", metavar="PATH",
