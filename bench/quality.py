@@ -97,8 +97,7 @@ def population_fprs(version_dir: Path, threshold: float, digit: int, x_test, y_t
 
     positions = np.flatnonzero(y_test == digit)  # each scored image's index in the test set
     scores = saved_model_outputs(version_dir, x_test[positions], progress=False)["score"]
-    thresholds = np.full(len(positions), threshold)
-    return {"fpr_by_population": _fpr_by_population(scores > thresholds, positions, len(y_test)),
+    return {"fpr_by_population": _fpr_by_population(scores > threshold, positions, len(y_test)),
             "recalibrated": _fpr_by_population(scores > cross_fitted_thresholds(version_dir, x_test[positions],
                                                                                 positions),
                                                positions, len(y_test))}

@@ -32,13 +32,27 @@ class Scored:
     reconstruction: np.ndarray       # float [N, 28, 28]
     difference: np.ndarray           # float [N, 28, 28]
 
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
+                     normal_classes: list[int]) -> Scored:
+        return cls(images=images, labels=labels, is_anomaly=~np.isin(labels, normal_classes),
+                   scores={k: v for k, v in outputs.items() if v.ndim == 1},
+                   reconstruction=outputs["reconstruction"].reshape(-1, 28, 28),
+                   difference=outputs["difference"].reshape(-1, 28, 28))
 
-def saved_model_outputs(version_dir: Path, images: np.ndarray, progress: bool = True,
-                        what: str = "test images") -> dict[str, np.ndarray]:
-    """Every output of a version's serving signature for uint8 images [N, 28, 28], run in chunks."""
+
+def serving_signature(version_dir: Path):
+    """A version's `serving_default` signature, loaded from its SavedModel alone."""
     import tensorflow as tf
 
-    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    return tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+
+
+def signature_outputs(serve, images: np.ndarray, progress: bool = True,
+                      what: str = "test images") -> dict[str, np.ndarray]:
+    """Every output of a serving signature for uint8 images [N, 28, 28], run in chunks."""
+    import tensorflow as tf
+
     chunks = []
     for start in range(0, len(images), CHUNK):
         outputs = serve(images=tf.constant(to_model_input(images[start:start + CHUNK])))
@@ -52,13 +66,15 @@ def saved_model_outputs(version_dir: Path, images: np.ndarray, progress: bool = 
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
 
+def saved_model_outputs(version_dir: Path, images: np.ndarray, progress: bool = True,
+                        what: str = "test images") -> dict[str, np.ndarray]:
+    """Every output of a version's serving signature for uint8 images [N, 28, 28]."""
+    return signature_outputs(serving_signature(version_dir), images, progress, what)
+
+
 def score_with_saved_model(version_dir: Path, images: np.ndarray, labels: np.ndarray,
                            normal_classes: list[int], progress: bool = True) -> Scored:
-    merged = saved_model_outputs(version_dir, images, progress)
-    return Scored(images=images, labels=labels, is_anomaly=~np.isin(labels, normal_classes),
-                  scores={k: v for k, v in merged.items() if v.ndim == 1},
-                  reconstruction=merged["reconstruction"].reshape(-1, 28, 28),
-                  difference=merged["difference"].reshape(-1, 28, 28))
+    return Scored.from_outputs(saved_model_outputs(version_dir, images, progress), images, labels, normal_classes)
 
 
 def compute_metrics(scored: Scored, metadata: dict) -> dict:
@@ -136,7 +152,12 @@ def write_report(version_dir: Path, metadata: dict, images: np.ndarray, labels: 
     normal_classes = [c for c in metadata["normal_classes"] if isinstance(c, int)]
     if not normal_classes:
         raise ValueError(f"{version_dir} was not trained on MNIST classes; nothing labelled to evaluate on")
-    scored = score_with_saved_model(version_dir, images, labels, normal_classes, progress)
+    return write_scored_report(score_with_saved_model(version_dir, images, labels, normal_classes, progress),
+                               metadata, report_dir)
+
+
+def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dict:
+    """The report files for test images already scored through the version's SavedModel."""
     metrics = compute_metrics(scored, metadata)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))

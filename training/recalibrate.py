@@ -21,7 +21,7 @@ import numpy as np
 
 from training.calibration import conformal_threshold, pixel_threshold
 from training.data import DataError
-from training.evaluate import saved_model_outputs, write_report
+from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
 from training.metrics import test_set_metrics
 from training.store import METADATA_PATH, publish, read_metadata, staging_directory
 from training.train import PublishedModel
@@ -77,14 +77,15 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
     source = read_metadata(version_dir)
     target_fpr = float(source["target_fpr"] if target_fpr is None else target_fpr)
     check_background(normals.images, source)
-    outputs = saved_model_outputs(version_dir, normals.images, progress, what="calibration images")
+    serve = serving_signature(version_dir)  # loaded once, for the calibration and the test images
+    outputs = signature_outputs(serve, normals.images, progress, what="calibration images")
     primary = source["score_method"]
     # The rate the deployment sees today: how far off the current threshold is on these normals.
     fpr_before = float(np.mean(outputs[primary] > source["threshold"]))
     if fpr_before > 0.5:
         log.warning("%.0f %% of these images score above version %s's threshold: check that they are normal "
                     "images, prepared like its training images", 100 * fpr_before, source["version"])
-    methods = list(source.get("thresholds_by_method") or [source["score_method"]])
+    methods = list(source.get("thresholds_by_method") or [primary])
     thresholds = {m: conformal_threshold(outputs[m], target_fpr) for m in methods}
     metadata = {key: value for key, value in source.items() if key != "version"}
     metadata.update({
@@ -102,12 +103,14 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
     normal_classes = [c for c in source["normal_classes"] if isinstance(c, int)]
     write_evidence = None
     if test_set is not None and normal_classes:
-        test_scores = saved_model_outputs(version_dir, test_set.images, progress)
-        metadata["test_metrics"] = test_set_metrics(normal_classes, test_scores, test_set.labels, thresholds, primary)
+        # Scored once: the same outputs give the metadata's test metrics and the report.
+        scored = Scored.from_outputs(signature_outputs(serve, test_set.images, progress), test_set.images,
+                                     test_set.labels, normal_classes)
+        metadata["test_metrics"] = test_set_metrics(normal_classes, scored.scores, test_set.labels, thresholds,
+                                                    primary)
 
         def write_evidence(staging: Path, stamped: dict) -> None:
-            write_report(staging, stamped, test_set.images, test_set.labels,
-                         staging / "assets.extra" / "report", progress=False)
+            write_scored_report(scored, stamped, staging / "assets.extra" / "report")
 
     model_dir = version_dir.parent
     with staging_directory(model_dir) as staging:
