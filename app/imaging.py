@@ -42,8 +42,7 @@ def open_image(data: bytes, *, resize: bool, max_pixels: int) -> Image.Image:
 
 def to_model_pixels(image: Image.Image, *, invert: bool = False) -> np.ndarray:
     """An opened image -> uint8 [28, 28] grayscale, light strokes on dark (`prepare_image`)."""
-    with _decoding_errors():
-        image.load()
+    with _decoding_errors():  # decoding happens here, in prepare_image, not in open_image
         return prepare_image(image, invert=invert)
 
 

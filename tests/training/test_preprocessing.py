@@ -1,5 +1,6 @@
 """Converting any Pillow image to the model's 8-bit grayscale, including wide and float pixels."""
 
+import io
 import struct
 
 import numpy as np
@@ -82,3 +83,22 @@ def test_prepare_image_keeps_a_28x28_image_as_is():
     digit = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
     assert np.array_equal(prepare_image(Image.fromarray(digit)), digit)
     assert np.array_equal(prepare_image(Image.fromarray(digit), invert=True), 255 - digit)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_the_same_result():
+    # A digit drawn on a 2240x2240 photo-sized canvas, as a camera or scanner would send it.
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 12:16] = 255
+    digit[4:8, 8:20] = 200
+    encoded = io.BytesIO()
+    Image.fromarray(digit).resize((2240, 2240), Image.BICUBIC).convert("RGB").save(encoded, "JPEG", quality=90)
+
+    full = Image.open(io.BytesIO(encoded.getvalue()))
+    full.load()  # already decoded at full size: nothing left to reduce
+    expected = prepare_image(full)
+
+    lazy = Image.open(io.BytesIO(encoded.getvalue()))
+    pixels = prepare_image(lazy)
+    assert lazy.size == (280, 280)  # decoded at 1/8 scale: still at least 4 x 28 on each side
+    assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= 2
+    assert pixels[14, 14] > 200 and pixels[14, 2] < 20
