@@ -14,7 +14,7 @@ import numpy as np
 
 from app.errors import ModelLoadError
 from training.calibration import p_values
-from training.preprocessing import to_model_input
+from training.preprocessing import framing_of_version, to_model_input
 from training.store import read_metadata
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class Detector:
         self.version: int = int(metadata["version"])
         self.threshold: float = float(metadata["threshold"])
         self.score_method: str = metadata["score_method"]
+        self.framing: str = framing_of_version(metadata)  # how uploads of other sizes become 28x28
         self.heatmap_scale: float = float(metadata.get("heatmap_scale", 0.25))
         self.calibration_scores = np.asarray(metadata["calibration_scores"], dtype=np.float64)
         self._signature = signature

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
+from training.framing import PolarityError
 from training.preprocessing import SIDE, PixelRangeError, prepare_image
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
@@ -36,19 +37,21 @@ def open_image(data: bytes, *, resize: bool, max_pixels: int) -> Image.Image:
                               f"the limit is {max_pixels}")
     if (width, height) != (SIDE, SIDE) and not resize:
         raise InvalidInput(f"image is {width}x{height}; the model takes {SIDE}x{SIDE}. "
-                           "Send ?resize=true to resize it (aspect kept, padded with black)")
+                           "Send ?resize=true to have it framed as the model's training images were")
     return image
 
 
-def to_model_pixels(image: Image.Image, *, invert: bool = False) -> np.ndarray:
-    """An opened image -> uint8 [28, 28] grayscale, light strokes on dark (`prepare_image`)."""
+def to_model_pixels(image: Image.Image, *, invert: bool = False, framing: str = "pad") -> np.ndarray:
+    """An opened image -> uint8 [28, 28] grayscale, light strokes on dark, framed as the model's
+    training images were (`prepare_image`)."""
     with _decoding_errors():  # decoding happens here, in prepare_image, not in open_image
-        return prepare_image(image, invert=invert)
+        return prepare_image(image, invert=invert, framing=framing)
 
 
-def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = False) -> np.ndarray:
+def decode_image(data: bytes, *, resize: bool, max_pixels: int, invert: bool = False,
+                 framing: str = "pad") -> np.ndarray:
     """Encoded image bytes -> uint8 [28, 28]: `open_image`, then `to_model_pixels`."""
-    return to_model_pixels(open_image(data, resize=resize, max_pixels=max_pixels), invert=invert)
+    return to_model_pixels(open_image(data, resize=resize, max_pixels=max_pixels), invert=invert, framing=framing)
 
 
 @contextmanager
@@ -58,7 +61,7 @@ def _decoding_errors():
         yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:  # warning: if made an error
         raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error
-    except PixelRangeError as error:  # decoded fine, but its values are out of the contract
+    except (PixelRangeError, PolarityError) as error:  # decoded fine, but out of the input contract
         raise InvalidInput(str(error)) from error
     except UnidentifiedImageError:
         raise UndecodableImage("cannot decode the image; send PNG, JPEG, BMP, GIF, TIFF or WebP") from None

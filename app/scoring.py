@@ -63,6 +63,13 @@ class Scorer:
             _predict_with_current(registry), _rows, max_batch_size, max_wait_s,
             on_batch=metrics.batch_size.observe)
 
+    @property
+    def framing(self) -> str:
+        """How the serving version frames uploads of other sizes (raises ModelUnavailable: 503)."""
+        # Read before decoding; a hot swap to a version framed otherwise before the model call is
+        # possible but needs a retrained model published mid-request, so it is not guarded against.
+        return self._registry.current.framing
+
     async def score(self, images: np.ndarray, override: ThresholdOverride) -> list[StoredResult]:
         """uint8 [N, 28, 28] -> one stored result per image, in order."""
         override.resolve(self._registry.current)  # fail fast (503, 422) before spending a model call

@@ -1,11 +1,11 @@
 """Decoding benchmark: what one upload costs the decode pool, by kind of image.
 
 Each kind is decoded and prepared exactly as the service does it (`app.imaging.decode_image`, with
-`?resize=true` where the image is not 28x28). A photo-sized JPEG is also decoded at full scale, as it
+`?resize=true` where the image is not 28x28, framed with --framing: the default model's is `mnist`). A photo-sized JPEG is also decoded at full scale, as it
 was before the decoder was asked to reduce it, and the two results are compared pixel by pixel.
 Figures are medians of --repeats runs, all in one process.
 
-    python bench/decode.py [--repeats 7] [--mnist PATH]
+    python bench/decode.py [--repeats 7] [--mnist PATH] [--framing mnist|pad]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.imaging import decode_image  # noqa: E402
+from training.framing import FRAMINGS  # noqa: E402
 from training.preprocessing import prepare_image  # noqa: E402
 
 MAX_PIXELS = 40_000_000  # the service's default VAE_MAX_IMAGE_PIXELS
@@ -60,11 +61,11 @@ def uploads(digit: np.ndarray) -> dict[str, tuple[bytes, bool]]:
     }
 
 
-def full_scale_decode(data: bytes, invert: bool) -> np.ndarray:
-    """The path before reduced-scale decoding: the whole JPEG decoded, then resized."""
+def full_scale_decode(data: bytes, invert: bool, framing: str) -> np.ndarray:
+    """The path before reduced-scale decoding: the whole JPEG decoded, then framed."""
     image = Image.open(io.BytesIO(data))
     image.load()  # once loaded, the decoder can no longer reduce the image
-    return prepare_image(image, invert=invert)
+    return prepare_image(image, invert=invert, framing=framing)
 
 
 def median_ms(function, repeats: int) -> float:
@@ -80,23 +81,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--mnist", default=None, help="mnist.npz for a real digit (default: a synthetic one)")
+    parser.add_argument("--framing", choices=sorted(FRAMINGS), default="mnist")
     args = parser.parse_args(argv)
 
+    print(f"framing: {args.framing}\n")
     print(f"| upload | bytes | decode + prepare, median of {args.repeats} (ms) |")
     print("| --- | --- | --- |")
     photo = None
     for kind, (data, invert) in uploads(a_digit(args.mnist)).items():
         resize = "28x28" not in kind
-        cost = median_ms(lambda: decode_image(data, resize=resize, invert=invert, max_pixels=MAX_PIXELS),
-                         args.repeats)
+        cost = median_ms(lambda: decode_image(data, resize=resize, invert=invert, framing=args.framing,
+                                              max_pixels=MAX_PIXELS), args.repeats)
         print(f"| {kind} | {len(data):,} | {cost:.1f} |")
         if "JPEG" in kind:
             photo = kind, data, invert, cost
     kind, data, invert, reduced_cost = photo
-    full_cost = median_ms(lambda: full_scale_decode(data, invert), args.repeats)
+    full_cost = median_ms(lambda: full_scale_decode(data, invert, args.framing), args.repeats)
     print(f"| {kind}, decoded at full scale (before) | {len(data):,} | {full_cost:.1f} |")
-    reduced = decode_image(data, resize=True, invert=invert, max_pixels=MAX_PIXELS).astype(int)
-    difference = np.abs(reduced - full_scale_decode(data, invert).astype(int))
+    reduced = decode_image(data, resize=True, invert=invert, framing=args.framing, max_pixels=MAX_PIXELS)
+    difference = np.abs(reduced.astype(int) - full_scale_decode(data, invert, args.framing).astype(int))
     print(f"\nreduced-scale JPEG decoding: {full_cost / reduced_cost:.1f}x faster; the 28x28 result differs "
           f"by at most {difference.max()} of 255 (mean {difference.mean():.3f})")
 

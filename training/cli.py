@@ -11,6 +11,7 @@ from pathlib import Path
 
 from training.calibration import CalibrationError
 from training.data import DataError
+from training.framing import FRAMINGS
 from training.model import ARCHITECTURES
 from training.scores import SCORE_METHODS
 from training.train import TrainConfig
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--images", metavar="DIR", help="folder of your own normal images")
     train.add_argument("--invert", action="store_true",
                        help="the --images are dark on light (scans, drawings on white): invert them")
+    train.add_argument("--framing", choices=sorted(FRAMINGS), default=None,
+                       help="how --images of another size than 28x28 become 28x28, in training and when "
+                            "the service scores: pad (default; aspect kept, padded with black) or mnist "
+                            "(ink cropped, fitted to 20x20, centred by mass, as MNIST's digits)")
     evaluate = commands.add_parser("evaluate", help="evaluate a published version on the MNIST test set")
     evaluate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                           help="a version folder, e.g. model_store/mnist-vae/1 (default: the latest of --name)")
@@ -125,11 +130,12 @@ def _version_dir(args) -> Path:
 def _recalibrate(args) -> int:
     from training.data import fingerprint, load_image_folder, load_mnist
     from training.recalibrate import LabelledTestSet, NormalImages, recalibrate_and_publish
+    from training.preprocessing import framing_of_version
     from training.store import read_metadata
 
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
-    images = load_image_folder(args.images, invert=args.invert)
+    images = load_image_folder(args.images, invert=args.invert, framing=framing_of_version(source))
     test_set = None
     if any(isinstance(c, int) for c in source["normal_classes"]) and not args.no_report:
         try:  # a version of an MNIST model ships its MNIST evaluation, unless asked not to

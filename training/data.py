@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from training.preprocessing import SIDE, prepare_image
+from training.framing import PolarityError
+from training.preprocessing import SIDE, PixelRangeError, prepare_image
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # The formats the service decodes (app/imaging.py).
@@ -89,9 +90,9 @@ def _validated(data: Mnist, source: str) -> Mnist:
     return data
 
 
-def load_image_folder(directory: str | os.PathLike, invert: bool = False) -> np.ndarray:
+def load_image_folder(directory: str | os.PathLike, invert: bool = False, framing: str = "pad") -> np.ndarray:
     """All images under `directory` as uint8 [N, 28, 28], prepared as the service prepares uploads
-    (grayscale, upright, aspect kept, padded; `invert` for dark-on-light images)."""
+    (grayscale, upright, framed; `invert` for dark-on-light images)."""
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
@@ -102,10 +103,12 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False) -> np.
     for file in files:
         try:
             with Image.open(file) as image:
-                images.append(prepare_image(image, invert=invert))
+                images.append(prepare_image(image, invert=invert, framing=framing))
         except Image.DecompressionBombError as error:
             raise DataError(f"{file} is too large to decode safely: {error}") from error
-        # Truncated or corrupt files raise any of these; PixelRangeError is a ValueError.
+        except (PixelRangeError, PolarityError) as error:  # decoded, but not what the model reads
+            raise DataError(f"{file}: {error}") from error
+        # Truncated or corrupt files raise any of these.
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
             raise DataError(f"cannot decode {file}: {error}") from error
     return np.stack(images)

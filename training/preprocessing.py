@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageOps
 
+from training.framing import FRAMINGS, frame
+
 SIDE = 28
 INPUT_CONTRACT = {
     "shape": [SIDE, SIDE, 1],
@@ -15,6 +17,16 @@ INPUT_CONTRACT = {
     "range": [0.0, 1.0],
     "polarity": "light foreground on dark background (white digit on black, as MNIST)",
 }
+
+
+def framing_of_version(metadata: dict) -> str:
+    """The framing a published version was trained with; versions that predate the field were `pad`."""
+    return metadata.get("input", {}).get("framing", "pad")
+
+
+def input_contract(framing: str) -> dict:
+    """A version's input contract: the fixed part, and how it frames images of other sizes."""
+    return {**INPUT_CONTRACT, "framing": framing, "framing_means": FRAMINGS[framing]}
 
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -80,29 +92,20 @@ def _levels_within_0_255(values: np.ndarray, mode: str) -> np.ndarray:
     return np.rint(values).astype(np.uint8)
 
 
-def fit_to_square(image: Image.Image, side: int = SIDE) -> Image.Image:
-    """Resize a grayscale image to side x side, keeping its aspect ratio and padding with black."""
-    width, height = image.size
-    scale = side / max(width, height)
-    resized = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.LANCZOS)
-    canvas = Image.new("L", (side, side), 0)
-    canvas.paste(resized, ((side - resized.width) // 2, (side - resized.height) // 2))
-    return canvas
-
-
 # A JPEG decoder can scale by 1/2, 1/4 or 1/8 as it decodes, for a fraction of the work: a 12-megapixel
-# photo takes ~10 ms instead of ~120 ms. Keeping at least four times the model's side leaves the final
+# photo takes 32 ms instead of 147 ms (bench/decode.py). Keeping at least four times the model's side leaves the final
 # resize its detail: pixels move by at most 1 of 255 (docs/performance.md).
 DECODE_AT_LEAST = 4 * SIDE
 
 
-def prepare_image(image: Image.Image, *, invert: bool = False) -> np.ndarray:
+def prepare_image(image: Image.Image, *, invert: bool = False, framing: str = "pad") -> np.ndarray:
     """Any Pillow image -> uint8 [28, 28] grayscale, light strokes on dark: what the service scores
     and what the training job and `recalibrate` read from folders, so both see the same pixels.
 
     `invert` is for dark-on-light images (a scan, a drawing on white): transparent pixels become the
     image's own background (white) and then, with everything else, are inverted to the model's black.
-    Inverting comes before resizing, so the padding is background too.
+    Inverting comes before framing, so the padding is background too. `framing` is the model's
+    (training/framing.py); an image already 28x28 is taken as it is.
     Pass the image before it is loaded, so a large JPEG is decoded at a reduced scale.
     """
     if image.size != (SIDE, SIDE):
@@ -110,9 +113,7 @@ def prepare_image(image: Image.Image, *, invert: bool = False) -> np.ndarray:
     gray = to_grayscale(image, background=255 if invert else 0)
     if invert:
         gray = ImageOps.invert(gray)
-    if gray.size != (SIDE, SIDE):
-        gray = fit_to_square(gray)
-    return np.asarray(gray, dtype=np.uint8)
+    return frame(gray, framing, SIDE)
 
 
 def to_model_input(pixels: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from training import data as datasets
 from training.calibration import conformal_threshold, pixel_threshold
 from training.metrics import auroc, test_set_metrics
-from training.preprocessing import INPUT_CONTRACT, to_model_input
+from training.preprocessing import input_contract, to_model_input
 from training.scores import SCORE_DESCRIPTIONS, SCORE_METHODS, AnomalyScorer, reference_codes
 from training.store import publish, staging_directory
 
@@ -45,6 +45,7 @@ class TrainConfig:
     data: str | None = None
     images: str | None = None
     invert: bool = False  # the --images folder holds dark-on-light images
+    framing: str | None = None  # how --images of other sizes are framed (training/framing.py); default pad
     verbose: int | None = None  # Keras fit verbosity; None: a progress bar on a terminal, else a line per epoch
 
 
@@ -83,8 +84,10 @@ def prepare_data(config: TrainConfig) -> TrainingData:
     rng = np.random.default_rng(config.seed)
     if config.invert and not config.images:
         raise datasets.DataError("--invert applies to an --images folder; MNIST is already light on dark")
+    if config.framing and not config.images:
+        raise datasets.DataError("--framing applies to an --images folder; MNIST's images are framed as MNIST")
     if config.images:
-        normals = datasets.load_image_folder(config.images, invert=config.invert)
+        normals = datasets.load_image_folder(config.images, invert=config.invert, framing=framing_of(config))
         train, validation, calibration = _split_normals(normals, config, rng)
         return TrainingData(train, validation, calibration, None, None, None,
                             source=f"folder {config.images}", fingerprint=datasets.fingerprint(normals))
@@ -98,6 +101,11 @@ def prepare_data(config: TrainConfig) -> TrainingData:
     return TrainingData(train, validation, calibration, anomalies, mnist.x_test, mnist.y_test,
                         source=str(datasets.resolve_mnist_path(config.data) or "keras cache"),
                         fingerprint=mnist.fingerprint())
+
+
+def framing_of(config: TrainConfig) -> str:
+    """How the model's training images were framed, so the service frames uploads the same way."""
+    return (config.framing or "pad") if config.images else "mnist"
 
 
 def _library_versions() -> dict[str, str]:
@@ -202,7 +210,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
                         "n_images": len(data.validation) + len(data.calibration)},
         "heatmap_scale": _heatmap_scale(scorer, data.calibration, config.target_fpr),
         "normal_classes": config.normal if not config.images else ["folder"],
-        "input": INPUT_CONTRACT,
+        "input": input_contract(framing_of(config)),
         "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
                      "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
                      "n_train": len(data.train), "n_validation": len(data.validation),

@@ -24,7 +24,7 @@ def _media_type(request: Request) -> str:
 
 
 async def single_image(request: Request, settings: Settings, decode_pool: DecodePool,
-                       resize: bool, invert: bool) -> np.ndarray:
+                       resize: bool, invert: bool, framing: str) -> np.ndarray:
     """uint8 [1, 28, 28] from whichever of the three accepted forms the client used."""
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
@@ -42,10 +42,10 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
         raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
     image = open_image(data, resize=resize, max_pixels=settings.max_image_pixels)
     if image.width * image.height <= INLINE_DECODE_PIXELS:
-        return to_model_pixels(image, invert=invert)[None]
+        return to_model_pixels(image, invert=invert, framing=framing)[None]
     # Decoding and resizing a large image takes up to a second: on the event loop it would stall
     # every other request. Pillow releases the GIL while it decodes.
-    return (await decode_pool.run(to_model_pixels, image, invert=invert))[None]
+    return (await decode_pool.run(to_model_pixels, image, invert=invert, framing=framing))[None]
 
 
 def _pixels_field(body: bytes) -> object:

@@ -36,6 +36,17 @@ def test_batch_applies_invert_to_all(client, normal_pixels):
     assert [item["result"]["score"] for item in body["items"]] == pytest.approx([single["score"]] * 2, rel=1e-5)
 
 
+def test_batch_frames_resized_images_as_single_requests_do(client, normal_pixels):
+    from tests.app.test_score import _photo_of
+
+    photo = _photo_of(normal_pixels)
+    single = client.post("/score?resize=true&invert=true", files={"file": ("p.jpg", photo, "image/jpeg")}).json()
+    body = client.post("/score/batch?resize=true&invert=true", files=_files(photo)).json()
+    assert body["items"][0]["result"]["score"] == pytest.approx(single["score"], rel=1e-5)
+    scan = client.post("/score/batch?resize=true", files=_files(photo)).json()["items"][0]  # not inverted
+    assert scan["error"]["status"] == 422 and "background is light" in scan["error"]["detail"]
+
+
 def test_batch_is_decoded_on_the_decode_pool(client, normal_pixels, monkeypatch):
     from app.api.routes import score
     decoded_on = record_threads(monkeypatch, score, "decode_image")

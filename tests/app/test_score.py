@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tests.app.conftest import png_bytes, record_threads
 
@@ -141,6 +141,36 @@ def test_invert_pads_a_resized_image_with_background(client, normal_pixels):
     light_on_dark = _score_file(client, png_bytes(tall), "?resize=true").json()["score"]
     dark_on_light = _score_file(client, png_bytes(255 - tall), "?resize=true&invert=true").json()["score"]
     assert dark_on_light == pytest.approx(light_on_dark, rel=1e-5)
+
+
+def _photo_of(pixels: np.ndarray) -> bytes:
+    """`pixels` enlarged off-centre onto a 400x300 page of grey paper, dark on light: a JPEG photo."""
+    page = np.full((300, 400), 225.0)
+    page[40:180, 230:370] -= np.kron(pixels, np.ones((5, 5))) * (185 / 255)  # ink at level 40
+    return png_bytes(page.clip(0, 255), mode="RGB", fmt="JPEG")
+
+
+def test_resize_frames_an_upload_as_the_models_training_images(client, normal_pixels):
+    from training.framing import frame
+
+    response = _score_file(client, _photo_of(normal_pixels), "?resize=true&invert=true",
+                           filename="photo.jpg", content_type="image/jpeg")
+    assert response.status_code == 200, response.text
+    seen = np.asarray(Image.open(io.BytesIO(client.get(f"/image/{response.json()['id']}").content)))
+    # The tiny model was trained on MNIST-shaped images: the page is framed as MNIST (framing "mnist").
+    assert client.get("/model").json()["input"]["framing"] == "mnist"
+    assert seen[0].max() == 0 and seen.max() == 255  # grey paper to black, ink to white
+    rows = np.flatnonzero(seen.max(axis=1) > 64)
+    assert rows[-1] - rows[0] + 1 == 20  # the ink fills MNIST's 20-pixel box
+    page = ImageOps.invert(Image.open(io.BytesIO(_photo_of(normal_pixels))).convert("L"))
+    assert not np.array_equal(seen, frame(page, "pad", 28))  # not merely padded
+
+
+def test_resized_dark_on_light_without_invert_is_a_422_that_says_what_to_do(client, normal_pixels):
+    response = _score_file(client, _photo_of(normal_pixels), "?resize=true", filename="photo.jpg",
+                           content_type="image/jpeg")
+    assert_problem(response, 422, "the image's background is light (median pixel 225 of 255)")
+    assert "?invert=true" in response.json()["detail"]
 
 
 def test_threshold_overrides(client, normal_pixels, tiny_model):

@@ -32,3 +32,9 @@ def test_invert_without_an_image_folder_is_a_clean_error(synthetic_mnist, tmp_pa
     code = main(["train", "--data", str(synthetic_mnist), "--invert", "--store", str(tmp_path / "store")])
     assert code == 2
     assert "--invert applies to an --images folder" in capsys.readouterr().err
+
+
+def test_framing_without_an_image_folder_is_a_clean_error(synthetic_mnist, tmp_path, capsys):
+    code = main(["train", "--data", str(synthetic_mnist), "--framing", "pad", "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert "--framing applies to an --images folder" in capsys.readouterr().err

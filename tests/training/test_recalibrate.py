@@ -160,3 +160,19 @@ def test_images_with_the_opposite_background_are_refused_until_inverted(version_
     metadata = read_metadata(version_dir.parent / "2")
     assert metadata["calibration"]["source"].endswith(", inverted")
     assert summary["fpr_at_previous_threshold"] == metadata["calibration"]["fpr_at_previous_threshold"] < 0.5
+
+
+def test_folder_images_are_framed_as_the_model_frames_them(version_dir, tmp_path, tiny_config, capsys):
+    # The tiny model is MNIST-framed, so un-inverted pages of paper are refused by the framing itself.
+    pages = np.full((40, 120, 160), 230, np.uint8)
+    pages[:, 10:94, 30:114] -= np.kron(_normals(40).images, np.ones((3, 3), np.uint8)) // 255 * 200
+    folder = _image_folder(tmp_path / "pages", pages)
+    argv = ["recalibrate", "--model", str(version_dir), "--images", str(folder), "--data", tiny_config.data,
+            "--target-fpr", "0.1"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "000.png: the image's background is light (median pixel 230 of 255)" in error
+    assert "cannot decode" not in error  # it decoded fine; it is the wrong way round
+    assert main([*argv, "--invert"]) == 0
+    published = json.loads(capsys.readouterr().out)
+    assert published["fpr_at_previous_threshold"] < 0.5  # framed as MNIST, the pages look like the normals

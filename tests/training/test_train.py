@@ -44,3 +44,30 @@ def test_a_folder_of_dark_on_light_normals_is_inverted_into_every_split(tiny_con
 
     loaded = np.concatenate([data.train, data.validation, data.calibration])
     assert sorted(map(bytes, loaded)) == sorted(map(bytes, bars))  # the original light-on-dark bars
+
+
+def test_the_framing_is_recorded_so_the_service_frames_uploads_alike(tiny_model, tiny_config, tmp_path):
+    from training.train import prepare_data
+
+    assert tiny_model.metadata["input"]["framing"] == "mnist"  # trained on MNIST-shaped data
+    assert "20x20" in tiny_model.metadata["input"]["framing_means"]
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for i, pixels in enumerate(make_images(np.ones(30, int), seed=5)):
+        page = np.zeros((200, 300), np.uint8)
+        page[20:160, 40:180] = np.kron(pixels, np.ones((5, 5), np.uint8))  # off-centre, with margins
+        Image.fromarray(page).save(folder / f"page-{i:03d}.png")
+    padded = prepare_data(dataclasses.replace(tiny_config, data=None, images=str(folder)))
+    framed = prepare_data(dataclasses.replace(tiny_config, data=None, images=str(folder), framing="mnist"))
+    rows_with_ink = lambda images: (images.max(axis=2) > 64).sum(axis=1)  # noqa: E731
+    assert (rows_with_ink(framed.train) == 20).all()  # cropped to the ink, fitted to MNIST's 20x20 box
+    assert (rows_with_ink(padded.train) < 20).all()  # padded: the page's margins stay
+
+
+def test_a_folder_model_records_pad_framing_by_default(tmp_path):
+    from training.train import TrainConfig, framing_of
+
+    assert framing_of(TrainConfig(images=str(tmp_path))) == "pad"
+    assert framing_of(TrainConfig(images=str(tmp_path), framing="mnist")) == "mnist"
+    assert framing_of(TrainConfig()) == "mnist"

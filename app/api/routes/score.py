@@ -38,7 +38,7 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
                          "a dark background: send `?invert=true` for dark-on-light images.")
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
                 query: ScoreQueryDep) -> JSONResponse:
-    images = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert)
+    images = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert, scorer.framing)
     (result,) = await scorer.score(images, query.override)
     return JSONResponse(score_result(result))
 
@@ -52,7 +52,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     files = await uploads.batch_files(request, settings)
     payloads = [upload.data for upload in files]
     # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
-    decoded = await decode_pool.run(_decode_all, payloads, query, settings)
+    decoded = await decode_pool.run(_decode_all, payloads, query, settings, scorer.framing)
     good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
     results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override) if good else [])
     items = []
@@ -67,12 +67,12 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)})
 
 
-def _decode_all(payloads: list[bytes], query: ScoreQuery,
-                settings: Settings) -> list[np.ndarray | ServiceError]:
+def _decode_all(payloads: list[bytes], query: ScoreQuery, settings: Settings,
+                framing: str) -> list[np.ndarray | ServiceError]:
     outcomes: list[np.ndarray | ServiceError] = []
     for data in payloads:
         try:
-            outcomes.append(decode_image(data, resize=query.resize, invert=query.invert,
+            outcomes.append(decode_image(data, resize=query.resize, invert=query.invert, framing=framing,
                                          max_pixels=settings.max_image_pixels))
         except ServiceError as error:
             outcomes.append(error)

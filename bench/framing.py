@@ -1,0 +1,124 @@
+"""Framing benchmark: MNIST test digits sent as scans and photos, scored with each framing.
+
+Each test digit is cropped to its ink and drawn, dark on light, onto a page of a few fixed kinds
+(below; chosen before any run, not tuned). The page is JPEG-encoded and scored exactly as the service
+scores an upload with `?resize=true&invert=true` (`app.imaging.decode_image`, then the published
+SavedModel), once with each framing (training/framing.py). The 28x28 originals are the reference.
+
+    python bench/framing.py [--mnist PATH] [--model VERSION_DIR] [--anomalies 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.imaging import decode_image  # noqa: E402
+from training.framing import FRAMINGS  # noqa: E402
+from training.metrics import auroc  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Page:
+    """How a digit is put on paper and photographed."""
+    name: str
+    paper: int = 255  # paper level, 0-255
+    ink: int = 0
+    noise: float = 0.0  # sensor noise, standard deviation in levels
+    digit_height: float = 0.4  # share of the page's height the ink fills
+    size: tuple[int, int] = (600, 800)  # width, height
+
+
+PAGES = (
+    Page("scan: white paper, black ink, wide margins"),
+    Page("photo: grey paper (235), ink 40, noise 4", paper=235, ink=40, noise=4),
+    Page("dim photo, landscape: paper 200, ink 60, noise 8, tight crop", paper=200, ink=60, noise=8,
+         digit_height=0.8, size=(800, 600)),
+)
+
+
+def photograph(digit: np.ndarray, page: Page, rng: np.random.Generator) -> bytes:
+    """A 28x28 light-on-dark digit -> JPEG bytes of it drawn dark on light on `page`."""
+    rows, columns = np.flatnonzero(digit.max(axis=1)), np.flatnonzero(digit.max(axis=0))
+    ink = digit[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    width, height = page.size
+    ink_height = int(height * page.digit_height)
+    ink_width = min(width, max(1, round(ink_height * ink.shape[1] / ink.shape[0])))
+    drawn = np.asarray(Image.fromarray(ink).resize((ink_width, ink_height), Image.BICUBIC), np.float32) / 255
+    coverage = np.zeros((height, width), np.float32)
+    top, left = (height - ink_height) // 2, (width - ink_width) // 2
+    coverage[top:top + ink_height, left:left + ink_width] = drawn
+    levels = page.paper - (page.paper - page.ink) * coverage + rng.normal(0, page.noise, coverage.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(levels.clip(0, 255).astype(np.uint8)).convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def figures(scores: np.ndarray, is_anomaly: np.ndarray, threshold: float) -> dict[str, float]:
+    return {"auroc": auroc(is_anomaly, scores),
+            "normals_flagged": float(np.mean(scores[~is_anomaly] > threshold)),
+            "anomalies_flagged": float(np.mean(scores[is_anomaly] > threshold)),
+            "median_normal_score": float(np.median(scores[~is_anomaly]))}
+
+
+def framing_table(score, threshold: float, digits: np.ndarray, is_anomaly: np.ndarray,
+                  pages=PAGES, seed: int = 0) -> list[tuple[str, str, dict[str, float]]]:
+    """(page, framing, figures) rows; `score` maps uint8 [N, 28, 28] to scores."""
+    rows = [("the 28x28 originals", "-", figures(score(digits), is_anomaly, threshold))]
+    for page in pages:
+        rng = np.random.default_rng(seed)
+        uploads = [photograph(digit, page, rng) for digit in digits]
+        for framing in FRAMINGS:
+            framed = np.stack([decode_image(data, resize=True, invert=True, framing=framing, max_pixels=10**8)
+                               for data in uploads])
+            rows.append((page.name, framing, figures(score(framed), is_anomaly, threshold)))
+    return rows
+
+
+def test_digits(mnist: str | None, normal: list[int], anomalies: int, seed: int):
+    from training.data import load_mnist
+
+    data = load_mnist(mnist)
+    is_normal = np.isin(data.y_test, normal)
+    chosen = np.random.default_rng(seed).permutation(np.flatnonzero(~is_normal))[:anomalies]
+    index = np.r_[np.flatnonzero(is_normal), chosen]
+    return data.x_test[index], ~is_normal[index]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH"), help="mnist.npz (default: $MNIST_PATH)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a version folder (default: the latest in model_store/mnist-vae)")
+    parser.add_argument("--anomalies", type=int, default=2000, help="test anomalies to sample (all normals are used)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from app.detector import Detector
+    from training.store import list_versions
+
+    model = args.model or ROOT / "model_store" / "mnist-vae" / str(list_versions(ROOT / "model_store" / "mnist-vae")[-1])
+    detector = Detector.load(model)
+    digits, is_anomaly = test_digits(args.mnist, detector.metadata["normal_classes"], args.anomalies, args.seed)
+    print(f"model {model} (threshold {detector.threshold:.3f}); {int((~is_anomaly).sum())} normal and "
+          f"{int(is_anomaly.sum())} anomalous MNIST test digits, each sent as a JPEG with ?resize=true&invert=true\n")
+    print("| upload | framing | AUROC | normals flagged | anomalies flagged | median normal score |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for page, framing, result in framing_table(lambda images: detector.predict(images).score, detector.threshold,
+                                               digits, is_anomaly, seed=args.seed):
+        print(f"| {page} | {framing} | {result['auroc']:.4f} | {result['normals_flagged']:.1%} | "
+              f"{result['anomalies_flagged']:.1%} | {result['median_normal_score']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

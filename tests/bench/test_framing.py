@@ -1,0 +1,42 @@
+"""bench/framing.py: digits are photographed onto pages and framed both ways, in the service's decode path."""
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tests.synthetic import make_images
+
+SPEC = importlib.util.spec_from_file_location("framing_bench", Path(__file__).parents[2] / "bench" / "framing.py")
+framing_bench = importlib.util.module_from_spec(SPEC)
+sys.modules[SPEC.name] = framing_bench  # its dataclasses look their module up there
+SPEC.loader.exec_module(framing_bench)
+
+
+def test_a_photographed_digit_is_dark_ink_on_the_pages_paper():
+    page = framing_bench.Page("grey", paper=230, ink=30, digit_height=0.5, size=(200, 100))
+    photo = Image.open(io.BytesIO(framing_bench.photograph(make_images(np.ones(1, int), 0)[0], page,
+                                                           np.random.default_rng(0))))
+    assert photo.format == "JPEG" and photo.size == (200, 100)
+    gray = np.asarray(photo.convert("L")).astype(int)
+    assert abs(np.median(gray) - 230) <= 2  # paper
+    assert gray[25:75, 90:110].min() < 60  # ink in the middle, 50 rows high
+
+
+def test_the_table_has_the_originals_then_each_page_framed_both_ways():
+    digits = make_images(np.array([1, 1, 1, 0, 0, 0]), seed=2)
+    is_anomaly = np.array([False] * 3 + [True] * 3)
+
+    def distance_from_the_originals(images):  # 0 for a perfect framing
+        return np.abs(images.astype(float) - digits).mean(axis=(1, 2))
+
+    rows = framing_bench.framing_table(distance_from_the_originals, 1.0, digits, is_anomaly)
+    assert [(page, framing) for page, framing, _ in rows][:3] == [
+        ("the 28x28 originals", "-"), (framing_bench.PAGES[0].name, "pad"), (framing_bench.PAGES[0].name, "mnist")]
+    assert len(rows) == 1 + 2 * len(framing_bench.PAGES)
+    assert rows[0][2]["median_normal_score"] == 0
+    by_framing = {framing: [r["median_normal_score"] for _, f, r in rows if f == framing] for framing in ("pad", "mnist")}
+    assert max(by_framing["mnist"]) < min(by_framing["pad"])  # MNIST framing gives back digits closer to the originals

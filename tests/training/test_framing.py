@@ -1,0 +1,98 @@
+"""Framing images of any size as the model's training images were: `pad`, and `mnist` as MNIST's digits."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.framing import PolarityError, frame
+
+SIDE = 28
+
+
+def mnist_like_digit() -> np.ndarray:
+    """A "7" framed as MNIST frames its digits: ink in a 20-pixel-high box, centre of mass at (14, 14)."""
+    digit = np.zeros((SIDE, SIDE), np.uint8)
+    digit[4:7, 8:21] = 255  # the top bar
+    for row in range(7, 24):  # the stem
+        column = 19 - (row - 7) // 3
+        digit[row, column - 1:column + 2] = 255
+    row, column = centre_of_mass(digit)
+    return np.roll(digit, (round(14 - row), round(14 - column)), axis=(0, 1))
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    rows, columns = np.indices(image.shape)
+    mass = image.astype(np.float64).sum()
+    return (rows * image).sum() / mass, (columns * image).sum() / mass
+
+
+def on_page(digit: np.ndarray, size=(600, 800), offset=(0, 0), scale=10, paper=0, ink=255,
+            noise=0.0) -> Image.Image:
+    """`digit` enlarged `scale` times onto a page (light on dark unless paper > ink)."""
+    big = np.asarray(Image.fromarray(digit).resize((SIDE * scale, SIDE * scale), Image.BICUBIC), np.float32) / 255
+    coverage = np.zeros((size[1], size[0]), np.float32)
+    top, left = (size[1] - big.shape[0]) // 2 + offset[0], (size[0] - big.shape[1]) // 2 + offset[1]
+    coverage[top:top + big.shape[0], left:left + big.shape[1]] = big
+    levels = paper + (ink - paper) * coverage + np.random.default_rng(0).normal(0, noise, coverage.shape)
+    return Image.fromarray(levels.clip(0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("framing", ["pad", "mnist"])
+def test_an_image_of_the_model_size_is_taken_as_it_is(framing):
+    digit = np.random.default_rng(0).integers(0, 256, (SIDE, SIDE)).astype(np.uint8)
+    assert np.array_equal(frame(Image.fromarray(digit), framing, SIDE), digit)
+
+
+def test_an_unknown_framing_is_refused():
+    with pytest.raises(ValueError, match="unknown framing 'crop'; known: pad, mnist"):
+        frame(Image.new("L", (40, 40)), "crop", SIDE)
+
+
+def test_pad_keeps_the_aspect_ratio_and_pads_with_black():
+    wide = np.full((20, 40), 200, np.uint8)
+    framed = frame(Image.fromarray(wide), "pad", SIDE)
+    assert framed.shape == (SIDE, SIDE)
+    assert framed[:7].max() == 0 and framed[-7:].max() == 0  # 40x20 -> 28x14, centred: 7 rows each side
+    assert framed[7:21].min() == 200
+
+
+def test_mnist_framing_gives_back_an_mnist_digit_from_a_large_off_centre_image():
+    digit = mnist_like_digit()
+    framed = frame(on_page(digit, offset=(-150, 120)), "mnist", SIDE)
+    # The same digit, resampled; centring by mass rounds to whole pixels, so allow a 1-pixel shift.
+    best = max(np.corrcoef(np.roll(framed, shift, axis=(0, 1)).ravel(), digit.ravel())[0, 1]
+               for shift in [(0, 0), (0, 1), (1, 0), (0, -1), (-1, 0)])
+    assert best > 0.9
+    rows = np.flatnonzero(framed.max(axis=1) > 64)
+    assert rows[-1] - rows[0] + 1 == 20  # the ink's longer side fills MNIST's 20-pixel box
+    assert np.allclose(centre_of_mass(framed), (14, 14), atol=0.5)
+
+
+def test_mnist_framing_sets_the_levels_of_grey_paper_and_grey_ink():
+    digit = mnist_like_digit()
+    clean = frame(on_page(digit), "mnist", SIDE)
+    # Paper at 60 and ink at 180 (a photo, already inverted), with sensor noise.
+    framed = frame(on_page(digit, paper=60, ink=180, noise=4), "mnist", SIDE)
+    assert framed[0].max() == 0 and framed[:, 0].max() == 0  # the paper is black again
+    assert framed.max() == 255
+    assert np.abs(framed.astype(int) - clean.astype(int)).mean() < 3
+
+
+def test_a_few_hot_pixels_do_not_dim_the_digit():
+    page = np.asarray(on_page(mnist_like_digit(), ink=150)).copy()
+    page[:5, :5] = 255  # 25 hot pixels, brighter than any ink
+    framed = frame(Image.fromarray(page), "mnist", SIDE)
+    assert framed.max() == 255  # the ink, not the hot pixels, sets the brightest level
+    assert np.array_equal(framed, frame(on_page(mnist_like_digit(), ink=150), "mnist", SIDE))  # nor the box
+
+
+def test_a_blank_page_frames_as_an_empty_image():
+    page = Image.fromarray(np.random.default_rng(0).normal(40, 3, (300, 300)).clip(0, 255).astype(np.uint8))
+    assert not frame(page, "mnist", SIDE).any()
+
+
+def test_a_dark_on_light_image_is_refused_with_what_to_do():
+    page = on_page(mnist_like_digit(), paper=240, ink=20)  # a scan, not inverted
+    with pytest.raises(PolarityError, match=r"background is light \(median pixel 240 of 255\).*\?invert=true"):
+        frame(page, "mnist", SIDE)
+    assert frame(page, "pad", SIDE).shape == (SIDE, SIDE)  # pad makes no assumption about the polarity
