@@ -40,3 +40,17 @@ def test_the_table_has_the_originals_then_each_page_framed_both_ways():
     assert rows[0][2]["median_normal_score"] == 0
     by_framing = {framing: [r["median_normal_score"] for _, f, r in rows if f == framing] for framing in ("pad", "mnist")}
     assert max(by_framing["mnist"]) < min(by_framing["pad"])  # MNIST framing gives back digits closer to the originals
+
+
+def test_the_background_table_raises_only_the_dark_pixels():
+    digits = make_images(np.array([1, 0]), seed=2)
+    seen = []
+
+    def record(images):
+        seen.append(images)
+        return np.zeros(len(images))
+
+    rows = framing_bench.background_table(record, 1.0, digits, np.array([False, True]), levels=(0, 8))
+    assert [level for level, _ in rows] == [0, 8]
+    assert np.array_equal(seen[0], digits)
+    assert seen[1].min() == 8 and np.array_equal(seen[1][digits >= 8], digits[digits >= 8])
