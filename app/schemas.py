@@ -20,7 +20,7 @@ class ScoreResult(BaseModel):
         "id": "3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "created_at": "2026-11-28T10:00:00.123456+00:00",
         "score": -1.25, "threshold": 3.67, "threshold_source": "model", "target_fpr": 0.01,
         "p_value": 0.89, "is_anomaly": False, "score_method": "dssim_knn", "scores": EXAMPLE_SCORES,
-        "model": {"name": "mnist-vae", "version": 3},
+        "model": {"name": "mnist-vae", "version": 4},
         "result_url": "/results/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})

@@ -74,6 +74,34 @@ def test_real_digits_get_the_right_verdicts(server, mnist_path):
     assert verdicts == {1: False, 9: True}
 
 
+def _photo_of(image: np.ndarray) -> bytes:
+    """A digit written dark on grey paper, off-centre on a 600x800 page, photographed (JPEG, noise)."""
+    rows, columns = np.flatnonzero(image.max(axis=1)), np.flatnonzero(image.max(axis=0))
+    ink = Image.fromarray(image[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1])
+    ink = np.asarray(ink.resize((ink.width * 12, ink.height * 12), Image.BICUBIC), np.float32) / 255
+    page = np.full((800, 600), 230.0)
+    page[150:150 + ink.shape[0], 100:100 + ink.shape[1]] -= 190 * ink
+    page += np.random.default_rng(0).normal(0, 4, page.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(page.clip(0, 255).astype(np.uint8)).convert("RGB").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_photos_of_real_digits_get_the_right_verdicts(server, mnist_path):
+    base, _ = server
+    with np.load(mnist_path) as data:
+        digits = {digit: data["x_test"][data["y_test"] == digit][0] for digit in (1, 9)}
+    verdicts = {}
+    for digit, image in digits.items():
+        response = httpx.post(f"{base}/score?resize=true&invert=true",
+                              files={"file": (f"{digit}.jpg", _photo_of(image), "image/jpeg")})
+        assert response.status_code == 200, response.text
+        verdicts[digit] = response.json()["is_anomaly"]
+    assert verdicts == {1: False, 9: True}
+    refused = httpx.post(f"{base}/score?resize=true", files={"file": ("1.jpg", _photo_of(digits[1]), "image/jpeg")})
+    assert refused.status_code == 422 and "?invert=true" in refused.json()["detail"]
+
+
 def test_ready_quickly(server):
     _, seconds_to_ready = server
     print(f"ready after {seconds_to_ready:.1f} s")

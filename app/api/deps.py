@@ -53,7 +53,9 @@ class ScoreQuery(BaseModel):
                                     description="use this threshold instead of the model's")
     fpr: float | None = Field(None, gt=0, lt=1, description="use the threshold calibrated for this "
                                                             "false-positive rate instead")
-    resize: bool = Field(False, description="resize any image size to 28x28 (aspect kept, padded)")
+    resize: bool = Field(False, description="bring an image of any other size to 28x28, framed as the model's "
+                                            "training images were (GET /model: input.framing; MNIST models "
+                                            "crop, fit and centre the ink as MNIST did)")
     invert: bool = Field(False, description="the image is dark on light (e.g. a scan): invert it to the "
                                             "model's light-on-dark before scoring")
 

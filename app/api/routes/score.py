@@ -35,7 +35,8 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
              description="Send the image as a multipart field `file`, as a raw `image/*` body, or as JSON "
                          "`{\"pixels\": 28x28 values 0-255}`. PNG, JPEG, BMP, GIF, TIFF and WebP are "
                          "accepted; colour and alpha become grayscale. The model expects light strokes on "
-                         "a dark background: send `?invert=true` for dark-on-light images.")
+                         "a dark background: send `?invert=true` for dark-on-light images. For a photo or "
+                         "scan of any size, add `?resize=true`.")
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
                 query: ScoreQueryDep) -> JSONResponse:
     images = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert, scorer.framing)
