@@ -4,7 +4,7 @@ A model is only as good as the match between what it was trained on and what it 
 were made in a particular way (LeCun et al.): the ink cropped, fitted into a 20x20 box, anti-aliased,
 and centred by its centre of mass in a 28x28 field, on a background of exactly 0. A photo of a digit
 resized by padding alone keeps its margins and its grey paper, and the MNIST model flags nearly every
-such photo (docs/quality.md, "Photos of digits"). So each model version records its framing, and the
+such photo (docs/quality.md, "Photos and scans of digits: framing"). So each model version records its framing, and the
 service and the training job frame images with it:
 
 - `pad`: keep the aspect ratio, fit the square, pad with black. For models trained on folders of

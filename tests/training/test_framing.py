@@ -96,3 +96,26 @@ def test_a_dark_on_light_image_is_refused_with_what_to_do():
     with pytest.raises(PolarityError, match=r"background is light \(median pixel 240 of 255\).*\?invert=true"):
         frame(page, "mnist", SIDE)
     assert frame(page, "pad", SIDE).shape == (SIDE, SIDE)  # pad makes no assumption about the polarity
+
+
+def test_any_image_frames_to_the_model_size_or_is_refused_for_its_polarity():
+    # Odd sizes and contents (noise, one dot, a line, flat grey with hot pixels): no crash, no NaN.
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        height, width = rng.integers(1, 80, size=2)
+        pixels = np.zeros((height, width))
+        kind = rng.integers(4)
+        if kind == 0:
+            pixels = rng.integers(0, 256, (height, width))
+        elif kind == 1:
+            pixels[rng.integers(height), rng.integers(width)] = rng.integers(256)
+        elif kind == 2:
+            pixels[:, rng.integers(width)] = rng.integers(256)
+        else:
+            pixels[:] = rng.integers(256)
+            pixels[rng.random((height, width)) < 0.01] = 255
+        try:
+            framed = frame(Image.fromarray(pixels.astype(np.uint8)), "mnist", SIDE)
+        except PolarityError:
+            continue
+        assert framed.shape == (SIDE, SIDE) and framed.dtype == np.uint8
