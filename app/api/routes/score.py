@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -53,7 +55,8 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     files = await uploads.batch_files(request, settings)
     payloads = [upload.data for upload in files]
     # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
-    decoded = await decode_pool.run(_decode_all, payloads, query, settings, scorer.framing)
+    decode = functools.partial(_decode_or_error, query=query, settings=settings, framing=scorer.framing)
+    decoded = await decode_pool.map_in_slices(decode, payloads)
     good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
     results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override) if good else [])
     items = []
@@ -68,13 +71,10 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)})
 
 
-def _decode_all(payloads: list[bytes], query: ScoreQuery, settings: Settings,
-                framing: str) -> list[np.ndarray | ServiceError]:
-    outcomes: list[np.ndarray | ServiceError] = []
-    for data in payloads:
-        try:
-            outcomes.append(decode_image(data, resize=query.resize, invert=query.invert, framing=framing,
-                                         max_pixels=settings.max_image_pixels))
-        except ServiceError as error:
-            outcomes.append(error)
-    return outcomes
+def _decode_or_error(data: bytes, query: ScoreQuery, settings: Settings, framing: str) -> np.ndarray | ServiceError:
+    """One batch item: its pixels, or the client error that is its own item's answer."""
+    try:
+        return decode_image(data, resize=query.resize, invert=query.invert, framing=framing,
+                            max_pixels=settings.max_image_pixels)
+    except ServiceError as error:
+        return error
