@@ -5,9 +5,12 @@ settings, into a temporary store). For each, it asks whether a simple shape feat
 height, stroke intensity) explains the test halves' FPRs: the held-out training normals that set the
 threshold are reweighted to each half's feature distribution, which predicts the FPR that feature
 alone would cause. Nothing is fitted. For digit 7 it then counts crossbar "7"s in each set, how often
-each style is flagged, and how much each set's order keeps a writer's images together.
+each style is flagged, and how much each set's order keeps a writer's images together; it estimates,
+by a block bootstrap over the test set's order, how much writers clustering in the test set inflate
+the variance of digit 7's FPR; and with --figure it draws the flagged SD-3 "7"s above the held-out
+"7"s that scored highest (docs/img/digit7-flagged.png).
 
-    python bench/writer_shift.py [--data mnist.npz] [--seed 0]
+    python bench/writer_shift.py [--data mnist.npz] [--seed 0] [--figure docs/img/digit7-flagged.png]
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ CROSSBAR_RATIO, CROSSBAR_MIN_RUN = 2.2, 6
 MIDDLE = (0.35, 0.8)  # the rows searched for a crossbar, as fractions of the digit's height from its top
 LOWER = 0.3  # the stem's usual width: median run over the rows below this fraction of the height
 TEST_POPULATIONS = (("SD-3", slice(0, 5000)), ("SD-1", slice(5000, None)))  # as in bench/quality.py
+BOOTSTRAP_BLOCKS = (50, 100, 200, 400)  # consecutive test images per block
+BOOTSTRAP_REPLICATES = 4000
 
 
 def longest_runs(images: np.ndarray) -> np.ndarray:
@@ -103,6 +108,36 @@ def tertile_rates(feature: np.ndarray, flagged: np.ndarray) -> list[float]:
     return [float(flagged[part].mean()) for part in np.array_split(order, 3)]
 
 
+def block_bootstrap_ratio(flagged: np.ndarray, positions: np.ndarray, n_total: int, block: int,
+                          replicates: int, rng: np.random.Generator) -> float:
+    """Variance of the flagged share when whole blocks of `block` consecutive images are resampled,
+    over the variance if every image were independent (binomial). `positions`: each flagged-or-not
+    image's place in the order of all `n_total` images."""
+    n_blocks = -(-n_total // block)
+    block_of = positions // block
+    flags_in = np.bincount(block_of, weights=flagged.astype(float), minlength=n_blocks)
+    count_in = np.bincount(block_of, minlength=n_blocks).astype(float)
+    drawn = rng.integers(0, n_blocks, size=(replicates, n_blocks))
+    rates = flags_in[drawn].sum(axis=1) / np.maximum(count_in[drawn].sum(axis=1), 1)
+    rate = flagged.mean()
+    return float(rates.var() / (rate * (1 - rate) / len(flagged)))
+
+
+def contact_sheet(rows: list[np.ndarray], scale: int = 3, border: int = 3, gap: int = 18):
+    """Rows of 28x28 images, enlarged, each framed in grey, rows apart on white: a PIL image."""
+    from PIL import Image
+
+    tile = 28 * scale + 2 * border
+    width = max(len(row) for row in rows) * tile
+    sheet = Image.new("L", (width, len(rows) * tile + (len(rows) - 1) * gap), 255)
+    for r, row in enumerate(rows):
+        for c, pixels in enumerate(row):
+            framed = Image.new("L", (tile, tile), 90)
+            framed.paste(Image.fromarray(pixels).resize((28 * scale, 28 * scale), Image.NEAREST), (border, border))
+            sheet.paste(framed, (c * tile, r * (tile + gap)))
+    return sheet
+
+
 def _style_line(name: str, crossbar: np.ndarray, flagged: np.ndarray) -> str:
     def rate(mask):
         return f"{flagged[mask].mean():.2%} ({flagged[mask].sum()} of {mask.sum()})" if mask.any() else "–"
@@ -110,8 +145,8 @@ def _style_line(name: str, crossbar: np.ndarray, flagged: np.ndarray) -> str:
             f"{flagged.mean():.2%} |")
 
 
-def flagged_sets(digit: int, args, mnist, store: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Train the digit's model; its held-out training normals and each test half's, with their flags."""
+def flagged_sets(digit: int, args, mnist, store: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Train the digit's model; its held-out training normals and each test half's: images, flags, scores."""
     from training.evaluate import saved_model_outputs
     from training.train import TrainConfig, prepare_data, train_and_publish
 
@@ -124,14 +159,15 @@ def flagged_sets(digit: int, args, mnist, store: Path) -> dict[str, tuple[np.nda
         x, y = mnist.x_test[part], mnist.y_test[part]
         sets[name] = x[y == digit]
     threshold = published.metadata["threshold"]
-    return {name: (images, saved_model_outputs(published.path, images, progress=False)["score"] > threshold)
-            for name, images in sets.items()}
+    scores = {name: saved_model_outputs(published.path, images, progress=False)["score"] for name, images in sets.items()}
+    return {name: (images, scores[name] > threshold, scores[name]) for name, images in sets.items()}
 
 
 def print_reweighting(digit: int, sets: dict) -> None:
-    held_images, held_flagged = sets["held-out"]
+    held_images, held_flagged, _ = sets["held-out"]
     held = shape_features(held_images)
-    tests = {name: (shape_features(images), flagged) for name, (images, flagged) in sets.items() if name != "held-out"}
+    tests = {name: (shape_features(images), flagged) for name, (images, flagged, _) in sets.items()
+             if name != "held-out"}
     print(f"\ndigit {digit}: held-out training normals flagged {held_flagged.mean():.2%}; by ink tertile "
           + ", ".join(f"{rate:.2%}" for rate in tertile_rates(held["ink"], held_flagged)))
     print(f"| test half | observed FPR | " + " | ".join(f"predicted from {f}" for f in held) + " |")
@@ -148,6 +184,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("MNIST_PATH"), help="MNIST .npz (default: $MNIST_PATH)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                        help="write the flagged SD-3 \"7\"s and the highest-scoring held-out \"7\"s here")
     args = parser.parse_args()
 
     import logging
@@ -172,9 +210,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     print(f"| all training \"{DIGIT}\"s | {crossbar_mask(train_sevens).mean():.1%} ({len(train_sevens)}) | | | |")
     labels = {"held-out": f"held-out training \"{DIGIT}\"s (set the threshold)"}
-    for name, (images, flagged) in by_digit[DIGIT].items():
+    for name, (images, flagged, _) in by_digit[DIGIT].items():
         print(_style_line(labels.get(name, f"test, {name} half"), crossbar_mask(images), flagged))
-    held_images, held_flagged = by_digit[DIGIT]["held-out"]
+    held_images, held_flagged, held_scores = by_digit[DIGIT]["held-out"]
     held_crossbar = crossbar_mask(held_images)
     for name, _ in TEST_POPULATIONS:
         share = crossbar_mask(by_digit[DIGIT][name][0]).mean()
@@ -184,6 +222,21 @@ def main() -> None:
     for name, sevens in (("training set", train_sevens), ("test set", test_sevens)):
         crossbar = crossbar_mask(sevens)
         print(f"- {name}: {follow_rate(crossbar):.1%}, against {crossbar.mean():.1%} overall")
+
+    test_flagged = np.concatenate([by_digit[DIGIT][name][1] for name, _ in TEST_POPULATIONS])  # in test order
+    positions = np.flatnonzero(mnist.y_test == DIGIT)
+    rng = np.random.default_rng(args.seed)
+    ratios = {block: block_bootstrap_ratio(test_flagged, positions, len(mnist.y_test), block,
+                                           BOOTSTRAP_REPLICATES, rng) for block in BOOTSTRAP_BLOCKS}
+    print(f"\nDigit {DIGIT}'s test FPR ({test_flagged.mean():.2%}): block-bootstrap variance over the binomial one, "
+          f"{BOOTSTRAP_REPLICATES} replicates: " + ", ".join(f"blocks of {b}: {r:.2f}" for b, r in ratios.items()))
+
+    if args.figure:
+        sd3_images, sd3_flagged, _ = by_digit[DIGIT]["SD-3"]
+        top_held = held_images[np.argsort(-held_scores)[:int(sd3_flagged.sum())]]
+        contact_sheet([sd3_images[sd3_flagged], top_held]).save(args.figure)
+        print(f"\nwrote {args.figure}: the {int(sd3_flagged.sum())} flagged SD-3 \"{DIGIT}\"s in test order (top), "
+              f"the as many highest-scoring held-out \"{DIGIT}\"s (bottom)")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,22 @@ def test_shape_features_measure_ink_slant_and_height():
     assert features["slant"][0] == pytest.approx(0.0, abs=1e-9) and features["slant"][1] == pytest.approx(0.5, abs=0.05)
     assert features["height"][0] == pytest.approx(np.std(np.arange(4, 24)), rel=1e-6)
     assert features["stroke intensity"].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_block_bootstrap_ratio_is_one_for_independent_flags_and_grows_when_they_cluster():
+    rng = np.random.default_rng(0)
+    positions = np.arange(0, 10_000, 10)  # 1,000 images of one digit, spread over 10,000
+    independent = rng.random(1000) < 0.05
+    clustered = np.zeros(1000, bool)
+    clustered[:50] = True  # the same share, all from one stretch of the order (one writer)
+    assert styles.block_bootstrap_ratio(independent, positions, 10_000, 100, 4000, rng) == pytest.approx(1, abs=0.15)
+    assert styles.block_bootstrap_ratio(clustered, positions, 10_000, 100, 4000, rng) > 5
+
+
+def test_contact_sheet_lays_out_rows_of_framed_tiles():
+    images = np.full((3, 28, 28), 255, np.uint8)
+    sheet = np.asarray(styles.contact_sheet([images, images[:2]], scale=2, border=1, gap=4))
+    assert sheet.shape == (2 * 58 + 4, 3 * 58)
+    assert sheet[0, 0] == 90 and sheet[1, 1] == 255  # a grey frame around the white image
+    assert sheet[58:62].min() == 255  # the gap between the rows is white
+    assert sheet[62:, 116:].min() == 255  # the short row: blank paper after its two tiles
