@@ -170,7 +170,7 @@ def print_reweighting(digit: int, sets: dict) -> None:
              if name != "held-out"}
     print(f"\ndigit {digit}: held-out training normals flagged {held_flagged.mean():.2%}; by ink tertile "
           + ", ".join(f"{rate:.2%}" for rate in tertile_rates(held["ink"], held_flagged)))
-    print(f"| test half | observed FPR | " + " | ".join(f"predicted from {f}" for f in held) + " |")
+    print("| test half | observed FPR | " + " | ".join(f"predicted from {f}" for f in held) + " |")
     print("|" + " --- |" * (2 + len(held)))
     for name, (features, flagged) in tests.items():
         print(f"| {name} | {flagged.mean():.2%} | "

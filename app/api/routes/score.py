@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api import uploads
-from app.api.deps import (DecodePoolDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep,
-                          query_parameters_openapi)
+from app.api.deps import DecodePoolDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep, query_parameters_openapi
 from app.api.presenters import score_result
+from app.config import Settings
 from app.errors import ServiceError
 from app.imaging import decode_image
-from app.config import Settings
 from app.schemas import PROBLEM_RESPONSES, BatchResponse, PixelsRequest, ScoreResult
 
 router = APIRouter(tags=["scoring"])
