@@ -36,6 +36,7 @@ class Page:
     paper: int = 255  # paper level, 0-255
     ink: int = 0
     noise: float = 0.0  # sensor noise, standard deviation in levels
+    shadow: int = 0  # the paper darkens by this many levels from the left edge to the right
     digit_height: float = 0.4  # share of the page's height the ink fills
     size: tuple[int, int] = (600, 800)  # width, height
 
@@ -45,6 +46,10 @@ PAGES = (
     Page("photo: grey paper (235), ink 40, noise 4", paper=235, ink=40, noise=4),
     Page("dim photo, landscape: paper 200, ink 60, noise 8, tight crop", paper=200, ink=60, noise=8,
          digit_height=0.8, size=(800, 600)),
+    # Limits, added after the three above: a shadow across the page, then a deep one.
+    Page("shadowed photo: paper 250 on the left to 170 on the right, ink 40, noise 4", paper=250, ink=40,
+         noise=4, shadow=80),
+    Page("deep shadow: paper 250 to 120", paper=250, ink=40, noise=4, shadow=130),
 )
 
 
@@ -59,7 +64,8 @@ def photograph(digit: np.ndarray, page: Page, rng: np.random.Generator) -> bytes
     coverage = np.zeros((height, width), np.float32)
     top, left = (height - ink_height) // 2, (width - ink_width) // 2
     coverage[top:top + ink_height, left:left + ink_width] = drawn
-    levels = page.paper - (page.paper - page.ink) * coverage + rng.normal(0, page.noise, coverage.shape)
+    paper = page.paper - np.linspace(0, page.shadow, width, dtype=np.float32)[None, :]
+    levels = paper - (paper - page.ink) * coverage + rng.normal(0, page.noise, coverage.shape)
     buffer = io.BytesIO()
     Image.fromarray(levels.clip(0, 255).astype(np.uint8)).convert("RGB").save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
