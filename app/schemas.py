@@ -23,7 +23,8 @@ class ScoreResult(BaseModel):
         "model": {"name": "mnist-vae", "version": 4},
         "result_url": "/results/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
-        "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})
+        "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
+        "image_url": "/image/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})
 
     id: str = Field(description="result id; GET /results/{id} returns this result again")
     created_at: str = Field(description="UTC time the image was scored (ISO 8601)")
@@ -43,6 +44,8 @@ class ScoreResult(BaseModel):
     result_url: str
     reconstruction_url: str = Field(description="PNG of the model's reconstruction")
     difference_url: str = Field(description="PNG heatmap of input - reconstruction")
+    image_url: str = Field(description="PNG of the input as the model saw it: after ?invert and ?resize "
+                                       "framing, the 28x28 image that was scored")
 
 
 class ProblemDetail(BaseModel):

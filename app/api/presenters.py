@@ -18,5 +18,5 @@ def score_result(result: StoredResult) -> dict:
         "score_method": result.score_method, "scores": result.scores,
         "model": {"name": result.model_name, "version": result.model_version},
         "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
-        "difference_url": f"/difference/{result.id}",
+        "difference_url": f"/difference/{result.id}", "image_url": f"/image/{result.id}",
     }

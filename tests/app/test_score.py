@@ -37,6 +37,7 @@ def test_multipart_png_gets_a_full_verdict(client, normal_pixels, tiny_model):
     assert 0 < body["p_value"] <= 1
     assert body["reconstruction_url"] == f"/reconstruction/{body['id']}"
     assert body["difference_url"] == f"/difference/{body['id']}"
+    assert body["image_url"] == f"/image/{body['id']}"
 
 
 def test_normal_and_anomalous_images_get_different_verdicts(client, normal_pixels, anomalous_pixels):
@@ -156,7 +157,7 @@ def test_resize_frames_an_upload_as_the_models_training_images(client, normal_pi
     response = _score_file(client, _photo_of(normal_pixels), "?resize=true&invert=true",
                            filename="photo.jpg", content_type="image/jpeg")
     assert response.status_code == 200, response.text
-    seen = np.asarray(Image.open(io.BytesIO(client.get(f"/image/{response.json()['id']}").content)))
+    seen = np.asarray(Image.open(io.BytesIO(client.get(response.json()["image_url"]).content)))
     # The tiny model was trained on MNIST-shaped images: the page is framed as MNIST (framing "mnist").
     assert client.get("/model").json()["input"]["framing"] == "mnist"
     assert seen[0].max() == 0 and seen.max() == 255  # grey paper to black, ink to white
