@@ -102,6 +102,28 @@ def framing_table(score, threshold: float, digits: np.ndarray, is_anomaly: np.nd
     return rows
 
 
+def full_scale_pixels(data: bytes, framing: str) -> np.ndarray:
+    """What the service made of an upload before it decoded JPEGs at a reduced scale."""
+    from training.preprocessing import prepare_image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()  # once loaded, the decoder can no longer reduce the image
+    return prepare_image(image, invert=True, framing=framing)
+
+
+def decoding_stability(score, threshold: float, digits: np.ndarray, page: Page = PAGES[0],
+                       seed: int = 0) -> dict[str, float]:
+    """Scores of `page` uploads decoded at a reduced scale (as served) against at full scale, `mnist` framing."""
+    rng = np.random.default_rng(seed)
+    uploads = [photograph(digit, page, rng) for digit in digits]
+    reduced = score(np.stack([decode_image(data, resize=True, invert=True, framing="mnist", max_pixels=10**8)
+                              for data in uploads]))
+    full = score(np.stack([full_scale_pixels(data, "mnist") for data in uploads]))
+    moved = np.abs(reduced - full)
+    return {"median": float(np.median(moved)), "p99": float(np.percentile(moved, 99)), "max": float(moved.max()),
+            "verdicts_changed": int(((reduced > threshold) != (full > threshold)).sum()), "n": len(digits)}
+
+
 def test_digits(mnist: str | None, normal: list[int], anomalies: int, seed: int):
     from training.data import load_mnist
 
@@ -143,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     for page, framing, result in framing_table(score, detector.threshold, digits, is_anomaly, seed=args.seed):
         print(f"| {page} | {framing} | {result['auroc']:.4f} | {result['normals_flagged']:.1%} | "
               f"{result['anomalies_flagged']:.1%} | {result['median_normal_score']:.2f} |")
+    moved = decoding_stability(score, detector.threshold, digits, seed=args.seed)
+    print(f"\n{PAGES[0].name}, mnist framing, JPEG decoded at a reduced scale (as served) against full scale: "
+          f"scores move by {moved['median']:.3f} (median), {moved['p99']:.3f} (99th percentile), at most "
+          f"{moved['max']:.3f}; verdicts changed: {moved['verdicts_changed']} of {moved['n']}")
 
 
 if __name__ == "__main__":

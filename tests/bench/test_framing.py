@@ -62,3 +62,17 @@ def test_a_shadow_darkens_the_paper_from_left_to_right():
     photo = framing_bench.photograph(make_images(np.ones(1, int), 0)[0], page, np.random.default_rng(0))
     gray = np.asarray(Image.open(io.BytesIO(photo)).convert("L")).astype(int)
     assert abs(gray[:10, :5].mean() - 250) < 3 and abs(gray[:10, -5:].mean() - 150) < 4
+
+
+def test_decoding_stability_compares_reduced_and_full_scale_decoding_of_the_same_uploads():
+    digits = make_images(np.array([1, 1, 0, 0]), seed=4)
+    calls = []
+
+    def record(images):
+        calls.append(images)
+        return images.astype(float).mean(axis=(1, 2))
+
+    moved = framing_bench.decoding_stability(record, 1e9, digits)
+    assert len(calls) == 2 and calls[0].shape == calls[1].shape == (4, 28, 28)
+    expected = np.abs(calls[0].astype(float).mean(axis=(1, 2)) - calls[1].astype(float).mean(axis=(1, 2)))
+    assert moved["max"] == expected.max() and moved["verdicts_changed"] == 0 and moved["n"] == 4
