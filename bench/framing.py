@@ -23,8 +23,10 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from app.imaging import decode_image  # noqa: E402
+from decode import full_scale_decode  # noqa: E402
 from training.framing import FRAMINGS  # noqa: E402
 from training.metrics import auroc  # noqa: E402
 
@@ -102,15 +104,6 @@ def framing_table(score, threshold: float, digits: np.ndarray, is_anomaly: np.nd
     return rows
 
 
-def full_scale_pixels(data: bytes, framing: str) -> np.ndarray:
-    """What the service made of an upload before it decoded JPEGs at a reduced scale."""
-    from training.preprocessing import prepare_image
-
-    image = Image.open(io.BytesIO(data))
-    image.load()  # once loaded, the decoder can no longer reduce the image
-    return prepare_image(image, invert=True, framing=framing)
-
-
 def decoding_stability(score, threshold: float, digits: np.ndarray, page: Page = PAGES[0],
                        seed: int = 0) -> dict[str, float]:
     """Scores of `page` uploads decoded at a reduced scale (as served) against at full scale, `mnist` framing."""
@@ -118,7 +111,7 @@ def decoding_stability(score, threshold: float, digits: np.ndarray, page: Page =
     uploads = [photograph(digit, page, rng) for digit in digits]
     reduced = score(np.stack([decode_image(data, resize=True, invert=True, framing="mnist", max_pixels=10**8)
                               for data in uploads]))
-    full = score(np.stack([full_scale_pixels(data, "mnist") for data in uploads]))
+    full = score(np.stack([full_scale_decode(data, invert=True, framing="mnist") for data in uploads]))
     moved = np.abs(reduced - full)
     return {"median": float(np.median(moved)), "p99": float(np.percentile(moved, 99)), "max": float(moved.max()),
             "verdicts_changed": int(((reduced > threshold) != (full > threshold)).sum()), "n": len(digits)}
