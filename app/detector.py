@@ -60,6 +60,10 @@ class Detector:
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"{path}: unreadable metadata: {error}") from error
         try:
+            framing_of_version(metadata)
+        except ValueError as error:
+            raise ModelLoadError(f"{path}: {error}") from error
+        try:
             import tensorflow as tf  # deferred: the web app starts answering before TF is imported
 
             signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]

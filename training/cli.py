@@ -135,7 +135,11 @@ def _recalibrate(args) -> int:
 
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
-    images = load_image_folder(args.images, invert=args.invert, framing=framing_of_version(source))
+    try:
+        framing = framing_of_version(source)
+    except ValueError as error:
+        raise _UsageError(f"{version_dir}: {error}") from error
+    images = load_image_folder(args.images, invert=args.invert, framing=framing)
     test_set = None
     if any(isinstance(c, int) for c in source["normal_classes"]) and not args.no_report:
         try:  # a version of an MNIST model ships its MNIST evaluation, unless asked not to

@@ -20,8 +20,15 @@ INPUT_CONTRACT = {
 
 
 def framing_of_version(metadata: dict) -> str:
-    """The framing a published version was trained with; versions that predate the field were `pad`."""
-    return metadata.get("input", {}).get("framing", "pad")
+    """The framing a published version was trained with; versions that predate the field were `pad`.
+
+    Raises ValueError for a framing this code does not know (a version from newer code, or a damaged
+    one), so it is refused when loaded rather than failing every upload it would frame.
+    """
+    framing = metadata.get("input", {}).get("framing", "pad")
+    if framing not in FRAMINGS:
+        raise ValueError(f"its input framing {framing!r} is unknown (known: {', '.join(FRAMINGS)})")
+    return framing
 
 
 def input_contract(framing: str) -> dict:
@@ -93,8 +100,8 @@ def _levels_within_0_255(values: np.ndarray, mode: str) -> np.ndarray:
 
 
 # A JPEG decoder can scale by 1/2, 1/4 or 1/8 as it decodes, for a fraction of the work: a 12-megapixel
-# photo takes 32 ms instead of 147 ms (bench/decode.py). Keeping at least four times the model's side leaves the final
-# resize its detail: pixels move by at most 1 of 255 (docs/performance.md).
+# photo takes 2.6-6 times less time (bench/decode.py). Keeping at least four times the model's side
+# leaves the framing its detail (docs/performance.md).
 DECODE_AT_LEAST = 4 * SIDE
 
 

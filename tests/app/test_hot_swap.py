@@ -130,3 +130,18 @@ def test_metadata_without_required_fields_is_refused_cleanly(client, store):
         threading.Event().wait(0.05)
     assert "lacks 'score_methods'" in registry.rejected_versions[2]
     assert client.get("/readyz").json()["model"]["version"] == 1
+
+
+def test_a_version_framed_in_a_way_this_code_does_not_know_is_refused(client, store):
+    def unknown_framing(directory, metadata):
+        metadata["input"]["framing"] = "crop"
+
+    _publish_copy(store, 2, unknown_framing)
+    registry = client.app.state.registry
+    for _ in range(200):
+        if 2 in registry.rejected_versions:
+            break
+        threading.Event().wait(0.05)
+    assert "2: its input framing 'crop' is unknown (known: pad, mnist)" in registry.rejected_versions[2]
+    assert "unreadable" not in registry.rejected_versions[2]
+    assert client.get("/readyz").json()["model"]["version"] == 1

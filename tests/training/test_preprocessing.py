@@ -102,3 +102,12 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_the_same_result():
     assert lazy.size == (280, 280)  # decoded at 1/8 scale: still at least 4 x 28 on each side
     assert np.abs(pixels.astype(int) - expected.astype(int)).max() <= 2
     assert pixels[14, 14] > 200 and pixels[14, 2] < 20
+
+
+def test_a_versions_framing_defaults_to_pad_and_must_be_known():
+    from training.preprocessing import framing_of_version
+
+    assert framing_of_version({"input": {"shape": [28, 28, 1]}}) == "pad"  # versions before the field
+    assert framing_of_version({"input": {"framing": "mnist"}}) == "mnist"
+    with pytest.raises(ValueError, match="input framing 'crop' is unknown"):
+        framing_of_version({"input": {"framing": "crop"}})

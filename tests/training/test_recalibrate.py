@@ -176,3 +176,14 @@ def test_folder_images_are_framed_as_the_model_frames_them(version_dir, tmp_path
     assert main([*argv, "--invert"]) == 0
     published = json.loads(capsys.readouterr().out)
     assert published["fpr_at_previous_threshold"] < 0.5  # framed as MNIST, the pages look like the normals
+
+
+def test_a_version_with_an_unknown_framing_is_a_clean_error(version_dir, tmp_path, capsys):
+    metadata_file = version_dir / "assets.extra" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["input"]["framing"] = "crop"
+    metadata_file.write_text(json.dumps(metadata))
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--no-report"]) == 2
+    assert "input framing 'crop' is unknown" in capsys.readouterr().err
+    assert list_versions(version_dir.parent) == [1]
