@@ -47,11 +47,13 @@ async def _metrics(request: Request) -> ServiceMetrics:
 
 class ScoreQuery(BaseModel):
     """Query parameters of the scoring endpoints."""
+    # Unknown names are refused in _score_query: a typo such as ?invert=ture is a 422, but ?inverted=true
+    # would otherwise be silently ignored and the image scored without the inversion the client asked for.
     model_config = ConfigDict(extra="ignore")
 
     threshold: float | None = Field(None, allow_inf_nan=False,
                                     description="use this threshold instead of the model's")
-    fpr: float | None = Field(None, gt=0, lt=1, description="use the threshold calibrated for this "
+    fpr: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False, description="use the threshold calibrated for this "
                                                             "false-positive rate instead")
     resize: bool = Field(False, description="bring an image of any other size to 28x28, framed as the model's "
                                             "training images were (GET /model: input.framing; MNIST models "
@@ -75,6 +77,11 @@ def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:
 async def _score_query(request: Request) -> ScoreQuery:
     # Parsed by one pydantic model rather than FastAPI's per-parameter machinery, which took ~21 % of
     # the event loop's time per /score request (see docs/performance.md).
+    unknown = sorted(set(request.query_params) - set(ScoreQuery.model_fields))
+    if unknown:
+        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                           f"{', '.join(repr(name) for name in unknown)}; {request.url.path} accepts "
+                           f"{', '.join(ScoreQuery.model_fields)}")
     try:
         query = ScoreQuery.model_validate(dict(request.query_params))
     except ValidationError as error:

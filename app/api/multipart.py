@@ -31,8 +31,11 @@ def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("multipart/form-data content type without a boundary")
+    if not body.strip():
+        raise BadRequest("the multipart body is empty")
     parts: list[Part] = []
     header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
+    closed: list[bool] = []
 
     def on_part_begin():
         if len(parts) >= max_parts:
@@ -54,10 +57,16 @@ def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part
         "on_header_field": lambda data, start, end: header["field"].extend(data[start:end]),
         "on_header_value": lambda data, start, end: header["value"].extend(data[start:end]),
         "on_header_end": on_header_end,
+        "on_end": lambda: closed.append(True),
     })
     try:
         parser.write(body)
         parser.finalize()
     except MultipartParseError as error:
         raise BadRequest(f"malformed multipart body: {error}") from error
+    if not closed:
+        # The parser hands out a part's bytes as they arrive, so without this check a body cut short
+        # would be scored as a truncated image, or reported as missing its parts.
+        raise BadRequest(f"malformed multipart body: it ends before the closing boundary "
+                         f"'--{boundary.decode('latin-1')}--'; was the upload cut short?")
     return parts

@@ -10,7 +10,7 @@ from fastapi import Request
 from app.api.multipart import Part, parse_multipart
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage, UnsupportedMediaType
+from app.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_model_pixels
 from training.preprocessing import SIDE
 
@@ -32,6 +32,9 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
         files = [part for part in parts if part.name == "file"]
         if not files:
             raise InvalidInput("multipart body has no part named 'file'")
+        if len(files) > 1:  # scoring only the first would silently drop the others
+            raise InvalidInput(f"multipart body has {len(files)} parts named 'file'; /score takes one image. "
+                               "Send several to /score/batch, as parts named 'files'")
         data = files[0].data
     elif media_type.startswith("image/"):
         data = await request.body()
@@ -55,7 +58,9 @@ def _pixels_field(body: bytes) -> object:
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
-        raise UndecodableImage(f"the JSON body does not parse: {error}") from error
+        raise BadRequest(f"the JSON body does not parse: {error}") from error
+    except RecursionError as error:  # json recurses once per nesting level: '[' * 100_000 fits in the size limit
+        raise BadRequest("the JSON body is nested too deeply; pixels are a list of rows of numbers") from error
     if not isinstance(document, dict) or "pixels" not in document:
         raise InvalidInput('the JSON body must be an object with a "pixels" field')
     return document["pixels"]

@@ -66,3 +66,8 @@ def test_batch_needs_multipart_files(client, normal_pixels):
     assert_problem(client.post("/score/batch"), 415, "content type '(none)' is not accepted")
     response = client.post("/score/batch", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")})
     assert_problem(response, 422, "no parts named 'files'")
+
+
+def test_batch_refuses_unknown_query_parameters(client, normal_pixels):
+    response = client.post("/score/batch?resize=true&invrt=true", files=_files(png_bytes(normal_pixels)))
+    assert_problem(response, 422, "unknown query parameter 'invrt'; /score/batch accepts")

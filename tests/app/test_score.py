@@ -196,6 +196,9 @@ def test_threshold_overrides(client, normal_pixels, tiny_model):
     ("?threshold=abc", "query.threshold"),
     ("?resize=maybe", "query.resize"),
     ("?invert=2", "query.invert"),
+    ("?fpr=nan", "query.fpr: Input should be a finite number"),
+    ("?inverted=true", "unknown query parameter 'inverted'; /score accepts threshold, fpr, resize, invert"),
+    ("?treshold=4&FPR=0.1", "unknown query parameters 'FPR', 'treshold'"),
 ])
 def test_bad_query_values_are_422(client, normal_pixels, query, detail):
     assert_problem(_score_file(client, png_bytes(normal_pixels), query), 422, detail)
@@ -226,6 +229,13 @@ def test_json_without_pixels_and_broken_json(client):
     assert_problem(client.post("/score", json={"image": []}), 422, '"pixels" field')
     response = client.post("/score", content=b"{not json", headers={"content-type": "application/json"})
     assert_problem(response, 400, "does not parse")
+    assert response.json()["title"] == "Bad request"
+
+
+def test_deeply_nested_json_is_400_not_a_crash(client):
+    body = b"[" * 100_000 + b"]" * 100_000  # within the 256 KiB limit, far beyond Python's recursion limit
+    response = client.post("/score", content=body, headers={"content-type": "application/json"})
+    assert_problem(response, 400, "nested too deeply")
 
 
 def test_undecodable_and_truncated_images_are_400(client, normal_pixels):
@@ -300,7 +310,23 @@ def test_multipart_without_boundary_or_with_a_broken_body(client):
     assert_problem(response, 400, "without a boundary")
     broken = b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nxx\r\n--b"  # never closed
     response = client.post("/score", content=broken, headers={"content-type": "multipart/form-data; boundary=b"})
-    assert response.status_code in (400, 422) and response.headers["content-type"] == PROBLEM
+    assert_problem(response, 400, "ends before the closing boundary '--b--'")
+    response = client.post("/score", content=b"", headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_problem(response, 400, "the multipart body is empty")
+
+
+def test_a_multipart_body_cut_short_is_400_not_a_truncated_image(client, normal_pixels):
+    request = client.build_request("POST", "/score", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")})
+    body = request.read()
+    for cut in (len(body) - 8, len(body) // 2):  # inside the closing boundary, inside the image
+        response = client.post("/score", content=body[:cut], headers={"content-type": request.headers["content-type"]})
+        assert_problem(response, 400, "was the upload cut short?")
+
+
+def test_several_file_parts_are_422_pointing_to_the_batch_endpoint(client, normal_pixels):
+    image = png_bytes(normal_pixels)
+    response = client.post("/score", files=[("file", ("a.png", image, "image/png")), ("file", ("b.png", image, "image/png"))])
+    assert_problem(response, 422, "2 parts named 'file'; /score takes one image. Send several to /score/batch")
 
 
 def test_query_parameters_are_documented_from_the_parser(client):
