@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from training.data import DataError
 from training.framing import FRAMINGS
 from training.model import ARCHITECTURES
 from training.scores import SCORE_METHODS
-from training.train import TrainConfig
+from training.train import TrainConfig, TrainingDiverged
 
 DEFAULTS = TrainConfig()
 
@@ -43,6 +44,27 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**32:  # NumPy's and Keras' seeding accept no more
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
+    return value
+
+
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=DEFAULTS.store,
                         help=f"model store root (default: {DEFAULTS.store})")
@@ -61,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--latent-dim", type=_positive_int, default=DEFAULTS.latent_dim)
     train.add_argument("--hidden-units", type=_positive_int, default=DEFAULTS.hidden_units)
     train.add_argument("--architecture", choices=ARCHITECTURES, default=DEFAULTS.architecture)
-    train.add_argument("--beta", type=float, default=DEFAULTS.beta, help="weight of the KL term")
-    train.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
-    train.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    train.add_argument("--beta", type=_non_negative_float, default=DEFAULTS.beta, help="weight of the KL term")
+    train.add_argument("--learning-rate", type=_positive_float, default=DEFAULTS.learning_rate)
+    train.add_argument("--seed", type=_seed, default=DEFAULTS.seed)
     train.add_argument("--target-fpr", type=_fraction, default=DEFAULTS.target_fpr)
     train.add_argument("--calibration-fraction", type=_fraction, default=DEFAULTS.calibration_fraction)
     train.add_argument("--validation-fraction", type=_fraction, default=DEFAULTS.validation_fraction)
@@ -179,6 +201,9 @@ def _evaluate(args) -> int:
 def _train(args) -> int:
     from training.train import train_and_publish  # deferred: imports TensorFlow
 
+    if args.calibration_fraction + args.validation_fraction >= 1:
+        raise _UsageError(f"--calibration-fraction ({args.calibration_fraction}) and --validation-fraction "
+                          f"({args.validation_fraction}) would hold out every image; they must add up to less than 1")
     normal = sorted({d for group in (args.normal or [[1]]) for d in group})
     config = TrainConfig(normal=normal, **{k: v for k, v in vars(args).items()
                                            if k not in ("command", "normal")})
@@ -202,6 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return COMMANDS[args.command](args)
-    except (_UsageError, DataError, CalibrationError) as error:  # what the user can fix: exit code 2
+    except (_UsageError, DataError, CalibrationError, TrainingDiverged) as error:  # the user can fix: exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2

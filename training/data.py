@@ -53,6 +53,11 @@ def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
         return _load_mnist_from_keras()
     if not resolved.is_file():
         raise DataError(f"MNIST file not found: {resolved} (pass --data PATH or set MNIST_PATH)")
+    with open(resolved, "rb") as file:
+        magic = file.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # NumPy would try it as a pickle and say so
+        raise DataError(f"{resolved} is not a .npz archive (a zip of .npy arrays, as numpy.savez writes); "
+                        "expected Keras' MNIST layout")
     try:
         with np.load(resolved, allow_pickle=False) as archive:
             missing = [key for key in MNIST_KEYS if key not in archive.files]

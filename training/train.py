@@ -62,6 +62,10 @@ class TrainingData:
     fingerprint: str
 
 
+class TrainingDiverged(Exception):
+    """The loss stopped being a number: the weights are garbage and must not be published."""
+
+
 @dataclass
 class PublishedModel:
     version: int
@@ -151,6 +155,15 @@ def _reference_images(data: TrainingData, scores_of) -> list[dict]:
     return references
 
 
+def _refuse_diverged(history, config: TrainConfig) -> None:
+    final = {name: float(values[-1]) for name, values in history.history.items()}
+    if not all(np.isfinite(value) for value in final.values()):
+        raise TrainingDiverged(
+            f"training diverged in epoch {len(history.epoch)} of {config.epochs} (final losses {final}); "
+            f"try a lower --learning-rate (now {config.learning_rate}) or --beta (now {config.beta}). "
+            "Nothing was published")
+
+
 def train_and_publish(config: TrainConfig) -> PublishedModel:
     import keras
     import tensorflow as tf
@@ -169,7 +182,9 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     history = vae.fit(to_model_input(data.train), epochs=config.epochs, batch_size=config.batch_size,
                       shuffle=True, verbose=config.verbose if config.verbose is not None
-                      else (1 if sys.stdout.isatty() else 2))
+                      else (1 if sys.stdout.isatty() else 2),
+                      callbacks=[keras.callbacks.TerminateOnNaN()])
+    _refuse_diverged(history, config)
 
     anomaly_scorer = AnomalyScorer(vae, reference_codes(vae, to_model_input(data.train), config.seed))
     # Score with the very function that gets exported, so calibration matches serving exactly.

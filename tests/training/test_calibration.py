@@ -16,6 +16,11 @@ def test_too_few_scores_for_the_target_is_an_error():
         conformal_threshold(np.arange(50.0), 0.0)
 
 
+def test_nan_scores_are_an_error_not_a_threshold():
+    with pytest.raises(CalibrationError, match="1 of 200 calibration scores are NaN"):
+        conformal_threshold(np.r_[np.arange(199.0), np.nan], 0.01)  # the NaN would sort into rank 199
+
+
 def test_p_values_count_calibration_scores_at_least_as_large():
     calibration = np.array([1.0, 2.0, 3.0, 4.0])
     assert p_values(calibration, np.array([0.0, 2.0, 2.5, 9.0])).tolist() == [1.0, 0.8, 0.6, 0.2]

@@ -13,6 +13,9 @@ def test_defaults_match_the_documented_ones():
     (["train", "--target-fpr", "1.5"], "strictly between 0 and 1"),
     (["train", "--epochs", "0"], "positive integer"),
     (["train", "--data", "a.npz", "--images", "dir"], "not allowed with"),
+    (["train", "--seed", "-1"], "from 0 to 2**32 - 1"),
+    (["train", "--learning-rate", "0"], "--learning-rate: must be a positive number"),
+    (["train", "--beta", "nan"], "--beta: must be a number >= 0"),
 ])
 def test_bad_options_are_rejected_with_a_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -38,3 +41,18 @@ def test_framing_without_an_image_folder_is_a_clean_error(synthetic_mnist, tmp_p
     code = main(["train", "--data", str(synthetic_mnist), "--framing", "pad", "--store", str(tmp_path / "store")])
     assert code == 2
     assert "--framing applies to an --images folder" in capsys.readouterr().err
+
+
+def test_held_out_fractions_that_leave_nothing_to_train_on_are_a_clean_error(synthetic_mnist, tmp_path, capsys):
+    code = main(["train", "--data", str(synthetic_mnist), "--calibration-fraction", "0.9",
+                 "--validation-fraction", "0.2", "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert "must add up to less than 1" in capsys.readouterr().err
+
+
+def test_a_diverging_run_publishes_nothing(synthetic_mnist, tmp_path, capsys):
+    code = main(["train", "--data", str(synthetic_mnist), "--learning-rate", "1e9", "--epochs", "3",
+                 "--batch-size", "64", "--latent-dim", "4", "--hidden-units", "16", "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert "training diverged" in capsys.readouterr().err
+    assert not any((tmp_path / "store").rglob("saved_model.pb"))

@@ -54,8 +54,11 @@ def test_malformed_arrays_are_rejected(tmp_path, key, bad, message):
 
 def test_a_file_that_is_not_npz_is_reported(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"definitely not a zip archive")
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="is not a .npz archive"):  # not NumPy's "contains pickled data"
         load_mnist(tmp_path / "junk.npz")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 but then nothing that unzips")
+    with pytest.raises(DataError, match="cannot read"):
+        load_mnist(tmp_path / "broken.npz")
 
 
 def test_image_folder_converts_any_size_and_mode(tmp_path):
