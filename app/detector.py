@@ -7,6 +7,7 @@ touches TensorFlow.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class Detector:
             framing_of_version(metadata)
         except ValueError as error:
             raise ModelLoadError(f"{path}: {error}") from error
+        if not (isinstance(metadata["threshold"], (int, float)) and math.isfinite(metadata["threshold"])):
+            # json reads NaN; with a NaN threshold no image would ever be flagged
+            raise ModelLoadError(f"{path}: threshold {metadata['threshold']!r} is not a finite number")
         try:
             import tensorflow as tf  # deferred: the web app starts answering before TF is imported
 

@@ -145,3 +145,17 @@ def test_a_version_framed_in_a_way_this_code_does_not_know_is_refused(client, st
     assert "2: its input framing 'crop' is unknown (known: pad, mnist)" in registry.rejected_versions[2]
     assert "unreadable" not in registry.rejected_versions[2]
     assert client.get("/readyz").json()["model"]["version"] == 1
+
+
+def test_a_version_whose_threshold_is_not_a_number_is_refused(client, store):
+    def nan_threshold(directory, metadata):
+        metadata["threshold"] = float("nan")  # json writes NaN and reads it back
+
+    _publish_copy(store, 2, nan_threshold)
+    registry = client.app.state.registry
+    for _ in range(200):
+        if 2 in registry.rejected_versions:
+            break
+        threading.Event().wait(0.05)
+    assert "threshold nan is not a finite number" in registry.rejected_versions[2]
+    assert client.get("/readyz").json()["model"]["version"] == 1
