@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api.routes import images, operations, results, score
 from app.config import Settings
@@ -54,7 +55,10 @@ def create_app(settings: Settings | None = None,
             decode_pool.close()
             await asyncio.to_thread(store.close)
 
-    app = FastAPI(title="VAE anomaly detection", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc from assets served by the service itself: FastAPI's default pages load them from a
+    # CDN, so on an inspection line without internet access they would stay blank.
+    app = FastAPIOffline(title="VAE anomaly detection", version="0.1.0", description=DESCRIPTION,
+                         lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)

@@ -93,11 +93,17 @@ class Readiness(BaseModel):
     model: ModelRef
 
 
-PROBLEM_RESPONSES = {
-    status: {"model": ProblemDetail, "description": description,
-             "content": {"application/problem+json": {}}}
-    for status, description in {
-        400: "undecodable image", 404: "unknown id", 413: "body or image too large",
-        415: "unsupported content type", 422: "wrong size, shape or values, or bad query parameters",
-        503: "no model loaded yet"}.items()
-}
+_PROBLEMS = {
+    400: "undecodable image or malformed body", 404: "unknown result id", 413: "body or image too large",
+    415: "unsupported content type", 422: "wrong size, shape or values, or bad or unknown query parameters",
+    503: "no model loaded yet"}
+
+
+def problem_responses(*statuses: int) -> dict:
+    """OpenAPI `responses` for the problem statuses an endpoint can actually return."""
+    return {status: {"model": ProblemDetail, "description": _PROBLEMS[status],
+                     "content": {"application/problem+json": {}}} for status in statuses}
+
+
+SCORING_PROBLEMS = problem_responses(400, 413, 415, 422, 503)
+STORED_RESULT_PROBLEMS = problem_responses(404, 422)

@@ -11,12 +11,12 @@ from app.api.deps import ResultIdDep, StoreDep
 from app.errors import NotFound
 from app.imaging import grayscale_png, heatmap_png
 from app.results import ResultStore, StoredResult
-from app.schemas import PROBLEM_RESPONSES
+from app.schemas import STORED_RESULT_PROBLEMS
 
 router = APIRouter(tags=["images"])
 ScaleDep = Annotated[int, Query(ge=1, le=16, description="upscale factor (nearest neighbour) for viewing")]
 PNG_RESPONSE = {200: {"content": {"image/png": {}}, "description": "a PNG, 28x28 pixels times `scale`"},
-                **PROBLEM_RESPONSES}
+                **STORED_RESULT_PROBLEMS}
 
 
 async def _stored(store: ResultStore, result_id: str) -> StoredResult:

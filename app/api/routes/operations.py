@@ -1,14 +1,21 @@
-"""Health, readiness, model metadata and Prometheus metrics."""
+"""Health, readiness, model metadata, Prometheus metrics, and the root, which leads to the API docs."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import MetricsDep, RegistryDep
-from app.schemas import PROBLEM_RESPONSES, Health, ModelRef, Readiness
+from app.schemas import Health, ModelRef, Readiness, problem_responses
 
 router = APIRouter(tags=["operations"])
+
+
+@router.get("/", include_in_schema=False)
+async def root(request: Request) -> RedirectResponse:
+    """A person who opens the service's address in a browser lands on the API docs, not on a 404."""
+    return RedirectResponse(f"{request.scope.get('root_path', '')}/docs")
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
@@ -16,14 +23,14 @@ async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: PROBLEM_RESPONSES[503]},
+@router.get("/readyz", response_model=Readiness, responses=problem_responses(503),
             summary="A model is loaded and passed its self-check")
 async def readyz(registry: RegistryDep) -> Readiness:
     detector = registry.current  # raises NotReady (503) with the reason
     return Readiness(model=ModelRef(name=detector.name, version=detector.version))
 
 
-@router.get("/model", responses={503: PROBLEM_RESPONSES[503]},
+@router.get("/model", responses=problem_responses(503),
             summary="Metadata of the served model version (without the calibration array)")
 async def model(registry: RegistryDep) -> dict:
     return registry.current.public_metadata()

@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse
 from app.api.deps import ResultIdDep, StoreDep
 from app.api.presenters import score_result
 from app.errors import NotFound
-from app.schemas import PROBLEM_RESPONSES, ResultPage, ScoreResult
+from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ScoreResult, problem_responses
 
 router = APIRouter(prefix="/results", tags=["results"])
 
 
-@router.get("/{result_id}", response_model=ScoreResult, responses=PROBLEM_RESPONSES,
+@router.get("/{result_id}", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
             summary="One stored result")
 async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
     result = await asyncio.to_thread(store.get, result_id)
@@ -25,7 +25,7 @@ async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
     return JSONResponse(score_result(result))
 
 
-@router.get("", response_model=ResultPage, responses=PROBLEM_RESPONSES, summary="Stored results, newest first")
+@router.get("", response_model=ResultPage, responses=problem_responses(422), summary="Stored results, newest first")
 async def list_results(
     store: StoreDep,
     anomalous: Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")] = None,

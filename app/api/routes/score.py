@@ -14,7 +14,7 @@ from app.api.presenters import score_result
 from app.config import Settings
 from app.errors import ServiceError
 from app.imaging import decode_image
-from app.schemas import PROBLEM_RESPONSES, BatchResponse, PixelsRequest, ScoreResult
+from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
 
 router = APIRouter(tags=["scoring"])
 
@@ -31,7 +31,7 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
     "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 
 
-@router.post("/score", response_model=ScoreResult, responses=PROBLEM_RESPONSES, openapi_extra=_SINGLE_BODY,
+@router.post("/score", response_model=ScoreResult, responses=SCORING_PROBLEMS, openapi_extra=_SINGLE_BODY,
              summary="Score one image",
              description="Send the image as a multipart field `file`, as a raw `image/*` body, or as JSON "
                          "`{\"pixels\": 28x28 values 0-255}`. PNG, JPEG, BMP, GIF, TIFF and WebP are "
@@ -45,7 +45,7 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
     return JSONResponse(score_result(result))
 
 
-@router.post("/score/batch", response_model=BatchResponse, responses=PROBLEM_RESPONSES,
+@router.post("/score/batch", response_model=BatchResponse, responses=SCORING_PROBLEMS,
              openapi_extra=_BATCH_BODY, summary="Score many images in one request",
              description="Multipart with one part per image, each named `files` (at most VAE_MAX_BATCH). "
                          "An image that cannot be scored gets its own error item; the rest are scored.")
