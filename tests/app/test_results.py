@@ -39,6 +39,8 @@ def test_bad_listing_parameters_are_422(client):
     assert_problem(client.get("/results?limit=0"), 422, "query.limit")
     assert_problem(client.get("/results?limit=501"), 422, "query.limit")
     assert_problem(client.get("/results?before=abc"), 422, "query.before")
+    assert_problem(client.get(f"/results?before={2**63}"), 422, "query.before")  # was SQLite's OverflowError, a 500
+    assert client.get(f"/results?before={2**63 - 1}").status_code == 200
     assert_problem(client.get("/results?anomalous=perhaps"), 422, "query.anomalous")
 
 

@@ -30,7 +30,8 @@ async def list_results(
     store: StoreDep,
     anomalous: Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="cursor: `next_cursor` of the previous page")] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
+                                        description="cursor: `next_cursor` of the previous page")] = None,
 ) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
