@@ -118,44 +118,30 @@ def test_a_broken_pinned_version_is_tried_once_and_the_reason_is_reported(store)
     assert attempts == ["2"]
 
 
-def test_metadata_without_required_fields_is_refused_cleanly(client, store):
-    def drop_score_methods(directory, metadata):
-        del metadata["score_methods"]
-
-    _publish_copy(store, 2, drop_score_methods)
+def _rejection_of(client, store, edit_metadata) -> str:
+    """Publish a copy of version 1 as version 2 with its metadata edited; the reason it was refused."""
+    _publish_copy(store, 2, lambda directory, metadata: edit_metadata(metadata))
     registry = client.app.state.registry
     for _ in range(200):
         if 2 in registry.rejected_versions:
             break
         threading.Event().wait(0.05)
-    assert "lacks 'score_methods'" in registry.rejected_versions[2]
-    assert client.get("/readyz").json()["model"]["version"] == 1
+    assert client.get("/readyz").json()["model"]["version"] == 1  # the current version keeps serving
+    return registry.rejected_versions[2]
+
+
+def test_metadata_without_required_fields_is_refused_cleanly(client, store):
+    reason = _rejection_of(client, store, lambda metadata: metadata.pop("score_methods"))
+    assert "lacks 'score_methods'" in reason
 
 
 def test_a_version_framed_in_a_way_this_code_does_not_know_is_refused(client, store):
-    def unknown_framing(directory, metadata):
-        metadata["input"]["framing"] = "crop"
-
-    _publish_copy(store, 2, unknown_framing)
-    registry = client.app.state.registry
-    for _ in range(200):
-        if 2 in registry.rejected_versions:
-            break
-        threading.Event().wait(0.05)
-    assert "2: its input framing 'crop' is unknown (known: pad, mnist)" in registry.rejected_versions[2]
-    assert "unreadable" not in registry.rejected_versions[2]
-    assert client.get("/readyz").json()["model"]["version"] == 1
+    reason = _rejection_of(client, store, lambda metadata: metadata["input"].update(framing="crop"))
+    assert "2: its input framing 'crop' is unknown (known: pad, mnist)" in reason
+    assert "unreadable" not in reason
 
 
 def test_a_version_whose_threshold_is_not_a_number_is_refused(client, store):
-    def nan_threshold(directory, metadata):
-        metadata["threshold"] = float("nan")  # json writes NaN and reads it back
-
-    _publish_copy(store, 2, nan_threshold)
-    registry = client.app.state.registry
-    for _ in range(200):
-        if 2 in registry.rejected_versions:
-            break
-        threading.Event().wait(0.05)
-    assert "threshold nan is not a finite number" in registry.rejected_versions[2]
-    assert client.get("/readyz").json()["model"]["version"] == 1
+    # json writes NaN and reads it back; with a NaN threshold no image would ever be flagged
+    reason = _rejection_of(client, store, lambda metadata: metadata.update(threshold=float("nan")))
+    assert "threshold nan is not a finite number" in reason
