@@ -148,6 +148,9 @@ def test_scores_restarts_and_trains_a_new_version(stack):
     assert verdicts == {1: False, 9: True}
     reconstruction = httpx.get(f"{base}/reconstruction/{ids[9]}", timeout=30)
     assert Image.open(io.BytesIO(reconstruction.content)).size == (28, 28)
+    docs = httpx.get(f"{base}/", follow_redirects=True, timeout=30)  # the API docs, with no CDN to reach
+    assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
+    assert httpx.get(f"{base}/static-offline-docs/swagger-ui-bundle.js", timeout=30).status_code == 200
 
     _run([*compose, "restart", "api"], env, timeout=300)
     _wait_healthy(stack["container"], timeout=180)
