@@ -6,18 +6,34 @@ import argparse
 import logging
 import os
 
+import sys
+import typing
+
 import uvicorn
+from pydantic import ValidationError
 
 from app.config import Settings
 
+LOG_LEVELS = typing.get_args(Settings.model_fields["log_level"].annotation)
+
+
+def _settings_or_exit() -> Settings:
+    """The settings, or exit code 2 naming each bad VAE_* variable (not a pydantic traceback)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        lines = [f"  VAE_{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}" for e in error.errors()]
+        print("vae-serve: invalid configuration\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+
 
 def main(argv: list[str] | None = None) -> None:
-    settings = Settings()
+    settings = _settings_or_exit()
     parser = argparse.ArgumentParser(prog="vae-serve", description=__doc__)
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--workers", type=int, default=settings.workers)
-    parser.add_argument("--log-level", default=settings.log_level)
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=settings.log_level)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -1,0 +1,21 @@
+import pytest
+
+from app.cli import main
+from app.config import Settings
+
+
+def test_bad_settings_exit_2_naming_each_variable(monkeypatch, capsys):
+    monkeypatch.setenv("VAE_MAX_BATCH", "0")
+    monkeypatch.setenv("VAE_LOG_LEVEL", "loud")
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid configuration" in err and "Traceback" not in err
+    assert "VAE_MAX_BATCH='0': Input should be greater than or equal to 1" in err
+    assert "VAE_LOG_LEVEL='loud'" in err
+
+
+def test_log_level_is_case_insensitive(monkeypatch):
+    monkeypatch.setenv("VAE_LOG_LEVEL", "WARNING")
+    assert Settings().log_level == "warning"
