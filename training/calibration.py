@@ -20,9 +20,9 @@ def conformal_threshold(calibration_scores: np.ndarray, target_fpr: float) -> fl
         raise CalibrationError(f"target FPR must be in (0, 1), got {target_fpr}")
     scores = np.sort(np.asarray(calibration_scores, dtype=np.float64))
     n = scores.size
-    if np.isnan(scores).any():  # sorted last, a NaN could become the threshold, and no score exceeds NaN
-        raise CalibrationError(f"{int(np.isnan(scores).sum())} of {n} calibration scores are NaN; "
-                               "the model's outputs are broken")
+    n_nan = int(np.isnan(scores).sum())
+    if n_nan:  # sorted last, a NaN could become the threshold, and no score exceeds NaN
+        raise CalibrationError(f"{n_nan} of {n} calibration scores are NaN; the model's outputs are broken")
     rank = math.ceil((n + 1) * (1.0 - target_fpr))
     if rank > n:
         needed = math.ceil(1.0 / target_fpr) - 1
