@@ -118,6 +118,11 @@ def stack(mnist_path):
         print(f"deployment test took {time.monotonic() - started:.0f} s", flush=True)
 
 
+def test_api_is_published_on_this_host_only_by_default(stack):
+    published = _run(["docker", "port", stack["container"], "8000"], stack["env"]).stdout.split()
+    assert published and all(address.startswith("127.0.0.1:") for address in published), published
+
+
 def test_image_is_lean_and_runs_as_non_root(stack):
     uid = _run(["docker", "run", "--rm", "--entrypoint", "id", IMAGE, "-u"], stack["env"]).stdout.strip()
     assert uid != "0"
