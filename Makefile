@@ -8,14 +8,14 @@ export MNIST_PATH
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup serve test test-docker train evaluate recalibrate bench bench-quality clean
+.PHONY: setup serve test test-docker train evaluate recalibrate bench bench-quality constraints clean
 
 setup: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 serve: setup
@@ -42,6 +42,14 @@ bench: setup
 
 bench-quality: setup
 	$(BIN)/python bench/quality.py $(BENCH_ARGS)
+
+# Re-pin constraints.txt to the latest releases that pyproject.toml allows (then run the tests).
+constraints:
+	rm -rf .venv-constraints && $(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet --upgrade pip
+	.venv-constraints/bin/pip install --quiet '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-constraints/bin/pip freeze --exclude-editable | grep -v '^vae-anomaly'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports
