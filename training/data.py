@@ -53,22 +53,23 @@ def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
         return _load_mnist_from_keras()
     if not resolved.is_file():
         raise DataError(f"MNIST file not found: {resolved} (pass --data PATH or set MNIST_PATH)")
+    # Opened here rather than by np.load, which leaves its file open when the archive is corrupt.
     with open(resolved, "rb") as file:
-        magic = file.read(4)
-    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # NumPy would try it as a pickle and say so
-        raise DataError(f"{resolved} is not a .npz archive (a zip of .npy arrays, as numpy.savez writes); "
-                        "expected Keras' MNIST layout")
-    try:
-        with np.load(resolved, allow_pickle=False) as archive:
-            missing = [key for key in MNIST_KEYS if key not in archive.files]
-            if missing:
-                raise DataError(f"{resolved} lacks {', '.join(missing)}; expected Keras' MNIST layout "
-                                f"with arrays {', '.join(MNIST_KEYS)}")
-            arrays = {key: archive[key] for key in MNIST_KEYS}
-    except DataError:
-        raise
-    except Exception as error:  # zip/npy parsing errors come in many types
-        raise DataError(f"cannot read {resolved} as a .npz archive: {error}") from error
+        if file.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):  # NumPy would try it as a pickle, and say so
+            raise DataError(f"{resolved} is not a .npz archive (a zip of .npy arrays, as numpy.savez writes); "
+                            "expected Keras' MNIST layout")
+        file.seek(0)
+        try:
+            with np.load(file, allow_pickle=False) as archive:
+                missing = [key for key in MNIST_KEYS if key not in archive.files]
+                if missing:
+                    raise DataError(f"{resolved} lacks {', '.join(missing)}; expected Keras' MNIST layout "
+                                    f"with arrays {', '.join(MNIST_KEYS)}")
+                arrays = {key: archive[key] for key in MNIST_KEYS}
+        except DataError:
+            raise
+        except Exception as error:  # zip/npy parsing errors come in many types
+            raise DataError(f"cannot read {resolved} as a .npz archive: {error}") from error
     return _validated(Mnist(**arrays), str(resolved))
 
 
