@@ -9,8 +9,8 @@ service and the training job frame images with it:
 
 - `pad`: keep the aspect ratio, fit the square, pad with black. For models trained on folders of
   images, which are framed the same way.
-- `mnist`: what MNIST did, plus the levels it assumes: the background (the median) becomes 0 and the
-  brightest ink 255. For models trained on MNIST.
+- `mnist`: what MNIST did, plus the levels it assumes: uneven lighting is evened out, the background
+  (the median) becomes 0 and the brightest ink 255. For models trained on MNIST.
 
 Both take 8-bit grayscale, light on dark, and leave an image that is already side x side as it is.
 """
@@ -31,6 +31,15 @@ MIN_CONTRAST = 16  # ink this close to the background (of 255) is no ink: the im
 LIGHTEST_BACKGROUND = 127  # a median above mid-grey: the image is most likely dark on light
 INK_LEVEL = 0.25  # after levels: what counts as ink when cropping
 BRIGHTEST_INK_PERCENTILE = 99.9  # not the maximum: a few hot pixels must not dim the digit
+# Uneven lighting (a shadow across the page, a vignette): the background is modelled as a smooth
+# surface fitted to the image's border and subtracted, but only when it is clearly uneven and the
+# surface explains the border well. Otherwise the image is left exactly as it is: a border that the
+# surface misses is ink or clutter, not lighting. Both limits were set on training digits' pages.
+SHADOW_STRIPS = 8  # each side of the border is sampled as this many strips, by their medians
+SHADOW_STRIP_DEPTH = 2  # pixels, at WORKING_SIDE
+MIN_SHADOW = 24.0  # levels (of 255) the fitted background must vary by across the image
+MAX_SHADOW_FIT_ERROR = 3.0  # levels: the median miss of the border strips the fit keeps
+SHADOW_INK_MARGIN = 6.0  # levels: a strip this far above the fitted paper holds ink (at the least)
 
 
 class PolarityError(ValueError):
@@ -62,7 +71,7 @@ def frame_like_mnist(gray: Image.Image, side: int) -> np.ndarray:
     if max(gray.size) > WORKING_SIDE:
         gray = gray.copy()
         gray.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.LANCZOS)
-    ink = _levels(np.asarray(gray, dtype=np.float32))
+    ink = _levels(_without_uneven_lighting(np.asarray(gray, dtype=np.float32)))
     if ink is None:
         return np.zeros((side, side), np.uint8)
     top, bottom, left, right = _ink_box(ink)
@@ -72,6 +81,59 @@ def frame_like_mnist(gray: Image.Image, side: int) -> np.ndarray:
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     boxed = np.clip(np.asarray(Image.fromarray(ink).resize(size, Image.LANCZOS)), 0, 1)
     return np.rint(_centre_by_mass(boxed, side) * 255).astype(np.uint8)
+
+
+def _without_uneven_lighting(pixels: np.ndarray) -> np.ndarray:
+    """Subtract a quadratic background fitted to the border, if the lighting is clearly uneven.
+
+    Levels assume one background level. A shadow that brightens the (inverted) background by over ~80
+    levels across the page otherwise turns part of the paper into ink and every upload is flagged
+    (docs/quality.md). The fit uses the border only, because the digit sits inside, and strips that
+    hold ink are dropped from it, so a stroke that touches the border does not bend it.
+    """
+    height, width = pixels.shape
+    if min(height, width) < 2 * SHADOW_STRIPS * SHADOW_STRIP_DEPTH:
+        return pixels
+    rows, columns, levels = _border_strips(pixels)
+    terms = _quadratic_terms(rows / height, columns / width)
+    kept = np.ones(len(levels), bool)
+    for _ in range(10):
+        coefficients = np.linalg.lstsq(terms[kept], levels[kept], rcond=None)[0]
+        above = levels - terms @ coefficients
+        # Ink is brighter than the paper around it: strips well above the surface hold ink, so they
+        # are dropped and the surface refitted, until it rests on the paper alone.
+        now_kept = above <= SHADOW_INK_MARGIN
+        if np.array_equal(now_kept, kept) or now_kept.sum() < len(levels) // 2:
+            break
+        kept = now_kept
+    fits_the_paper = kept.sum() >= len(levels) // 2 and np.median(np.abs(above[kept])) <= MAX_SHADOW_FIT_ERROR
+    grid = np.linspace(0, 1, 17)  # the surface's range, on a grid fine enough for a quadratic
+    coarse = _quadratic_terms(*np.meshgrid(grid, grid, indexing="ij")) @ coefficients
+    if coarse.max() - coarse.min() < MIN_SHADOW or not fits_the_paper:
+        return pixels
+    all_rows, all_columns = np.indices(pixels.shape, dtype=np.float32)
+    surface = _quadratic_terms(all_rows / height, all_columns / width) @ coefficients.astype(np.float32)
+    return (pixels - surface + np.median(surface)).astype(np.float32)
+
+
+def _border_strips(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre row, centre column and median level of SHADOW_STRIPS strips along each side."""
+    height, width = pixels.shape
+    depth, samples = SHADOW_STRIP_DEPTH, []
+    for k in range(SHADOW_STRIPS):
+        top, bottom = k * height // SHADOW_STRIPS, (k + 1) * height // SHADOW_STRIPS
+        left, right = k * width // SHADOW_STRIPS, (k + 1) * width // SHADOW_STRIPS
+        middle_row, middle_column = (top + bottom - 1) / 2, (left + right - 1) / 2
+        samples += [(middle_row, (depth - 1) / 2, np.median(pixels[top:bottom, :depth])),
+                    (middle_row, width - (depth + 1) / 2, np.median(pixels[top:bottom, -depth:])),
+                    ((depth - 1) / 2, middle_column, np.median(pixels[:depth, left:right])),
+                    (height - (depth + 1) / 2, middle_column, np.median(pixels[-depth:, left:right]))]
+    return tuple(np.array(column, np.float64) for column in zip(*samples))
+
+
+def _quadratic_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    y, x = y - 0.5, x - 0.5
+    return np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=-1)
 
 
 def _levels(pixels: np.ndarray) -> np.ndarray | None:

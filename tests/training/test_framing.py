@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import training.framing
 from training.framing import PolarityError, frame
 
 SIDE = 28
@@ -27,14 +28,24 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 
 def on_page(digit: np.ndarray, size=(600, 800), offset=(0, 0), scale=10, paper=0, ink=255,
-            noise=0.0) -> Image.Image:
-    """`digit` enlarged `scale` times onto a page (light on dark unless paper > ink)."""
+            noise=0.0, lighting=None) -> Image.Image:
+    """`digit` enlarged `scale` times onto a page (light on dark unless paper > ink); `lighting(rows,
+    columns)`, on a 0-1 grid, adds to the paper where there is no ink (a shadow, inverted)."""
     big = np.asarray(Image.fromarray(digit).resize((SIDE * scale, SIDE * scale), Image.BICUBIC), np.float32) / 255
     coverage = np.zeros((size[1], size[0]), np.float32)
     top, left = (size[1] - big.shape[0]) // 2 + offset[0], (size[0] - big.shape[1]) // 2 + offset[1]
     coverage[top:top + big.shape[0], left:left + big.shape[1]] = big
+    if lighting is not None:
+        rows, columns = np.indices(coverage.shape) / np.array(coverage.shape)[:, None, None]
+        paper = paper + lighting(rows, columns)
     levels = paper + (ink - paper) * coverage + np.random.default_rng(0).normal(0, noise, coverage.shape)
     return Image.fromarray(levels.clip(0, 255).astype(np.uint8))
+
+
+def cropped_to_the_ink(page: Image.Image) -> Image.Image:
+    pixels = np.asarray(page)
+    rows, columns = np.flatnonzero((pixels > 150).any(axis=1)), np.flatnonzero((pixels > 150).any(axis=0))
+    return Image.fromarray(pixels[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1])
 
 
 @pytest.mark.parametrize("framing", ["pad", "mnist"])
@@ -76,6 +87,29 @@ def test_mnist_framing_sets_the_levels_of_grey_paper_and_grey_ink():
     assert framed[0].max() == 0 and framed[:, 0].max() == 0  # the paper is black again
     assert framed.max() == 255
     assert np.abs(framed.astype(int) - clean.astype(int)).mean() < 3
+
+
+@pytest.mark.parametrize("lighting", [
+    lambda rows, columns: 110 * columns,  # a shadow across the page (inverted: the paper brightens)
+    lambda rows, columns: 55 * ((2 * rows - 1) ** 2 + (2 * columns - 1) ** 2),  # a vignette: dark corners
+], ids=["shadow", "vignette"])
+def test_uneven_lighting_is_evened_out(lighting, monkeypatch):
+    digit = mnist_like_digit()
+    clean = frame(on_page(digit, paper=20, ink=220, noise=4), "mnist", SIDE)
+    page = on_page(digit, paper=20, ink=220, noise=4, lighting=lighting)
+    assert np.abs(frame(page, "mnist", SIDE).astype(int) - clean.astype(int)).mean() < 4
+    monkeypatch.setattr(training.framing, "MIN_SHADOW", np.inf)  # without the correction
+    assert np.abs(frame(page, "mnist", SIDE).astype(int) - clean.astype(int)).mean() > 15
+
+
+@pytest.mark.parametrize("page", [
+    on_page(mnist_like_digit(), paper=60, ink=180, noise=4),  # even lighting
+    cropped_to_the_ink(on_page(mnist_like_digit(), paper=60, ink=180, noise=4)),  # ink touches the border
+], ids=["even", "ink at the border"])
+def test_even_lighting_and_ink_at_the_border_are_left_as_they_are(page, monkeypatch):
+    framed = frame(page, "mnist", SIDE)
+    monkeypatch.setattr(training.framing, "MIN_SHADOW", np.inf)
+    assert np.array_equal(framed, frame(page, "mnist", SIDE))
 
 
 def test_a_few_hot_pixels_do_not_dim_the_digit():
