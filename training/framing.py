@@ -34,7 +34,8 @@ BRIGHTEST_INK_PERCENTILE = 99.9  # not the maximum: a few hot pixels must not di
 # Uneven lighting (a shadow across the page, a vignette): the background is modelled as a smooth
 # surface fitted to the image's border and subtracted, but only when it is clearly uneven and the
 # surface explains the border well. Otherwise the image is left exactly as it is: a border that the
-# surface misses is ink or clutter, not lighting. Both limits were set on training digits' pages.
+# surface misses is ink or clutter, not lighting. The limits were set on training digits' pages
+# (docs/quality.md).
 SHADOW_STRIPS = 8  # each side of the border is sampled as this many strips, by their medians
 SHADOW_STRIP_DEPTH = 2  # pixels, at WORKING_SIDE
 MIN_SHADOW = 24.0  # levels (of 255) the fitted background must vary by across the image
@@ -146,7 +147,9 @@ def _levels(pixels: np.ndarray) -> np.ndarray | None:
     if background > LIGHTEST_BACKGROUND:
         raise PolarityError(f"the image's background is light (median pixel {background:.0f} of 255), but "
                             "the model reads light ink on a dark background: invert dark-on-light images "
-                            "(?invert=true when scoring, --invert for a folder)")
+                            "(?invert=true when scoring, --invert for a folder). If the image is already "
+                            "light on dark, its ink covers most of it: leave a margin of background around "
+                            "the digit")
     brightest = float(np.percentile(pixels, BRIGHTEST_INK_PERCENTILE))
     if brightest - background < MIN_CONTRAST:
         return None

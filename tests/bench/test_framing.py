@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.synthetic import make_images
@@ -64,6 +65,25 @@ def test_a_shadow_darkens_the_paper_from_left_to_right():
     assert abs(gray[:10, :5].mean() - 250) < 3 and abs(gray[:10, -5:].mean() - 150) < 4
 
 
+@pytest.mark.parametrize("kind, dark_corner", [("vignette", (0, 0)), ("hand_shadow", (-1, 0))])
+def test_a_vignette_darkens_the_corners_and_a_hand_shadow_the_lower_left(kind, dark_corner):
+    page = framing_bench.Page(kind, paper=250, ink=40, size=(200, 100), **{kind: 100})
+    photo = framing_bench.photograph(make_images(np.ones(1, int), 0)[0], page, np.random.default_rng(0))
+    gray = np.asarray(Image.open(io.BytesIO(photo)).convert("L")).astype(int)
+    row, column = dark_corner
+    assert gray[row, column] < 200 and gray[10, 100] > gray[row, column] + 20  # paper above the digit
+
+
+def test_a_digit_cropped_to_its_ink_has_no_margin():
+    page = framing_bench.Page("cropped", paper=235, ink=40, digit_height=1.0, crop_to_ink=True, size=(600, 300))
+    photo = Image.open(io.BytesIO(framing_bench.photograph(make_images(np.zeros(1, int), 0)[0], page,
+                                                           np.random.default_rng(0)))).convert("L")
+    gray = np.asarray(photo).astype(int)
+    assert photo.height == 300 and photo.width < 600
+    for edge in (gray[0], gray[-1], gray[:, 0], gray[:, -1]):  # a "0" touches every side of its box
+        assert edge.min() < 120
+
+
 def test_decoding_stability_compares_reduced_and_full_scale_decoding_of_the_same_uploads():
     digits = make_images(np.array([1, 1, 0, 0]), seed=4)
     calls = []
@@ -76,3 +96,35 @@ def test_decoding_stability_compares_reduced_and_full_scale_decoding_of_the_same
     assert len(calls) == 2 and calls[0].shape == calls[1].shape == (4, 28, 28)
     expected = np.abs(calls[0].astype(float).mean(axis=(1, 2)) - calls[1].astype(float).mean(axis=(1, 2)))
     assert moved["max"] == expected.max() and moved["verdicts_changed"] == 0 and moved["n"] == 4
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_bench_digits_take_as_many_normals_from_either_split(synthetic_mnist, split):
+    data = np.load(synthetic_mnist)
+    digits, is_anomaly = framing_bench.bench_digits(str(synthetic_mnist), [1], anomalies=5, seed=0, split=split)
+    assert (~is_anomaly).sum() == (data["y_test"] == 1).sum() and is_anomaly.sum() == 5
+    pool = data["x_test"] if split == "test" else data["x_train"]
+    assert all((pool == digit).all(axis=(1, 2)).any() for digit in digits)  # every digit comes from that split
+
+
+def test_uploads_the_service_would_refuse_are_counted_and_left_out_of_the_figures(monkeypatch):
+    digits = make_images(np.array([1, 1, 1, 0, 0, 0]), seed=2)
+    is_anomaly = np.array([False] * 3 + [True] * 3)
+    decode, calls = framing_bench.decode_image, []
+
+    def refuse_every_other(data, **options):
+        calls.append(1)
+        if len(calls) % 2:
+            raise framing_bench.InvalidInput("the image's background is light")
+        return decode(data, **options)
+
+    monkeypatch.setattr(framing_bench, "decode_image", refuse_every_other)
+    seen = []
+
+    def score(images):
+        seen.append(len(images))
+        return np.zeros(len(images))
+
+    rows = framing_bench.framing_table(score, 1.0, digits, is_anomaly, pages=framing_bench.PAGES[:1])
+    assert [row[2]["refused"] for row in rows] == [0.0, 0.5, 0.5]
+    assert seen == [6, 3, 3]
