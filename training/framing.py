@@ -107,10 +107,9 @@ def _without_uneven_lighting(pixels: np.ndarray) -> np.ndarray:
         if np.array_equal(now_kept, kept) or now_kept.sum() < len(levels) // 2:
             break
         kept = now_kept
-    fits_the_paper = kept.sum() >= len(levels) // 2 and np.median(np.abs(above[kept])) <= MAX_SHADOW_FIT_ERROR
     grid = np.linspace(0, 1, 17)  # the surface's range, on a grid fine enough for a quadratic
     coarse = _quadratic_terms(*np.meshgrid(grid, grid, indexing="ij")) @ coefficients
-    if coarse.max() - coarse.min() < MIN_SHADOW or not fits_the_paper:
+    if coarse.max() - coarse.min() < MIN_SHADOW or np.median(np.abs(above[kept])) > MAX_SHADOW_FIT_ERROR:
         return pixels
     all_rows, all_columns = np.indices(pixels.shape, dtype=np.float32)
     surface = _quadratic_terms(all_rows / height, all_columns / width) @ coefficients.astype(np.float32)

@@ -66,6 +66,9 @@ class ScoreQuery(BaseModel):
         return ThresholdOverride(threshold=self.threshold, fpr=self.fpr)
 
 
+_SCORE_QUERY_NAMES = frozenset(ScoreQuery.model_fields)
+
+
 def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:
     """OpenAPI `parameters` generated from a query model, so the docs cannot drift from the parser."""
     schema = model.model_json_schema()
@@ -77,7 +80,7 @@ def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:
 async def _score_query(request: Request) -> ScoreQuery:
     # Parsed by one pydantic model rather than FastAPI's per-parameter machinery, which took ~21 % of
     # the event loop's time per /score request (see docs/performance.md).
-    unknown = sorted(set(request.query_params) - set(ScoreQuery.model_fields))
+    unknown = sorted(set(request.query_params) - _SCORE_QUERY_NAMES)
     if unknown:
         raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
                            f"{', '.join(repr(name) for name in unknown)}; {request.url.path} accepts "

@@ -31,7 +31,7 @@ def parse_multipart(body: bytes, content_type: str, max_parts: int) -> list[Part
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("multipart/form-data content type without a boundary")
-    if not body.strip():
+    if not body or body.isspace():  # isspace stops at the first other byte; strip() would copy the body
         raise BadRequest("the multipart body is empty")
     parts: list[Part] = []
     header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
