@@ -21,9 +21,13 @@ def _settings_or_exit() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        lines = [f"  VAE_{'_'.join(map(str, e['loc'])).upper()}={e['input']!r}: {e['msg']}" for e in error.errors()]
+        lines = [f"  VAE_{'_'.join(map(str, e['loc'])).upper()}={_shown(e)}: {e['msg']}" for e in error.errors()]
         print("vae-serve: invalid configuration\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _shown(error: dict) -> str:
+    return "<hidden>" if error["loc"][:1] == ("api_keys",) else repr(error["input"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VAE_", protected_namespaces=())
+    # hide_input_in_errors: a rejected API key must not be echoed into logs and tracebacks.
+    model_config = SettingsConfigDict(env_prefix="VAE_", protected_namespaces=(), hide_input_in_errors=True)
 
     model_store: Path = Field(Path("model_store"), description="root of the model store")
     model_name: str = Field("mnist-vae", description="model folder inside the store")
@@ -28,12 +29,67 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    api_keys: SecretStr | None = Field(None, description="comma-separated API keys; when set (or api_keys_file "
+                                                         "is), every endpoint but the health probes and the "
+                                                         "docs needs `Authorization: Bearer <key>`")
+    api_keys_file: Path | None = Field(None, description="file with one API key per line (e.g. a Docker or "
+                                                         "Kubernetes secret)")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_case(cls, value):
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("api_keys", "api_keys_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        # docker-compose passes an unset variable on as "" (VAE_API_KEYS: ${VAE_API_KEYS:-}).
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _checked_keys(value.get_secret_value().split(","), "the list")
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _check_key_file(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            _read_key_file(path)
+        return path
+
+    def api_key_values(self) -> list[str]:
+        """Every configured API key; empty when the API is open."""
+        keys = _checked_keys(self.api_keys.get_secret_value().split(","), "the list") if self.api_keys else []
+        return keys + (_read_key_file(self.api_keys_file) if self.api_keys_file else [])
+
     @property
     def model_dir(self) -> Path:
         return self.model_store / self.model_name
+
+
+MIN_API_KEY_LENGTH = 16
+
+
+def _checked_keys(raw: list[str], source: str) -> list[str]:
+    keys = [key.strip() for key in raw if key.strip()]
+    if not keys:
+        raise ValueError(f"{source} holds no key")
+    for key in keys:
+        if len(key) < MIN_API_KEY_LENGTH or any(c.isspace() or not c.isprintable() for c in key):
+            # Never quote the key: this message is printed and logged.
+            raise ValueError(f"{source} holds a key of {len(key)} characters; each key must be at least {MIN_API_KEY_LENGTH} "
+                             "printable characters without spaces, e.g. from "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    return keys
+
+
+def _read_key_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the API key file {str(path)!r}: {error}") from None
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    return _checked_keys(lines, f"the file {str(path)!r}")

@@ -20,6 +20,8 @@ class ServiceError(Exception):
     status = 500
     title = "Internal error"
 
+    headers: dict[str, str] = {}
+
     def __init__(self, detail: str, **extra):
         super().__init__(detail)
         self.detail = detail
@@ -32,6 +34,11 @@ class UndecodableImage(ServiceError):
 
 class BadRequest(ServiceError):
     status, title = 400, "Bad request"
+
+
+class Unauthorized(ServiceError):
+    status, title = 401, "Unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="vae-anomaly"'}
 
 
 class NotFound(ServiceError):
@@ -73,7 +80,9 @@ def _describe_validation_error(error: dict) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError):
-        return problem(error.status, error.title, error.detail, request.url.path, **error.extra)
+        response = problem(error.status, error.title, error.detail, request.url.path, **error.extra)
+        response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):

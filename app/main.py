@@ -7,10 +7,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.api.deps import require_api_key
 from app.api.routes import images, operations, results, score
+from app.auth import ApiKeys
 from app.config import Settings
 from app.decode_pool import DecodePool
 from app.detector import Detector
@@ -19,6 +21,7 @@ from app.metrics import ServiceMetrics
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.registry import ModelRegistry
 from app.results import ResultStore
+from app.schemas import problem_responses
 from app.scoring import Scorer
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ DESCRIPTION = """Scores images for anomalies with a variational autoencoder trai
 
 `POST /score` returns a score, the threshold, a verdict and a conformal p-value; every result is stored
 and its reconstruction and difference heatmap are served as PNGs. Errors are RFC 9457 problem details.
+If the service has API keys (`VAE_API_KEYS`), send one as `Authorization: Bearer <key>` ("Authorize" below).
 """
 
 
@@ -33,6 +37,7 @@ def create_app(settings: Settings | None = None,
                detector_loader: Callable[..., Detector] = Detector.load) -> FastAPI:
     settings = settings or Settings()
     metrics = ServiceMetrics()
+    api_keys = ApiKeys(settings.api_key_values())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -44,6 +49,8 @@ def create_app(settings: Settings | None = None,
         app.state.store, app.state.registry, app.state.scorer = store, registry, scorer
         app.state.decode_pool = decode_pool = DecodePool(settings.decode_threads)
         scorer.batcher.start()
+        if not api_keys.required:
+            log.info("no API keys configured (VAE_API_KEYS): every endpoint is open to anyone who can reach it")
         # Load in the background: /healthz answers at once, /readyz says 503 until the model is in.
         poller = asyncio.create_task(registry.poll_forever(), name="model-poller")
         try:
@@ -61,9 +68,14 @@ def create_app(settings: Settings | None = None,
                          lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.api_keys = api_keys
     install_error_handlers(app)
+    # Guarded only when keys are set, so the OpenAPI docs show a lock exactly where one is needed.
+    guarded = ({"dependencies": [Depends(require_api_key)], "responses": problem_responses(401)}
+               if api_keys.required else {})
+    app.include_router(operations.probes)
     for module in (score, results, images, operations):
-        app.include_router(module.router)
+        app.include_router(module.router, **guarded)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.auth import ApiKeys
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import InvalidInput
+from app.errors import InvalidInput, Unauthorized
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
 from app.results import ResultStore
@@ -43,6 +45,23 @@ async def _decode_pool(request: Request) -> DecodePool:
 
 async def _metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
+
+
+# Declared through FastAPI's security scheme so that the OpenAPI docs offer an "Authorize" button.
+_bearer = HTTPBearer(auto_error=False, scheme_name="API key",
+                     description="one of the keys in VAE_API_KEYS or VAE_API_KEYS_FILE")
+
+
+async def require_api_key(request: Request,
+                          credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
+    """Refuses a request without a valid key (attached to the guarded routers only when keys are set)."""
+    api_keys: ApiKeys = request.app.state.api_keys
+    if credentials is None:
+        if "authorization" in request.headers:
+            raise Unauthorized("the Authorization header must be 'Bearer <API key>'")
+        raise Unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
+    if not api_keys.accepts(credentials.credentials):
+        raise Unauthorized("the API key is not valid")
 
 
 class ScoreQuery(BaseModel):

@@ -19,3 +19,12 @@ def test_bad_settings_exit_2_naming_each_variable(monkeypatch, capsys):
 def test_log_level_is_case_insensitive(monkeypatch):
     monkeypatch.setenv("VAE_LOG_LEVEL", "WARNING")
     assert Settings().log_level == "warning"
+
+
+def test_a_bad_api_key_exits_2_without_printing_the_key(monkeypatch, capsys):
+    monkeypatch.setenv("VAE_API_KEYS", "hunter2")
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "VAE_API_KEYS=<hidden>" in err and "at least 16" in err and "hunter2" not in err

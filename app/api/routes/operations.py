@@ -1,4 +1,8 @@
-"""Health, readiness, model metadata, Prometheus metrics, and the root, which leads to the API docs."""
+"""Health, readiness, model metadata, Prometheus metrics, and the root, which leads to the API docs.
+
+The probes and the root stay open when API keys are set (`probes`): orchestrators and load balancers
+call them without credentials. Model metadata and metrics describe the deployment, so they are guarded.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api.deps import MetricsDep, RegistryDep
 from app.schemas import Health, ModelRef, Readiness, problem_responses
 
+probes = APIRouter(tags=["operations"])
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/", include_in_schema=False)
+@probes.get("/", include_in_schema=False)
 async def root(request: Request) -> RedirectResponse:
     """A person who opens the service's address in a browser lands on the API docs, not on a 404."""
     return RedirectResponse(f"{request.scope.get('root_path', '')}/docs")
 
 
-@router.get("/healthz", response_model=Health, summary="The process is alive")
+@probes.get("/healthz", response_model=Health, summary="The process is alive")
 async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", response_model=Readiness, responses=problem_responses(503),
+@probes.get("/readyz", response_model=Readiness, responses=problem_responses(503),
             summary="A model is loaded and passed its self-check")
 async def readyz(registry: RegistryDep) -> Readiness:
     detector = registry.current  # raises NotReady (503) with the reason

@@ -1,0 +1,106 @@
+"""API keys: app/auth.py and the guard the app puts on its routers when keys are set."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.auth import ApiKeys
+from app.config import Settings
+from tests.app.conftest import png_bytes
+
+KEY, OTHER_KEY = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
+GUARDED = [("GET", "/model"), ("GET", "/metrics"), ("GET", "/results"), ("GET", "/results/" + "0" * 32),
+           ("GET", "/reconstruction/" + "0" * 32), ("GET", "/difference/" + "0" * 32),
+           ("GET", "/image/" + "0" * 32), ("POST", "/score"), ("POST", "/score/batch")]
+
+
+def _bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_api_keys_accept_exactly_the_configured_keys():
+    keys = ApiKeys([KEY, OTHER_KEY])
+    assert keys.required and keys.accepts(KEY) and keys.accepts(OTHER_KEY)
+    assert not keys.accepts(KEY[:-1]) and not keys.accepts(KEY + "x") and not keys.accepts("")
+    assert not ApiKeys([]).required
+
+
+@pytest.fixture
+def guarded_client(start_client):
+    return start_client(api_keys=f"{KEY}, {OTHER_KEY}")
+
+
+@pytest.mark.parametrize(("method", "path"), GUARDED)
+def test_every_endpoint_that_serves_data_needs_a_key(guarded_client, method, path):
+    response = guarded_client.request(method, path)
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "Authorization: Bearer <key>" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"])
+def test_probes_and_docs_stay_open(guarded_client, path):
+    assert guarded_client.get(path).status_code == 200
+
+
+def test_a_wrong_key_or_scheme_is_refused_before_the_request_is_parsed(guarded_client, normal_pixels):
+    image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
+    wrong = guarded_client.post("/score?inverted=true", files=image, headers=_bearer("not-the-key-0123456789"))
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "the API key is not valid"
+    basic = guarded_client.post("/score", files=image, headers={"Authorization": f"Basic {KEY}"})
+    assert basic.status_code == 401 and "must be 'Bearer <API key>'" in basic.json()["detail"]
+
+
+def test_either_key_scores_and_reads_the_stored_result(guarded_client, normal_pixels):
+    image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
+    scored = guarded_client.post("/score", files=image, headers=_bearer(KEY))
+    assert scored.status_code == 200, scored.text
+    # Rotation: a result scored with one key can be read with the other.
+    stored = guarded_client.get(scored.json()["result_url"], headers=_bearer(OTHER_KEY))
+    assert stored.status_code == 200 and stored.json()["id"] == scored.json()["id"]
+    assert guarded_client.get(scored.json()["difference_url"], headers=_bearer(KEY)).status_code == 200
+
+
+def test_openapi_shows_the_lock_only_where_a_key_is_needed(guarded_client, client):
+    spec = guarded_client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["API key"]["scheme"] == "bearer"
+    assert spec["paths"]["/score"]["post"]["security"] == [{"API key": []}]
+    assert "401" in spec["paths"]["/score"]["post"]["responses"]
+    assert "security" not in spec["paths"]["/readyz"]["get"]
+    open_spec = client.get("/openapi.json").json()
+    assert "securitySchemes" not in open_spec.get("components", {})
+    assert "401" not in open_spec["paths"]["/score"]["post"]["responses"]
+
+
+def test_without_keys_every_endpoint_is_open(client):
+    assert client.get("/model").status_code == 200
+    assert client.get("/results").status_code == 200
+
+
+def test_keys_can_come_from_a_file(start_client, tmp_path):
+    key_file = tmp_path / "api-keys"
+    key_file.write_text(f"# rotated 2026-11\n{OTHER_KEY}\n\n")
+    client = start_client(api_keys_file=key_file)
+    assert client.get("/model").status_code == 401
+    assert client.get("/model", headers=_bearer(OTHER_KEY)).status_code == 200
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"api_keys": "short"}, "a key of 5 characters"),
+    ({"api_keys": f"{KEY},has space 0123456789"}, "a key of 20 characters"),
+    ({"api_keys": " , "}, "holds no key"),
+    ({"api_keys_file": "/nonexistent/keys"}, "cannot read the API key file"),
+])
+def test_keys_that_cannot_protect_anything_are_refused_without_echoing_them(values, message):
+    with pytest.raises(ValidationError) as error:
+        Settings(**values)
+    assert message in str(error.value)
+    assert "has space" not in str(error.value) and "short'" not in str(error.value)
+
+
+def test_an_empty_variable_leaves_the_api_open(monkeypatch):
+    monkeypatch.setenv("VAE_API_KEYS", "")  # what docker-compose passes on for an unset variable
+    monkeypatch.setenv("VAE_API_KEYS_FILE", "")
+    assert Settings().api_key_values() == []
