@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -98,8 +99,10 @@ def stack(mnist_path):
     if compose is None:
         _skip_loudly("neither docker-compose nor `docker compose` is installed")
     port = _free_port()
+    api_key = secrets.token_urlsafe(32)
     env = {**os.environ, "VAE_IMAGE": IMAGE, "VAE_PUBLISH_PORT": str(port), "VAE_POLL_INTERVAL_S": "2",
-           "MNIST_DIR": str(Path(mnist_path).resolve().parent), "COMPOSE_PROJECT_NAME": PROJECT}
+           "MNIST_DIR": str(Path(mnist_path).resolve().parent), "COMPOSE_PROJECT_NAME": PROJECT,
+           "VAE_API_KEYS": api_key}
     base_image = os.environ.get("VAE_TEST_BASE_IMAGE", "python:3.11-slim")
     started = time.monotonic()
     _run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", IMAGE, "."], env)
@@ -109,8 +112,10 @@ def stack(mnist_path):
         _run([*compose, "config", "--quiet"], env)
         _run([*compose, "up", "-d", "--no-build", "api"], env, timeout=300)
         container = _run([*compose, "ps", "-q", "api"], env).stdout.strip()
-        yield {"compose": compose, "env": env, "base": f"http://127.0.0.1:{port}", "container": container,
-               "mnist": mnist_path}
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as api:
+            yield {"compose": compose, "env": env, "base": base, "api": api, "container": container,
+                   "mnist": mnist_path}
     finally:
         logs = _run([*compose, "logs", "--no-color", "api"], env, check=False)
         print(logs.stdout[-3000:], flush=True)
@@ -139,19 +144,23 @@ def test_image_is_lean_and_runs_as_non_root(stack):
 
 
 def test_scores_restarts_and_trains_a_new_version(stack):
-    base, compose, env = stack["base"], stack["compose"], stack["env"]
+    api, base, compose, env = stack["api"], stack["base"], stack["compose"], stack["env"]
     _wait_healthy(stack["container"], timeout=180)
     with np.load(stack["mnist"]) as data:
         one = data["x_test"][data["y_test"] == 1][0]
         nine = data["x_test"][data["y_test"] == 9][0]
     verdicts, ids = {}, {}
     for digit, image in ((1, one), (9, nine)):
-        response = httpx.post(f"{base}/score", files={"file": (f"{digit}.png", _png(image), "image/png")}, timeout=30)
+        response = api.post("/score", files={"file": (f"{digit}.png", _png(image), "image/png")})
         assert response.status_code == 200, response.text
         verdicts[digit] = response.json()["is_anomaly"]
         ids[digit] = response.json()["id"]
     assert verdicts == {1: False, 9: True}
-    reconstruction = httpx.get(f"{base}/reconstruction/{ids[9]}", timeout=30)
+    # VAE_API_KEYS reached the container: without the key, scoring and stored results are refused.
+    assert httpx.post(f"{base}/score", content=_png(one), headers={"Content-Type": "image/png"},
+                      timeout=30).status_code == 401
+    assert httpx.get(f"{base}/results/{ids[9]}", timeout=30).status_code == 401
+    reconstruction = api.get(f"/reconstruction/{ids[9]}")
     assert Image.open(io.BytesIO(reconstruction.content)).size == (28, 28)
     docs = httpx.get(f"{base}/", follow_redirects=True, timeout=30)  # the API docs, with no CDN to reach
     assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
@@ -159,20 +168,20 @@ def test_scores_restarts_and_trains_a_new_version(stack):
 
     _run([*compose, "restart", "api"], env, timeout=300)
     _wait_healthy(stack["container"], timeout=180)
-    stored = httpx.get(f"{base}/results/{ids[9]}", timeout=30)
+    stored = api.get(f"/results/{ids[9]}")
     assert stored.status_code == 200 and stored.json()["is_anomaly"] is True
 
-    before = httpx.get(f"{base}/model", timeout=30).json()["version"]
+    before = api.get("/model").json()["version"]
     _run([*compose, "--profile", "train", "run", "--rm", "train", "--normal", "1", "--epochs", "3",
           "--data", "/data/mnist.npz"], env, timeout=900)
     _wait_for_version(base, before + 1, timeout=120)
-    response = httpx.post(f"{base}/score", files={"file": ("1.png", _png(one), "image/png")}, timeout=30)
+    response = api.post("/score", files={"file": ("1.png", _png(one), "image/png")})
     assert response.json()["model"]["version"] == before + 1
 
 
 def test_recalibrates_the_served_version_on_a_folder_of_normals(stack, tmp_path_factory):
-    base, compose = stack["base"], stack["compose"]
-    served = httpx.get(f"{base}/model", timeout=30).json()
+    api, base, compose = stack["api"], stack["base"], stack["compose"]
+    served = api.get("/model").json()
     normals = tmp_path_factory.mktemp("normals")
     normals.chmod(0o755)  # the container's user (10001) must read the mounted folder
     with np.load(stack["mnist"]) as data:
@@ -183,7 +192,7 @@ def test_recalibrates_the_served_version_on_a_folder_of_normals(stack, tmp_path_
     env = {**stack["env"], "NORMALS_DIR": str(normals)}
     _run([*compose, "--profile", "train", "run", "--rm", "recalibrate"], env, timeout=600)
     _wait_for_version(base, served["version"] + 1, timeout=120)
-    model = httpx.get(f"{base}/model", timeout=30).json()
+    model = api.get("/model").json()
     assert model["calibration"]["n_images"] == 150
     assert model["calibration"]["recalibrated_from"]["version"] == served["version"]
     assert model["threshold"] != served["threshold"]
