@@ -14,6 +14,7 @@ import argparse
 import io
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -62,16 +63,17 @@ def multipart(field: str, payloads: list[bytes]) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def lua_script(directory: Path, body: bytes | None) -> Path:
+def lua_script(directory: Path, body: bytes | None, api_key: str | None = None) -> Path:
     script = directory / f"script-{len(body or b'')}.lua"
+    auth = f'wrk.headers["Authorization"] = "Bearer {api_key}"\n' if api_key else ""
     if body is None:
-        script.write_text('wrk.method = "GET"\n')
+        script.write_text('wrk.method = "GET"\n' + auth)
         return script
     body_path = directory / f"body-{len(body)}.bin"
     body_path.write_bytes(body)
     script.write_text(f'local f = io.open("{body_path}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*all")\n'
                       f'f:close()\nwrk.headers["Content-Type"] = "multipart/form-data; boundary={BOUNDARY}"\n'
-                      'response = function(status, headers, body)\n'
+                      + auth + 'response = function(status, headers, body)\n'
                       '  if status ~= 200 then io.stderr:write("HTTP " .. status .. "\\n") end\nend\n')
     return script
 
@@ -92,8 +94,9 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
             "errors": errors}
 
 
-def start_server(port: int, db: Path, workers: int) -> tuple[subprocess.Popen, float]:
-    env = {**os.environ, "VAE_RESULTS_DB": str(db), "VAE_LOG_LEVEL": "warning", "VAE_POLL_INTERVAL_S": "0"}
+def start_server(port: int, db: Path, workers: int, api_key: str | None) -> tuple[subprocess.Popen, float]:
+    env = {**os.environ, "VAE_RESULTS_DB": str(db), "VAE_LOG_LEVEL": "warning", "VAE_POLL_INTERVAL_S": "0",
+           "VAE_API_KEYS": api_key or ""}
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port), "--log-level", "warning",
                                 "--workers", str(workers)], cwd=ROOT, env=env)
@@ -116,18 +119,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mnist", default=os.environ.get("MNIST_PATH"))
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--with-api-key", action="store_true",
+                        help="serve with VAE_API_KEYS set and send the key on every scoring request")
     args = parser.parse_args()
+    api_key = secrets.token_urlsafe(32) if args.with_api_key else None
     if not shutil.which("wrk"):
         raise SystemExit("wrk is required: apt-get install wrk")
 
     images = digit_images(args.mnist, BATCH_IMAGES)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        single = lua_script(work, multipart("file", [png(images[0])]))
-        batch = lua_script(work, multipart("files", [png(image) for image in images]))
+        single = lua_script(work, multipart("file", [png(images[0])]), api_key)
+        batch = lua_script(work, multipart("files", [png(image) for image in images]), api_key)
         ceiling = lua_script(work, None)
         port = free_port()
-        process, ready_seconds = start_server(port, work / "results.db", args.workers)
+        process, ready_seconds = start_server(port, work / "results.db", args.workers, api_key)
         base = f"http://127.0.0.1:{port}"
         try:
             run_wrk(f"{base}/score", single, 16, 1.0)  # warm-up
@@ -146,7 +152,7 @@ def main() -> None:
         return statistics.median(run[key] for run in runs[name])
 
     print(f"ready after {ready_seconds:.2f} s (process start to /readyz 200)")
-    print(f"server: {args.workers} uvicorn worker(s); load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
+    print(f"server: {args.workers} uvicorn worker(s){', API key required' if api_key else ''}; load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
           f"{args.duration:.0f} s per run, median of {args.repeats}\n")
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | /healthz req/s | ratio to ceiling | errors |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
