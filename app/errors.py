@@ -61,6 +61,11 @@ class NotReady(ServiceError):
     status, title = 503, "Not ready"
 
 
+class StoreUnavailable(ServiceError):
+    """The inspection log cannot be written or read (disk full, I/O error, damaged file)."""
+    status, title = 503, "Results store unavailable"
+
+
 class ModelLoadError(Exception):
     """A model version could not be loaded or failed its self-check (never reaches a client)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from app.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -149,6 +154,9 @@ class ResultStore:
                         [_row_values(r) for results, _, _ in jobs for r in results])
                     connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?",
                                        (self._max_rows,))
+            except sqlite3.Error as exc:
+                count = sum(len(results) for results, _, _ in jobs)
+                error = self._unavailable(exc, f"storing {count} result{'s' * (count != 1)}")
             except Exception as exc:  # whatever fails, every waiting request must get an answer
                 error = exc
             for _, loop, done in jobs:
@@ -157,7 +165,22 @@ class ResultStore:
 
     def _query(self, sql: str, parameters: tuple) -> list[sqlite3.Row]:
         with self._reader_lock:
-            return self._reader.execute(sql, parameters).fetchall()
+            try:
+                return self._reader.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc, "reading results") from exc
+
+    def _unavailable(self, error: sqlite3.Error, doing: str) -> Exception:
+        """A full disk, an I/O error or a damaged file: the client gets a 503 and the operator a log line.
+
+        Constraint violations stay what they are: they are bugs of this service, not of its storage.
+        """
+        if isinstance(error, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+            return error
+        log.error("results store %s: %s failed: %s (free disk space, lower VAE_RESULTS_MAX_ROWS, or check "
+                  "the file)", self._path, doing, error)
+        return StoreUnavailable(f"the results store failed ({error}), so nothing was stored or read; "
+                                "the operator has it in the service's log. Try again later")
 
     def get(self, result_id: str) -> StoredResult | None:
         """Blocking read (call via a worker thread)."""

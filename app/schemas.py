@@ -96,7 +96,7 @@ class Readiness(BaseModel):
 _PROBLEMS = {
     400: "undecodable image or malformed body", 401: "no API key, or not a valid one", 404: "unknown result id", 413: "body or image too large",
     415: "unsupported content type", 422: "wrong size, shape or values, or bad or unknown query parameters",
-    503: "no model loaded yet"}
+    503: "no model loaded yet, or the results store failed (e.g. its disk is full)"}
 
 
 def problem_responses(*statuses: int) -> dict:
@@ -106,4 +106,4 @@ def problem_responses(*statuses: int) -> dict:
 
 
 SCORING_PROBLEMS = problem_responses(400, 413, 415, 422, 503)
-STORED_RESULT_PROBLEMS = problem_responses(404, 422)
+STORED_RESULT_PROBLEMS = problem_responses(404, 422, 503)

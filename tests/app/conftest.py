@@ -92,3 +92,17 @@ def record_threads(monkeypatch, module, name: str) -> list[str]:
 
     monkeypatch.setattr(module, name, recording)
     return threads
+
+
+def limit_database_pages(monkeypatch, pages: int) -> None:
+    """The store's connections see a database that cannot grow past `pages` pages: a full disk, for SQLite."""
+    from app import results
+
+    real_connect = results._connect
+
+    def limited(path):
+        connection = real_connect(path)
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+        return connection
+
+    monkeypatch.setattr(results, "_connect", limited)

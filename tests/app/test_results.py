@@ -1,6 +1,6 @@
 """The inspection log: lookup, listing, pagination, persistence across restarts, retention."""
 
-from tests.app.conftest import png_bytes
+from tests.app.conftest import limit_database_pages, png_bytes
 from tests.app.test_score import assert_problem
 
 
@@ -60,3 +60,18 @@ def test_retention_keeps_only_the_newest_rows(start_client, normal_pixels):
     assert [item["id"] for item in client.get("/results").json()["items"]] == ids[::-1][:3]
     assert_problem(client.get(f"/results/{ids[0]}"), 404, "pruned by retention")
     assert client.get(f"/results/{ids[4]}").status_code == 200
+
+
+def test_a_full_disk_answers_503_and_the_stored_results_stay_readable(start_client, normal_pixels, monkeypatch):
+    limit_database_pages(monkeypatch, pages=60)
+    client = start_client()
+    image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
+    responses = [client.post("/score", files=image) for _ in range(200)]
+    statuses = [response.status_code for response in responses]
+    assert 200 in statuses and set(statuses) == {200, 503}, statuses
+    failed = responses[statuses.index(503)]
+    assert_problem(failed, 503, "database or disk is full")
+    assert failed.json()["title"] == "Results store unavailable"
+    stored = [response.json()["id"] for response in responses if response.status_code == 200]
+    assert client.get(f"/results/{stored[-1]}").status_code == 200
+    assert len(client.get("/results?limit=500").json()["items"]) == len(stored)

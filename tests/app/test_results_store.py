@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from app import results
+from app.errors import StoreUnavailable
 from app.results import ResultStore, StoredResult
+from tests.app.conftest import limit_database_pages
 
 
 def _result(result_id: str) -> StoredResult:
@@ -53,5 +55,28 @@ def test_duplicate_ids_are_rejected_not_overwritten(tmp_path):
     try:
         asyncio.run(main())
         assert store.count() == 1
+    finally:
+        store.close()
+
+
+def test_a_full_disk_is_a_503_domain_error_and_keeps_what_was_stored(tmp_path, monkeypatch, caplog):
+    limit_database_pages(monkeypatch, pages=40)
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)
+    store.open()
+
+    async def fill() -> int:
+        for i in range(1000):
+            try:
+                await asyncio.wait_for(store.save([_result(f"{i:032x}")]), timeout=5)
+            except StoreUnavailable as error:
+                assert error.status == 503 and "database or disk is full" in error.detail
+                return i
+        raise AssertionError("the limited database never filled up")
+
+    try:
+        stored = asyncio.run(fill())
+        assert stored > 0 and store.count() == stored
+        assert store.get(f"{stored - 1:032x}") is not None  # nothing already stored was lost
+        assert "results store" in caplog.text and "database or disk is full" in caplog.text
     finally:
         store.close()
