@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 import typing
 
@@ -12,6 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from app.config import Settings
+from app.results import open_database
 
 LOG_LEVELS = typing.get_args(Settings.model_fields["log_level"].annotation)
 
@@ -23,6 +25,17 @@ def _settings_or_exit() -> Settings:
     except ValidationError as error:
         lines = [f"  VAE_{'_'.join(map(str, e['loc'])).upper()}={_shown(e)}: {e['msg']}" for e in error.errors()]
         print("vae-serve: invalid configuration\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _check_results_db(settings: Settings) -> None:
+    """Exit code 2 with the reason when the inspection log cannot be opened, before uvicorn prints a
+    traceback for it from the app's startup."""
+    try:
+        open_database(settings.results_db).close()
+    except (OSError, sqlite3.Error) as error:
+        print(f"vae-serve: cannot open the results store VAE_RESULTS_DB={str(settings.results_db)!r}: {error}",
+              file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -38,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=settings.workers)
     parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=settings.log_level)
     args = parser.parse_args(argv)
+    _check_results_db(settings)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,

@@ -90,6 +90,18 @@ def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
     )
 
 
+def open_database(path: Path) -> sqlite3.Connection:
+    """Creates the file and its schema if missing; OSError or sqlite3.Error when that cannot work."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = _connect(path)
+    try:
+        connection.executescript(SCHEMA)
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
     connection.row_factory = sqlite3.Row
@@ -108,9 +120,7 @@ class ResultStore:
         self._writer: threading.Thread | None = None
 
     def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        writer = _connect(self._path)
-        writer.executescript(SCHEMA)
+        writer = open_database(self._path)
         self._reader = _connect(self._path)
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
                                         daemon=True)

@@ -28,3 +28,15 @@ def test_a_bad_api_key_exits_2_without_printing_the_key(monkeypatch, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "VAE_API_KEYS=<hidden>" in err and "at least 16" in err and "hunter2" not in err
+
+
+def test_a_results_db_that_cannot_be_opened_exits_2_with_the_reason(monkeypatch, capsys, tmp_path):
+    not_a_database = tmp_path / "results.db"
+    not_a_database.write_text("these are not the results you are looking for")
+    monkeypatch.setenv("VAE_RESULTS_DB", str(not_a_database))
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot open the results store VAE_RESULTS_DB='{not_a_database}': file is not a database" in err
+    assert not_a_database.read_text().startswith("these are not")  # left as it was
