@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -34,11 +35,30 @@ class Settings(BaseSettings):
                                                          "docs needs `Authorization: Bearer <key>`")
     api_keys_file: Path | None = Field(None, description="file with one API key per line (e.g. a Docker or "
                                                          "Kubernetes secret)")
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects for lists by default.
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        [], description="comma-separated origins whose web pages may call the API (e.g. "
+                        "https://dashboard.example.com), or *; default: none")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_case(cls, value):
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        return [origin.strip() for origin in value.split(",") if origin.strip()] if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _is_origin(origin):
+                # A browser sends the origin as scheme://host[:port]; anything else would never match.
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] in lower case, without a path "
+                                 "or a trailing slash, e.g. https://dashboard.example.com, or *")
+        return origins
 
     @field_validator("api_keys", "api_keys_file", mode="before")
     @classmethod
@@ -93,3 +113,13 @@ def _read_key_file(path: Path) -> list[str]:
         raise ValueError(f"cannot read the API key file {str(path)!r}: {error}") from None
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     return _checked_keys(lines, f"the file {str(path)!r}")
+
+
+def _is_origin(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.path and not parts.query
+            and not parts.fragment and not parts.username and text == f"{parts.scheme}://{parts.netloc}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
+from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +22,7 @@ class ServiceError(Exception):
     status = 500
     title = "Internal error"
 
-    headers: dict[str, str] = {}
+    headers: ClassVar[Mapping[str, str]] = {}  # sent with the problem response
 
     def __init__(self, detail: str, **extra):
         super().__init__(detail)
@@ -38,7 +40,7 @@ class BadRequest(ServiceError):
 
 class Unauthorized(ServiceError):
     status, title = 401, "Unauthorized"
-    headers = {"WWW-Authenticate": 'Bearer realm="vae-anomaly"'}
+    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="vae-anomaly"'}
 
 
 class NotFound(ServiceError):

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from app.api.deps import require_api_key
@@ -78,6 +79,10 @@ def create_app(settings: Settings | None = None,
         app.include_router(module.router, **guarded)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    if settings.cors_origins:
+        # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
     return app
 
 
