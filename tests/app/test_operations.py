@@ -37,7 +37,7 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
     score = paths["/score"]["post"]
     assert set(score["requestBody"]["content"]) >= {"multipart/form-data", "image/png", "application/json"}
     assert set(score["responses"]) == {"200", "400", "413", "415", "422", "503"}  # what /score can return
-    assert set(paths["/results/{result_id}"]["get"]["responses"]) == {"200", "404", "422"}
+    assert set(paths["/results/{result_id}"]["get"]["responses"]) == {"200", "404", "422", "503"}  # 503: store failed
     schemas = spec["components"]["schemas"]
     assert schemas["ScoreResult"]["examples"] and schemas["ProblemDetail"]["examples"]
 
