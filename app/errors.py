@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from app.refusals import RefusalLog
+
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
@@ -84,26 +86,34 @@ def _describe_validation_error(error: dict) -> str:
     return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def client_address(scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
+
+
+def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
+    def answer(request: Request, status: int, title: str, detail: str, headers=None, **extra) -> JSONResponse:
+        if 400 <= status < 500:
+            refusals.record(request.method, request.url.path, client_address(request.scope), status, title, detail)
+        response = problem(status, title, detail, request.url.path, **extra)
+        response.headers.update(headers or {})
+        return response
+
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError):
-        response = problem(error.status, error.title, error.detail, request.url.path, **error.extra)
-        response.headers.update(error.headers)
-        return response
+        return answer(request, error.status, error.title, error.detail, error.headers, **error.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in error.errors()]
         detail = "; ".join(_describe_validation_error(e) for e in error.errors())
-        return problem(422, "Invalid request", detail, request.url.path, errors=errors)
+        return answer(request, 422, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
         title = HTTPStatus(error.status_code).phrase
         detail = error.detail if isinstance(error.detail, str) else title
-        response = problem(error.status_code, title, detail, request.url.path)
-        response.headers.update(error.headers or {})
-        return response
+        return answer(request, error.status_code, title, detail, error.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def client_disconnected(request: Request, error: ClientDisconnect):

@@ -19,6 +19,7 @@ from app.decode_pool import DecodePool
 from app.detector import Detector
 from app.errors import install_error_handlers
 from app.metrics import ServiceMetrics
+from app.refusals import RefusalLog
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.registry import ModelRegistry
 from app.results import ResultStore
@@ -70,14 +71,15 @@ def create_app(settings: Settings | None = None,
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.api_keys = api_keys
-    install_error_handlers(app)
+    refusals = RefusalLog(logging.getLogger("app.refused"))
+    install_error_handlers(app, refusals)
     # Guarded only when keys are set, so the OpenAPI docs show a lock exactly where one is needed.
     guarded = ({"dependencies": [Depends(require_api_key)], "responses": problem_responses(401)}
                if api_keys.required else {})
     app.include_router(operations.probes)
     for module in (score, results, images, operations):
         app.include_router(module.router, **guarded)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, refusals=refusals)
     app.add_middleware(RequestMetrics, metrics=metrics)
     if settings.cors_origins:
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.

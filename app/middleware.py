@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import time
 
-from app.errors import PayloadTooLarge, problem
+from app.errors import PayloadTooLarge, client_address, problem
 from app.metrics import ServiceMetrics
+from app.refusals import RefusalLog
 
 
 class BodySizeLimit:
     """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, refusals: RefusalLog):
         self.app = app
         self.max_bytes = max_bytes
+        self.refusals = refusals
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = problem(413, PayloadTooLarge.title, f"request body is {int(declared)} bytes; the limit "
-                               f"is {self.max_bytes} (VAE_MAX_UPLOAD_BYTES)", scope["path"])
+            detail = f"request body is {int(declared)} bytes; the limit is {self.max_bytes} (VAE_MAX_UPLOAD_BYTES)"
+            self.refusals.record(scope["method"], scope["path"], client_address(scope), 413, PayloadTooLarge.title,
+                                 detail)
+            response = problem(413, PayloadTooLarge.title, detail, scope["path"])
             return await response(scope, receive, send)
         received = 0
 
