@@ -56,8 +56,8 @@ class Settings(BaseSettings):
         for origin in origins:
             if origin != "*" and not _is_origin(origin):
                 # A browser sends the origin as scheme://host[:port]; anything else would never match.
-                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] in lower case, without a path "
-                                 "or a trailing slash, e.g. https://dashboard.example.com, or *")
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] in lower case, "
+                                 "without a path or a trailing slash, e.g. https://dashboard.example.com, or *")
         return origins
 
     @field_validator("api_keys", "api_keys_file", mode="before")
@@ -100,8 +100,8 @@ def _checked_keys(raw: list[str], source: str) -> list[str]:
     for key in keys:
         if len(key) < MIN_API_KEY_LENGTH or any(c.isspace() or not c.isprintable() for c in key):
             # Never quote the key: this message is printed and logged.
-            raise ValueError(f"{source} holds a key of {len(key)} characters; each key must be at least {MIN_API_KEY_LENGTH} "
-                             "printable characters without spaces, e.g. from "
+            raise ValueError(f"{source} holds a key of {len(key)} characters; each key must be at least "
+                             f"{MIN_API_KEY_LENGTH} printable characters without spaces, e.g. from "
                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
     return keys
 

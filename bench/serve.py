@@ -152,7 +152,8 @@ def main() -> None:
         return statistics.median(run[key] for run in runs[name])
 
     print(f"ready after {ready_seconds:.2f} s (process start to /readyz 200)")
-    print(f"server: {args.workers} uvicorn worker(s){', API key required' if api_key else ''}; load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
+    print(f"server: {args.workers} uvicorn worker(s){', API key required' if api_key else ''}; "
+          f"load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
           f"{args.duration:.0f} s per run, median of {args.repeats}\n")
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | /healthz req/s | ratio to ceiling | errors |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -25,7 +25,8 @@ async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
     return JSONResponse(score_result(result))
 
 
-@router.get("", response_model=ResultPage, responses=problem_responses(422, 503), summary="Stored results, newest first")
+@router.get("", response_model=ResultPage, responses=problem_responses(422, 503),
+            summary="Stored results, newest first")
 async def list_results(
     store: StoreDep,
     anomalous: Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")] = None,
