@@ -19,8 +19,8 @@ from app.decode_pool import DecodePool
 from app.detector import Detector
 from app.errors import install_error_handlers
 from app.metrics import ServiceMetrics
-from app.refusals import RefusalLog
 from app.middleware import BodySizeLimit, RequestMetrics
+from app.refusals import RefusalLog
 from app.registry import ModelRegistry
 from app.results import ResultStore
 from app.schemas import problem_responses
