@@ -60,7 +60,10 @@ def test_either_key_scores_and_reads_the_stored_result(guarded_client, normal_pi
     # Rotation: a result scored with one key can be read with the other.
     stored = guarded_client.get(scored.json()["result_url"], headers=_bearer(OTHER_KEY))
     assert stored.status_code == 200 and stored.json()["id"] == scored.json()["id"]
-    assert guarded_client.get(scored.json()["difference_url"], headers=_bearer(KEY)).status_code == 200
+    heatmap = guarded_client.get(scored.json()["difference_url"], headers=_bearer(KEY))
+    assert heatmap.status_code == 200
+    # Browsers may cache it, shared caches (proxies, CDNs) must not: they would serve it without a key.
+    assert heatmap.headers["cache-control"].startswith("private")
 
 
 def test_openapi_shows_the_lock_only_where_a_key_is_needed(guarded_client, client):

@@ -27,7 +27,9 @@ async def _stored(store: ResultStore, result_id: str) -> StoredResult:
 
 
 def _png(data: bytes) -> Response:
-    return Response(data, media_type="image/png", headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    # A result never changes, so a browser may keep its images; but only the browser that asked
+    # ("private"): a shared cache would otherwise hand images that needed an API key to anyone.
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 @router.get("/reconstruction/{result_id}", response_class=Response, responses=PNG_RESPONSE,
