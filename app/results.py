@@ -40,12 +40,28 @@ CREATE TABLE IF NOT EXISTS results (
     image BLOB NOT NULL,
     reconstruction BLOB NOT NULL,
     difference BLOB NOT NULL,
-    heatmap_scale REAL NOT NULL
+    heatmap_scale REAL NOT NULL,
+    source TEXT,
+    ref TEXT
 );
+"""
+# Columns added after the first release: a results database from before gets them when it is opened.
+ADDED_COLUMNS = {"source": "TEXT", "ref": "TEXT"}
+INDEXES = """
 CREATE INDEX IF NOT EXISTS results_by_verdict ON results (is_anomaly, seq);
+CREATE INDEX IF NOT EXISTS results_by_source ON results (source, seq);
+CREATE INDEX IF NOT EXISTS results_by_ref ON results (ref, seq);
 """
 SUMMARY_COLUMNS = ("seq", "id", "created_at", "model_name", "model_version", "score_method", "score",
-                   "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores")
+                   "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores", "source", "ref")
+ARRAY_COLUMNS = ("image", "reconstruction", "difference", "heatmap_scale")
+MAX_REF_LENGTH = 200
+
+
+def ref_from_filename(filename: str | None) -> str | None:
+    """An uploaded file's name as a result's ref: printable and at most MAX_REF_LENGTH characters."""
+    ref = "".join(c for c in filename or "" if c.isprintable())[:MAX_REF_LENGTH]
+    return ref or None
 
 
 @dataclass(frozen=True)
@@ -66,12 +82,14 @@ class StoredResult:
     reconstruction: np.ndarray  # uint8 [28, 28]
     difference: np.ndarray      # float16 [28, 28] (the storage types: rows are written as raw bytes)
     heatmap_scale: float
+    source: str | None = None  # the line, camera or client that sent the image (?source=)
+    ref: str | None = None     # the client's reference for the image: ?ref=, else the uploaded file's name
     seq: int | None = None
 
 
 def _row_values(r: StoredResult) -> tuple:
     return (r.id, r.created_at, r.model_name, r.model_version, r.score_method, r.score, r.threshold,
-            r.threshold_source, r.target_fpr, r.p_value, int(r.is_anomaly), json.dumps(r.scores),
+            r.threshold_source, r.target_fpr, r.p_value, int(r.is_anomaly), json.dumps(r.scores), r.source, r.ref,
             r.image.tobytes(), r.reconstruction.tobytes(), r.difference.tobytes(), r.heatmap_scale)
 
 
@@ -82,7 +100,7 @@ def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
         model_version=row["model_version"], score_method=row["score_method"], score=row["score"],
         threshold=row["threshold"], threshold_source=row["threshold_source"],
         target_fpr=row["target_fpr"], p_value=row["p_value"],
-        is_anomaly=bool(row["is_anomaly"]), scores=json.loads(row["scores"]),
+        is_anomaly=bool(row["is_anomaly"]), scores=json.loads(row["scores"]), source=row["source"], ref=row["ref"],
         image=np.frombuffer(row["image"], np.uint8).reshape(28, 28) if with_arrays else empty,
         reconstruction=np.frombuffer(row["reconstruction"], np.uint8).reshape(28, 28) if with_arrays else empty,
         difference=np.frombuffer(row["difference"], np.float16).reshape(28, 28) if with_arrays else empty,
@@ -96,6 +114,16 @@ def open_database(path: Path) -> sqlite3.Connection:
     connection = _connect(path)
     try:
         connection.executescript(SCHEMA)
+        present = {row["name"] for row in connection.execute("PRAGMA table_info(results)")}
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in present:
+                try:
+                    connection.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as error:
+                    # Another worker process, opening the same database, added it first.
+                    if "duplicate column name" not in str(error):
+                        raise
+        connection.executescript(INDEXES)
     except sqlite3.Error:
         connection.close()
         raise
@@ -159,8 +187,8 @@ class ResultStore:
             try:
                 with connection:
                     connection.executemany(
-                        f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:])}, image, reconstruction, "
-                        f"difference, heatmap_scale) VALUES ({', '.join('?' * 16)})",
+                        f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * (len(SUMMARY_COLUMNS) - 1 + len(ARRAY_COLUMNS)))})",
                         [_row_values(r) for results, _, _ in jobs for r in results])
                     connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?",
                                        (self._max_rows,))
@@ -197,12 +225,17 @@ class ResultStore:
         rows = self._query("SELECT * FROM results WHERE id = ?", (result_id,))
         return _from_row(rows[0], with_arrays=True) if rows else None
 
-    def page(self, *, anomalous: bool | None, limit: int, before: int | None) -> list[StoredResult]:
+    def page(self, *, anomalous: bool | None, limit: int, before: int | None, source: str | None = None,
+             ref: str | None = None) -> list[StoredResult]:
         """Newest first; `before` is the `seq` cursor of the last row of the previous page."""
         clauses, parameters = [], []
         if anomalous is not None:
             clauses.append("is_anomaly = ?")
             parameters.append(int(anomalous))
+        for column, value in (("source", source), ("ref", ref)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                parameters.append(value)
         if before is not None:
             clauses.append("seq < ?")
             parameters.append(before)

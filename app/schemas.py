@@ -20,7 +20,7 @@ class ScoreResult(BaseModel):
         "id": "3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "created_at": "2026-11-28T10:00:00.123456+00:00",
         "score": -1.25, "threshold": 3.67, "threshold_source": "model", "target_fpr": 0.01,
         "p_value": 0.89, "is_anomaly": False, "score_method": "dssim_knn", "scores": EXAMPLE_SCORES,
-        "model": {"name": "mnist-vae", "version": 4},
+        "model": {"name": "mnist-vae", "version": 4}, "source": "line-3", "ref": "SN-20261128-0042",
         "result_url": "/results/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
@@ -41,6 +41,8 @@ class ScoreResult(BaseModel):
     score_method: str = Field(description="which score method `score` is")
     scores: dict[str, float] = Field(description="the score of every method the model computes")
     model: ModelRef
+    source: str | None = Field(description="the request's ?source=: the line, camera or client that sent it")
+    ref: str | None = Field(description="the request's ?ref=, else the uploaded file's name")
     result_url: str
     reconstruction_url: str = Field(description="PNG of the model's reconstruction")
     difference_url: str = Field(description="PNG heatmap of input - reconstruction")

@@ -70,12 +70,14 @@ class Scorer:
         # possible but needs a retrained model published mid-request, so it is not guarded against.
         return self._registry.current.framing
 
-    async def score(self, images: np.ndarray, override: ThresholdOverride) -> list[StoredResult]:
-        """uint8 [N, 28, 28] -> one stored result per image, in order."""
+    async def score(self, images: np.ndarray, override: ThresholdOverride, source: str | None = None,
+                    refs: list[str | None] | None = None) -> list[StoredResult]:
+        """uint8 [N, 28, 28] -> one stored result per image, in order, stored with `source` and its ref."""
         override.resolve(self._registry.current)  # fail fast (503, 422) before spending a model call
         detector, predictions = await self.batcher.submit(images)
-        threshold, source, target_fpr = override.resolve(detector)
+        threshold, threshold_source, target_fpr = override.resolve(detector)
         n = len(images)
+        refs = refs or [None] * n
         created_at = dt.datetime.now(dt.timezone.utc).isoformat()
         # Whole-batch conversions (tolist, astype) rather than per-image ones: this runs per request.
         ids = os.urandom(16 * n).hex()
@@ -88,11 +90,11 @@ class Scorer:
             StoredResult(
                 id=ids[32 * i:32 * (i + 1)], created_at=created_at, model_name=detector.name,
                 model_version=detector.version, score_method=detector.score_method,
-                score=scores[i], threshold=float(threshold), threshold_source=source,
+                score=scores[i], threshold=float(threshold), threshold_source=threshold_source,
                 target_fpr=target_fpr, p_value=p_values[i], is_anomaly=scores[i] > threshold,
                 scores={name: values[i] for name, values in method_scores.items()},
                 image=images[i], reconstruction=reconstruction[i], difference=difference[i],
-                heatmap_scale=detector.heatmap_scale)
+                heatmap_scale=detector.heatmap_scale, source=source, ref=refs[i])
             for i in range(n)
         ]
         await self._store.save(results)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from app.auth import ApiKeys
 from app.config import Settings
@@ -19,7 +19,7 @@ from app.decode_pool import DecodePool
 from app.errors import InvalidInput, Unauthorized
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
-from app.results import ResultStore
+from app.results import MAX_REF_LENGTH, ResultStore
 from app.scoring import Scorer, ThresholdOverride
 
 
@@ -79,6 +79,21 @@ class ScoreQuery(BaseModel):
                                             "crop, fit and centre the ink as MNIST did)")
     invert: bool = Field(False, description="the image is dark on light (e.g. a scan): invert it to the "
                                             "model's light-on-dark before scoring")
+    source: str | None = Field(None, pattern=r"^[A-Za-z0-9._:/@-]{1,64}$",
+                               description="which line, camera or client sent the image (letters, digits and "
+                                           "._:/@-, at most 64); stored with the result, and GET /results can "
+                                           "filter by it")
+    ref: str | None = Field(None, min_length=1, max_length=MAX_REF_LENGTH,
+                            description="your reference for the image, e.g. the part's serial number; stored "
+                                        "with the result, and GET /results can filter by it. Default: the "
+                                        "uploaded file's name")
+
+    @field_validator("ref")
+    @classmethod
+    def _printable(cls, ref: str | None) -> str | None:
+        if ref is not None and not ref.isprintable():
+            raise ValueError("must be printable text, without line breaks or other control characters")
+        return ref
 
     @property
     def override(self) -> ThresholdOverride:

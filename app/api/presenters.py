@@ -17,6 +17,7 @@ def score_result(result: StoredResult) -> dict:
         "target_fpr": result.target_fpr, "p_value": result.p_value, "is_anomaly": result.is_anomaly,
         "score_method": result.score_method, "scores": result.scores,
         "model": {"name": result.model_name, "version": result.model_version},
+        "source": result.source, "ref": result.ref,
         "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
         "difference_url": f"/difference/{result.id}", "image_url": f"/image/{result.id}",
     }

@@ -24,8 +24,10 @@ def _media_type(request: Request) -> str:
 
 
 async def single_image(request: Request, settings: Settings, decode_pool: DecodePool,
-                       resize: bool, invert: bool, framing: str) -> np.ndarray:
-    """uint8 [1, 28, 28] from whichever of the three accepted forms the client used."""
+                       resize: bool, invert: bool, framing: str) -> tuple[np.ndarray, str | None]:
+    """uint8 [1, 28, 28] from whichever of the three accepted forms the client used, and the uploaded
+    file's name (multipart only)."""
+    filename = None
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
         parts = parse_multipart(await request.body(), request.headers["content-type"], 1 + MAX_EXTRA_PARTS)
@@ -35,20 +37,20 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
         if len(files) > 1:  # scoring only the first would silently drop the others
             raise InvalidInput(f"multipart body has {len(files)} parts named 'file'; /score takes one image. "
                                "Send several to /score/batch, as parts named 'files'")
-        data = files[0].data
+        data, filename = files[0].data, files[0].filename
     elif media_type.startswith("image/"):
         data = await request.body()
     elif media_type == "application/json":
         pixels = pixels_from_json(_pixels_field(await request.body()))
-        return (255 - pixels if invert else pixels)[None]
+        return (255 - pixels if invert else pixels)[None], None
     else:
         raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
     image = open_image(data, resize=resize, max_pixels=settings.max_image_pixels)
     if image.width * image.height <= INLINE_DECODE_PIXELS:
-        return to_model_pixels(image, invert=invert, framing=framing)[None]
+        return to_model_pixels(image, invert=invert, framing=framing)[None], filename
     # Decoding and resizing a large image takes up to a second: on the event loop it would stall
     # every other request. Pillow releases the GIL while it decodes.
-    return (await decode_pool.run(to_model_pixels, image, invert=invert, framing=framing))[None]
+    return (await decode_pool.run(to_model_pixels, image, invert=invert, framing=framing))[None], filename
 
 
 def _pixels_field(body: bytes) -> object:

@@ -71,3 +71,17 @@ def test_batch_needs_multipart_files(client, normal_pixels):
 def test_batch_refuses_unknown_query_parameters(client, normal_pixels):
     response = client.post("/score/batch?resize=true&invrt=true", files=_files(png_bytes(normal_pixels)))
     assert_problem(response, 422, "unknown query parameter 'invrt'; /score/batch accepts")
+
+
+def test_batch_items_carry_the_source_and_their_file_names_as_refs(client, normal_pixels):
+    good = png_bytes(normal_pixels)
+    body = client.post("/score/batch?source=camera-2", files=_files(good, b"not an image", good)).json()
+    scored = [item["result"] for item in body["items"] if item["result"]]
+    assert [(r["source"], r["ref"]) for r in scored] == [("camera-2", "img0.png"), ("camera-2", "img2.png")]
+    listed = client.get("/results?source=camera-2&ref=img2.png").json()["items"]
+    assert [item["id"] for item in listed] == [scored[1]["id"]]
+
+
+def test_batch_refuses_one_ref_for_many_images(client, normal_pixels):
+    response = client.post("/score/batch?ref=SN-1", files=_files(png_bytes(normal_pixels)))
+    assert_problem(response, 422, "in /score/batch each image's ref is its file name")

@@ -1,5 +1,7 @@
 """The inspection log: lookup, listing, pagination, persistence across restarts, retention."""
 
+import pytest
+
 from tests.app.conftest import limit_database_pages, png_bytes
 from tests.app.test_score import assert_problem
 
@@ -75,3 +77,35 @@ def test_a_full_disk_answers_503_and_the_stored_results_stay_readable(start_clie
     stored = [response.json()["id"] for response in responses if response.status_code == 200]
     assert client.get(f"/results/{stored[-1]}").status_code == 200
     assert len(client.get("/results?limit=500").json()["items"]) == len(stored)
+
+
+def test_source_and_ref_are_stored_and_filter_the_log(client, normal_pixels, anomalous_pixels):
+    image = png_bytes(normal_pixels)
+    tagged = client.post("/score?source=line-3&ref=SN 0042/b", files={"file": ("x.png", image, "image/png")})
+    assert tagged.status_code == 200, tagged.text
+    assert (tagged.json()["source"], tagged.json()["ref"]) == ("line-3", "SN 0042/b")
+    named = client.post("/score?source=line-4", files={"file": ("part-17.png", image, "image/png")}).json()
+    assert named["ref"] == "part-17.png"  # without ?ref=, the uploaded file's name
+    raw = client.post("/score", content=png_bytes(anomalous_pixels), headers={"Content-Type": "image/png"}).json()
+    assert (raw["source"], raw["ref"]) == (None, None)
+    assert client.get(f"/results/{tagged.json()['id']}").json()["ref"] == "SN 0042/b"
+
+    def listed(query: str) -> list[str]:
+        return [item["id"] for item in client.get(f"/results?{query}").json()["items"]]
+
+    assert listed("source=line-3") == [tagged.json()["id"]]
+    assert listed("source=line-4&ref=part-17.png") == [named["id"]]
+    assert listed("ref=SN%200042%2Fb") == [tagged.json()["id"]]
+    assert listed("source=line-9") == []
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("source=line%203", "query.source: String should match pattern"),
+    ("source=" + "x" * 65, "query.source: String should match pattern"),
+    ("ref=a%0Ab", "query.ref: Value error, must be printable text"),
+    ("ref=" + "x" * 201, "query.ref: String should have at most 200 characters"),
+    ("ref=", "query.ref: String should have at least 1 character"),
+])
+def test_bad_source_or_ref_is_422(client, normal_pixels, query, detail):
+    response = client.post(f"/score?{query}", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")})
+    assert_problem(response, 422, detail)

@@ -1,6 +1,8 @@
 """The result store on its own: a failed write fails its requests, and the writer keeps going."""
 
 import asyncio
+import dataclasses
+import sqlite3
 
 import numpy as np
 import pytest
@@ -78,5 +80,32 @@ def test_a_full_disk_is_a_503_domain_error_and_keeps_what_was_stored(tmp_path, m
         assert stored > 0 and store.count() == stored
         assert store.get(f"{stored - 1:032x}") is not None  # nothing already stored was lost
         assert "results store" in caplog.text and "database or disk is full" in caplog.text
+    finally:
+        store.close()
+
+
+def test_a_database_from_before_source_and_ref_gains_them_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "r.db"
+    old = sqlite3.connect(path)
+    old.executescript(results.SCHEMA.replace(",\n    source TEXT,\n    ref TEXT", ""))  # the first release's table
+    assert "source" not in {row[1] for row in old.execute("PRAGMA table_info(results)")}
+    old.execute("INSERT INTO results (id, created_at, model_name, model_version, score_method, score, threshold, "
+                "threshold_source, target_fpr, p_value, is_anomaly, scores, image, reconstruction, difference, "
+                "heatmap_scale) VALUES (?, '2026-01-01', 'm', 1, 'mse', 0.1, 0.2, 'model', 0.01, 0.5, 0, '{}', "
+                "?, ?, ?, 0.2)", ("c" * 32, bytes(784), bytes(784), bytes(2 * 784)))
+    old.commit()
+    old.close()
+    store = ResultStore(path, max_rows=10)
+    store.open()
+
+    async def main():
+        await store.save([dataclasses.replace(_result("d" * 32), source="line-1", ref="SN-9")])
+
+    try:
+        asyncio.run(main())
+        before = store.get("c" * 32)
+        assert before is not None and (before.source, before.ref) == (None, None)
+        assert [r.id for r in store.page(anomalous=None, limit=10, before=None, source="line-1")] == ["d" * 32]
+        assert [r.id for r in store.page(anomalous=None, limit=10, before=None, ref="SN-9")] == ["d" * 32]
     finally:
         store.close()

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from app.api.deps import ResultIdDep, StoreDep
 from app.api.presenters import score_result
 from app.errors import NotFound
+from app.results import MAX_REF_LENGTH
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ScoreResult, problem_responses
 
 router = APIRouter(prefix="/results", tags=["results"])
@@ -33,7 +34,11 @@ async def list_results(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
                                         description="cursor: `next_cursor` of the previous page")] = None,
+    source: Annotated[str | None, Query(max_length=64, description="only results scored with this ?source=")] = None,
+    ref: Annotated[str | None, Query(max_length=MAX_REF_LENGTH,
+                                     description="only results with this ref (e.g. a serial number)")] = None,
 ) -> JSONResponse:
-    rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before)
+    rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before, source=source,
+                                   ref=ref)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
     return JSONResponse({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})

@@ -12,8 +12,9 @@ from app.api import uploads
 from app.api.deps import DecodePoolDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep, query_parameters_openapi
 from app.api.presenters import score_result
 from app.config import Settings
-from app.errors import ServiceError
+from app.errors import InvalidInput, ServiceError
 from app.imaging import decode_image
+from app.results import ref_from_filename
 from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
 
 router = APIRouter(tags=["scoring"])
@@ -40,8 +41,10 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
                          "scan of any size, add `?resize=true`.")
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
                 query: ScoreQueryDep) -> JSONResponse:
-    images = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert, scorer.framing)
-    (result,) = await scorer.score(images, query.override)
+    images, filename = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert,
+                                                  scorer.framing)
+    ref = query.ref or ref_from_filename(filename)
+    (result,) = await scorer.score(images, query.override, source=query.source, refs=[ref])
     return JSONResponse(score_result(result))
 
 
@@ -51,13 +54,17 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
                          "An image that cannot be scored gets its own error item; the rest are scored.")
 async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
                       query: ScoreQueryDep) -> JSONResponse:
+    if query.ref is not None:
+        raise InvalidInput("?ref= names one image; in /score/batch each image's ref is its file name")
     files = await uploads.batch_files(request, settings)
     payloads = [upload.data for upload in files]
     # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
     decode = functools.partial(_decode_or_error, query=query, settings=settings, framing=scorer.framing)
     decoded = await decode_pool.map_in_slices(decode, payloads)
     good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
-    results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override) if good else [])
+    refs = [ref_from_filename(files[i].filename) for i in good]
+    results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override, source=query.source,
+                                      refs=refs) if good else [])
     items = []
     for index, (upload, outcome) in enumerate(zip(files, decoded)):
         item = {"index": index, "filename": upload.filename, "result": None, "error": None}
