@@ -67,13 +67,17 @@ class Detector:
         if not (isinstance(metadata["threshold"], (int, float)) and math.isfinite(metadata["threshold"])):
             # json reads NaN; with a NaN threshold no image would ever be flagged
             raise ModelLoadError(f"{path}: threshold {metadata['threshold']!r} is not a finite number")
+        _check_values(path, metadata)
         try:
             import tensorflow as tf  # deferred: the web app starts answering before TF is imported
 
             signature = tf.saved_model.load(str(path)).signatures[SIGNATURE]
         except Exception as error:  # TensorFlow raises many types for a bad SavedModel
             raise ModelLoadError(f"{path}: cannot load the SavedModel: {error}") from error
-        return cls(path, metadata, signature)
+        try:
+            return cls(path, metadata, signature)
+        except (TypeError, ValueError, KeyError) as error:  # a value of a kind no check above foresaw
+            raise ModelLoadError(f"{path}: malformed metadata: {error!r}") from error
 
     def predict(self, images: np.ndarray) -> Predictions:
         """Blocking: uint8 [N, 28, 28] -> predictions. Never call on the event loop."""
@@ -115,3 +119,21 @@ class Detector:
         public["n_calibration_scores"] = len(self.calibration_scores)
         public["n_reference_images"] = len(self.metadata.get("reference_images") or [])
         return public
+
+
+def _check_values(path: Path, metadata: dict) -> None:
+    """The metadata values the service computes with: refused here, rather than failing per request."""
+    scores = metadata["calibration_scores"]
+    if not (isinstance(scores, list) and scores and all(_is_finite_number(v) for v in scores)):
+        raise ModelLoadError(f"{path}: calibration_scores must be a non-empty list of finite numbers "
+                             "(p-values and ?fpr= are computed from them)")
+    scale = metadata.get("heatmap_scale", 0.25)
+    if not (_is_finite_number(scale) and scale > 0):
+        raise ModelLoadError(f"{path}: heatmap_scale {scale!r} is not a positive number")
+    methods = metadata["score_methods"]
+    if not (isinstance(methods, dict | list) and methods and all(isinstance(m, str) for m in methods)):
+        raise ModelLoadError(f"{path}: score_methods must name the score methods, not {methods!r}")
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -66,9 +66,12 @@ class ModelRegistry:
             try:
                 detector = await asyncio.to_thread(self._load_checked, version)
             except ModelLoadError as error:
-                self.rejected_versions[version] = str(error)
-                self.last_error = str(error)
+                self._reject(version, str(error))
                 log.error("skipping model version %d: %s", version, error)
+                continue
+            except Exception as error:  # unforeseen: still refused once, not retried at every poll
+                self._reject(version, f"{self._settings.model_dir / str(version)}: cannot be served: {error!r}")
+                log.exception("skipping model version %d", version)
                 continue
             previous = self._current
             self._current = detector
@@ -78,6 +81,10 @@ class ModelRegistry:
                 self._on_swap(detector)
             return True
         return False
+
+    def _reject(self, version: int, reason: str) -> None:
+        self.rejected_versions[version] = reason
+        self.last_error = reason
 
     async def poll_forever(self) -> None:
         interval = self._settings.poll_interval_s

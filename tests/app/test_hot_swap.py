@@ -5,6 +5,7 @@ import shutil
 import threading
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
@@ -145,3 +146,36 @@ def test_a_version_whose_threshold_is_not_a_number_is_refused(client, store):
     # json writes NaN and reads it back; with a NaN threshold no image would ever be flagged
     reason = _rejection_of(client, store, lambda metadata: metadata.update(threshold=float("nan")))
     assert "threshold nan is not a finite number" in reason
+
+
+@pytest.mark.parametrize(("edit", "reason_part"), [
+    (lambda metadata: metadata.update(calibration_scores="oops"), "calibration_scores"),
+    (lambda metadata: metadata.update(calibration_scores=[1.0, float("nan")]), "calibration_scores"),
+    (lambda metadata: metadata.update(calibration_scores=[]), "calibration_scores"),
+    (lambda metadata: metadata.update(heatmap_scale="wide"), "heatmap_scale"),
+    (lambda metadata: metadata.update(score_methods=7), "score_methods"),
+])
+def test_metadata_with_malformed_values_is_refused_once_with_the_field_named(client, store, edit, reason_part):
+    reason = _rejection_of(client, store, edit)
+    assert reason_part in reason
+
+
+def test_an_unforeseen_load_error_refuses_the_version_once_instead_of_at_every_poll(start_client, store):
+    attempts = []
+
+    def flaky_load(path):
+        attempts.append(path.name)
+        if path.name == "2":
+            raise RuntimeError("something no check foresaw")
+        return Detector.load(path)
+
+    settings = Settings(model_store=store, model_name="tiny", poll_interval_s=0.05,
+                        results_db=store.parent / "flaky.db")
+    with TestClient(create_app(settings, detector_loader=flaky_load)) as client:
+        wait_until_ready(client, version=1)
+        _publish_copy(store, 2)
+        for _ in range(40):  # ~2 s of polling
+            threading.Event().wait(0.05)
+        assert client.get("/readyz").json()["model"]["version"] == 1
+        assert "something no check foresaw" in client.app.state.registry.rejected_versions[2]
+    assert attempts.count("2") == 1
