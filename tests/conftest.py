@@ -10,6 +10,10 @@ import pytest
 from tests.synthetic import write_mnist_like
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The service's settings come from VAE_* variables: ones set in the shell that runs the tests (an API key,
+# a results database, CORS origins) must not change what the tests see. VAE_TEST_* configure the tests.
+for _name in [name for name in os.environ if name.startswith("VAE_") and not name.startswith("VAE_TEST_")]:
+    del os.environ[_name]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
