@@ -101,6 +101,13 @@ def _requests(image: bytes, result_id: str) -> list[tuple[str, str, dict]]:
         ("GET", "/results/" + "a" * 10_000, {}),
         ("GET", f"/image/{result_id}?scale=99999999999999999999", {}),
         ("GET", f"/difference/{result_id}?scale=-1", {}),
+        ("POST", "/score?source=%F0%9F%98%80", {"files": {"file": ("a.png", image, "image/png")}}),
+        ("POST", "/score?ref=" + "x" * 10_000, {"files": {"file": ("a.png", image, "image/png")}}),
+        ("POST", "/score?ref=%00", {"files": {"file": ("a.png", image, "image/png")}}),
+        ("POST", "/score", {"files": {"file": ("x" * 100_000 + ".png", image, "image/png")}}),
+        ("POST", "/score/batch?ref=a", {"files": [("files", ("a.png", image, "image/png"))]}),
+        ("GET", "/results?source=" + "x" * 10_000, {}),
+        ("GET", "/results?ref=%00%0A", {}),
     ]
     for name, data in _hostile_images().items():
         for query in ("", "?resize=true", "?resize=true&invert=true"):
@@ -122,3 +129,12 @@ def test_hostile_requests_get_a_4xx_problem_or_a_result_never_a_5xx(client, norm
     assert not failures, failures
     assert len(requests) > 80
     assert client.get("/readyz").status_code == 200  # and the service is still serving
+
+
+def test_hostile_credentials_get_a_401_problem(start_client):
+    client = start_client(api_keys="a-perfectly-good-key-0123")
+    for authorization in ("Bearer " + "x" * 100_000, "Bearer \u00e9\u00e9".encode("latin-1"), "Bearer", "Basic", "", "Bearer  ",
+                          "Bearer a-perfectly-good-key-0123 extra"):
+        response = client.get("/results", headers={"Authorization": authorization})
+        assert response.status_code == 401 and response.headers["content-type"] == PROBLEM, (authorization[:20],
+                                                                                            response.text)
