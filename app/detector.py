@@ -45,7 +45,8 @@ class Detector:
         self.score_method: str = metadata["score_method"]
         self.framing: str = framing_of_version(metadata)  # how uploads of other sizes become 28x28
         self.heatmap_scale: float = float(metadata.get("heatmap_scale", 0.25))
-        self.calibration_scores = np.asarray(metadata["calibration_scores"], dtype=np.float64)
+        # Sorted here, not trusted to be: p-values are counted by binary search over them.
+        self.calibration_scores = np.sort(np.asarray(metadata["calibration_scores"], dtype=np.float64))
         self._signature = signature
         self._method_names = tuple(metadata["score_methods"])
 

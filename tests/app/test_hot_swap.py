@@ -179,3 +179,13 @@ def test_an_unforeseen_load_error_refuses_the_version_once_instead_of_at_every_p
         assert client.get("/readyz").json()["model"]["version"] == 1
         assert "something no check foresaw" in client.app.state.registry.rejected_versions[2]
     assert attempts.count("2") == 1
+
+
+def test_p_values_do_not_depend_on_the_order_of_the_stored_calibration_scores(client, store, normal_pixels):
+    image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
+    before = client.post("/score", files=image).json()
+    _publish_copy(store, 2, lambda directory, metadata: metadata["calibration_scores"].reverse())
+    wait_until_ready(client, version=2)
+    after = client.post("/score", files=image).json()
+    assert after["model"]["version"] == 2 and after["score"] == before["score"]
+    assert after["p_value"] == before["p_value"]
