@@ -226,9 +226,14 @@ class ResultStore:
         return _from_row(rows[0], with_arrays=True) if rows else None
 
     def page(self, *, anomalous: bool | None, limit: int, before: int | None, source: str | None = None,
-             ref: str | None = None) -> list[StoredResult]:
-        """Newest first; `before` is the `seq` cursor of the last row of the previous page."""
+             ref: str | None = None, since: str | None = None, until: str | None = None) -> list[StoredResult]:
+        """Newest first; `before` is the `seq` cursor of the last row of the previous page. `since` and
+        `until` are UTC times in the stored format (ISO 8601 with microseconds): since <= created_at < until."""
         clauses, parameters = [], []
+        for condition, value in (("created_at >= ?", since), ("created_at < ?", until)):
+            if value is not None:
+                clauses.append(condition)
+                parameters.append(value)
         if anomalous is not None:
             clauses.append("is_anomaly = ?")
             parameters.append(int(anomalous))

@@ -78,7 +78,8 @@ class Scorer:
         threshold, threshold_source, target_fpr = override.resolve(detector)
         n = len(images)
         refs = refs or [None] * n
-        created_at = dt.datetime.now(dt.timezone.utc).isoformat()
+        # Always with microseconds: GET /results compares these strings to filter by time.
+        created_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
         # Whole-batch conversions (tolist, astype) rather than per-image ones: this runs per request.
         ids = os.urandom(16 * n).hex()
         scores = predictions.score.tolist()

@@ -1,5 +1,7 @@
 """The inspection log: lookup, listing, pagination, persistence across restarts, retention."""
 
+import datetime as dt
+
 import pytest
 
 from tests.app.conftest import limit_database_pages, png_bytes
@@ -109,3 +111,30 @@ def test_source_and_ref_are_stored_and_filter_the_log(client, normal_pixels, ano
 def test_bad_source_or_ref_is_422(client, normal_pixels, query, detail):
     response = client.post(f"/score?{query}", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")})
     assert_problem(response, 422, detail)
+
+
+def test_the_log_can_be_filtered_by_time(client, normal_pixels):
+    first, second, third = (_score(client, normal_pixels) for _ in range(3))
+
+    def listed(**query) -> list[str]:
+        response = client.get("/results", params=query)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert listed(since=second["created_at"]) == [third["id"], second["id"]]  # since is inclusive
+    assert listed(until=second["created_at"]) == [first["id"]]  # until is exclusive
+    assert listed(since=first["created_at"], until=third["created_at"]) == [second["id"], first["id"]]
+    # The same moment in another time zone selects the same results.
+    moment = dt.datetime.fromisoformat(second["created_at"]).astimezone(dt.timezone(dt.timedelta(hours=-5)))
+    assert listed(since=moment.isoformat()) == [third["id"], second["id"]]
+    assert listed(since="9999-12-31T23:59:59+00:00") == []
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("since=2026-11-28T10:00:00", "query.since: Input should have timezone info"),
+    ("until=yesterday", "query.until: Input should be a valid datetime"),
+    ("since=0001-01-01T00:00:00%2B14:00", "query.since"),
+    ("until=9999-12-31T23:00:00-14:00", "query.until"),
+])
+def test_bad_times_are_422(client, query, detail):
+    assert_problem(client.get(f"/results?{query}"), 422, detail)

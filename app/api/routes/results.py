@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from app.api.deps import ResultIdDep, StoreDep
 from app.api.presenters import score_result
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.results import MAX_REF_LENGTH
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ScoreResult, problem_responses
 
@@ -37,8 +39,23 @@ async def list_results(
     source: Annotated[str | None, Query(max_length=64, description="only results scored with this ?source=")] = None,
     ref: Annotated[str | None, Query(max_length=MAX_REF_LENGTH,
                                      description="only results with this ref (e.g. a serial number)")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="only results scored at or after this time "
+                                                             "(ISO 8601 with a time zone)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="only results scored before this time "
+                                                             "(ISO 8601 with a time zone)")] = None,
 ) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before, source=source,
-                                   ref=ref)
+                                   ref=ref, since=_stored_time(since, "since"),
+                                   until=_stored_time(until, "until"))
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
     return JSONResponse({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})
+
+
+def _stored_time(moment: dt.datetime | None, name: str) -> str | None:
+    """A time in the format results are stored with (UTC, ISO 8601 with microseconds), which sorts as text."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in the year 0 in UTC
+        raise InvalidInput(f"query.{name}: {moment.isoformat()} is outside the years 1-9999 in UTC") from None
