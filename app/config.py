@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.auth import keys_from_file, keys_from_list
+
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a rejected API key must not be echoed into logs and tracebacks.
@@ -70,49 +72,24 @@ class Settings(BaseSettings):
     @classmethod
     def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            _checked_keys(value.get_secret_value().split(","), "the list")
+            keys_from_list(value.get_secret_value().split(","), "the list")
         return value
 
     @field_validator("api_keys_file")
     @classmethod
     def _check_key_file(cls, path: Path | None) -> Path | None:
         if path is not None:
-            _read_key_file(path)
+            keys_from_file(path)
         return path
 
     def api_key_values(self) -> list[str]:
         """Every configured API key; empty when the API is open."""
-        keys = _checked_keys(self.api_keys.get_secret_value().split(","), "the list") if self.api_keys else []
-        return keys + (_read_key_file(self.api_keys_file) if self.api_keys_file else [])
+        keys = keys_from_list(self.api_keys.get_secret_value().split(","), "the list") if self.api_keys else []
+        return keys + (keys_from_file(self.api_keys_file) if self.api_keys_file else [])
 
     @property
     def model_dir(self) -> Path:
         return self.model_store / self.model_name
-
-
-MIN_API_KEY_LENGTH = 16
-
-
-def _checked_keys(raw: list[str], source: str) -> list[str]:
-    keys = [key.strip() for key in raw if key.strip()]
-    if not keys:
-        raise ValueError(f"{source} holds no key")
-    for key in keys:
-        if len(key) < MIN_API_KEY_LENGTH or any(c.isspace() or not c.isprintable() for c in key):
-            # Never quote the key: this message is printed and logged.
-            raise ValueError(f"{source} holds a key of {len(key)} characters; each key must be at least "
-                             f"{MIN_API_KEY_LENGTH} printable characters without spaces, e.g. from "
-                             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
-    return keys
-
-
-def _read_key_file(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read the API key file {str(path)!r}: {error}") from None
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    return _checked_keys(lines, f"the file {str(path)!r}")
 
 
 def _is_origin(text: str) -> bool:
