@@ -56,6 +56,6 @@ def _stored_time(moment: dt.datetime | None, name: str) -> str | None:
     if moment is None:
         return None
     try:
-        return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+        return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
     except OverflowError:  # 0001-01-01T00:00+14:00 is in the year 0 in UTC
         raise InvalidInput(f"query.{name}: {moment.isoformat()} is outside the years 1-9999 in UTC") from None
