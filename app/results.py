@@ -8,6 +8,7 @@ reads proceed while the writer works. Retention keeps the newest `max_rows` rows
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import queue
@@ -56,6 +57,14 @@ SUMMARY_COLUMNS = ("seq", "id", "created_at", "model_name", "model_version", "sc
                    "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores", "source", "ref")
 ARRAY_COLUMNS = ("image", "reconstruction", "difference", "heatmap_scale")
 MAX_REF_LENGTH = 200
+SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
+MAX_SOURCE_LENGTH = 64
+
+
+def stored_time(moment: dt.datetime) -> str:
+    """`created_at` as stored: UTC, ISO 8601, always with microseconds, so that times compare as text
+    (GET /results?since=). OverflowError for a moment outside the years 1-9999 in UTC."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def ref_from_filename(filename: str | None) -> str | None:
@@ -206,7 +215,10 @@ class ResultStore:
             try:
                 return self._reader.execute(sql, parameters).fetchall()
             except sqlite3.Error as exc:
-                raise self._unavailable(exc, "reading results") from exc
+                translated = self._unavailable(exc, "reading results")
+                if translated is exc:
+                    raise
+                raise translated from exc
 
     def _unavailable(self, error: sqlite3.Error, doing: str) -> Exception:
         """A full disk, an I/O error or a damaged file: the client gets a 503 and the operator a log line.

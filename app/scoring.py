@@ -13,7 +13,7 @@ from app.detector import Detector, Predictions
 from app.errors import InvalidInput
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
-from app.results import ResultStore, StoredResult
+from app.results import ResultStore, StoredResult, stored_time
 from training.calibration import CalibrationError, conformal_threshold
 
 
@@ -78,8 +78,7 @@ class Scorer:
         threshold, threshold_source, target_fpr = override.resolve(detector)
         n = len(images)
         refs = refs or [None] * n
-        # Always with microseconds: GET /results compares these strings to filter by time.
-        created_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+        created_at = stored_time(dt.datetime.now(dt.UTC))
         # Whole-batch conversions (tolist, astype) rather than per-image ones: this runs per request.
         ids = os.urandom(16 * n).hex()
         scores = predictions.score.tolist()

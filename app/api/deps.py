@@ -19,7 +19,7 @@ from app.decode_pool import DecodePool
 from app.errors import InvalidInput, Unauthorized
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
-from app.results import MAX_REF_LENGTH, ResultStore
+from app.results import MAX_REF_LENGTH, SOURCE_PATTERN, ResultStore
 from app.scoring import Scorer, ThresholdOverride
 
 
@@ -79,7 +79,7 @@ class ScoreQuery(BaseModel):
                                             "crop, fit and centre the ink as MNIST did)")
     invert: bool = Field(False, description="the image is dark on light (e.g. a scan): invert it to the "
                                             "model's light-on-dark before scoring")
-    source: str | None = Field(None, pattern=r"^[A-Za-z0-9._:/@-]{1,64}$",
+    source: str | None = Field(None, pattern=SOURCE_PATTERN,
                                description="which line, camera or client sent the image (letters, digits and "
                                            "._:/@-, at most 64); stored with the result, and GET /results can "
                                            "filter by it")

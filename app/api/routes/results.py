@@ -13,7 +13,7 @@ from pydantic import AwareDatetime
 from app.api.deps import ResultIdDep, StoreDep
 from app.api.presenters import score_result
 from app.errors import InvalidInput, NotFound
-from app.results import MAX_REF_LENGTH
+from app.results import MAX_REF_LENGTH, MAX_SOURCE_LENGTH, stored_time
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ScoreResult, problem_responses
 
 router = APIRouter(prefix="/results", tags=["results"])
@@ -36,7 +36,8 @@ async def list_results(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
                                         description="cursor: `next_cursor` of the previous page")] = None,
-    source: Annotated[str | None, Query(max_length=64, description="only results scored with this ?source=")] = None,
+    source: Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
+                                        description="only results scored with this ?source=")] = None,
     ref: Annotated[str | None, Query(max_length=MAX_REF_LENGTH,
                                      description="only results with this ref (e.g. a serial number)")] = None,
     since: Annotated[AwareDatetime | None, Query(description="only results scored at or after this time "
@@ -52,10 +53,9 @@ async def list_results(
 
 
 def _stored_time(moment: dt.datetime | None, name: str) -> str | None:
-    """A time in the format results are stored with (UTC, ISO 8601 with microseconds), which sorts as text."""
     if moment is None:
         return None
     try:
-        return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        return stored_time(moment)
     except OverflowError:  # 0001-01-01T00:00+14:00 is in the year 0 in UTC
         raise InvalidInput(f"query.{name}: {moment.isoformat()} is outside the years 1-9999 in UTC") from None
