@@ -6,6 +6,7 @@ per dependency per request.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -100,9 +101,6 @@ class ScoreQuery(BaseModel):
         return ThresholdOverride(threshold=self.threshold, fpr=self.fpr)
 
 
-_SCORE_QUERY_NAMES = frozenset(ScoreQuery.model_fields)
-
-
 def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:
     """OpenAPI `parameters` generated from a query model, so the docs cannot drift from the parser."""
     schema = model.model_json_schema()
@@ -114,11 +112,7 @@ def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:
 async def _score_query(request: Request) -> ScoreQuery:
     # Parsed by one pydantic model rather than FastAPI's per-parameter machinery, which took ~21 % of
     # the event loop's time per /score request (see docs/performance.md).
-    unknown = sorted(set(request.query_params) - _SCORE_QUERY_NAMES)
-    if unknown:
-        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
-                           f"{', '.join(repr(name) for name in unknown)}; {request.url.path} accepts "
-                           f"{', '.join(ScoreQuery.model_fields)}")
+    _refuse_unknown_query_parameters(request, ScoreQuery.model_fields)
     try:
         query = ScoreQuery.model_validate(dict(request.query_params))
     except ValidationError as error:
@@ -126,6 +120,26 @@ async def _score_query(request: Request) -> ScoreQuery:
             [{**e, "loc": ("query", *e["loc"])} for e in error.errors(include_url=False)]) from None
     query.override  # noqa: B018 - rejects ?threshold= together with ?fpr=
     return query
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """The same refusal for routes whose query parameters FastAPI parses: a typo such as
+    GET /results?anomolous=true would otherwise list every result, normal ones included."""
+    declared, pending = [], [request.scope["route"].dependant]
+    while pending:
+        dependant = pending.pop()
+        declared.extend(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    _refuse_unknown_query_parameters(request, declared)
+
+
+def _refuse_unknown_query_parameters(request: Request, accepted: Iterable[str]) -> None:
+    accepted = list(accepted)
+    unknown = sorted(set(request.query_params) - set(accepted))
+    if unknown:
+        takes = f"accepts {', '.join(accepted)}" if accepted else "takes no query parameters"
+        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+                           f"{', '.join(repr(name) for name in unknown)}; {request.url.path} {takes}")
 
 
 async def _result_id(result_id: str) -> str:

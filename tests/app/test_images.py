@@ -60,3 +60,9 @@ def test_heatmap_colour_is_fixed_by_the_model_not_the_image():
 
 def test_original_image_is_served_too(client, scored, anomalous_pixels):
     assert np.array_equal(np.asarray(_image(client.get(f"/image/{scored['id']}"))), anomalous_pixels)
+
+
+def test_unknown_query_parameters_are_422(client, scored):
+    response = client.get(f"/difference/{scored['id']}?sacle=8")
+    assert_problem(response, 422, f"unknown query parameter 'sacle'; /difference/{scored['id']} accepts scale")
+    assert_problem(client.get(f"/results/{scored['id']}?scale=8"), 422, "takes no query parameters")

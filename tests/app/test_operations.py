@@ -73,3 +73,12 @@ def test_api_docs_work_without_internet_access(client):
 def test_the_root_leads_to_the_api_docs(client):
     response = client.get("/", follow_redirects=False)
     assert response.status_code == 307 and response.headers["location"] == "/docs"
+
+
+def test_unknown_query_parameters_are_422_except_on_the_probes(client):
+    response = client.get("/model?version=2")  # not a way to pick a version: refused rather than ignored
+    assert response.status_code == 422
+    assert response.json()["detail"] == "unknown query parameter 'version'; /model takes no query parameters"
+    # Load balancers and uptime checkers may add their own parameters (cache busters) to health checks.
+    assert client.get("/readyz?nocache=1").status_code == 200
+    assert client.get("/healthz?nocache=1").status_code == 200

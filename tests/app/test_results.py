@@ -138,3 +138,14 @@ def test_the_log_can_be_filtered_by_time(client, normal_pixels):
 ])
 def test_bad_times_are_422(client, query, detail):
     assert_problem(client.get(f"/results?{query}"), 422, detail)
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    # Ignored, the typo listed every result, the normal ones too.
+    ("anomolous=true", "unknown query parameter 'anomolous'; /results accepts anomalous, limit, before, source, "
+                       "ref, since, until"),
+    ("anomalous=true&Source=line-3&lmit=5", "unknown query parameters 'Source', 'lmit'"),
+])
+def test_unknown_listing_parameters_are_422_not_ignored(client, normal_pixels, query, detail):
+    _score(client, normal_pixels)
+    assert_problem(client.get(f"/results?{query}"), 422, detail)

@@ -6,15 +6,15 @@ call them without credentials. Model metadata and metrics describe the deploymen
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import MetricsDep, RegistryDep
+from app.api.deps import MetricsDep, RegistryDep, reject_unknown_query_parameters
 from app.schemas import Health, ModelRef, Readiness, problem_responses
 
 probes = APIRouter(tags=["operations"])
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_query_parameters)])
 
 
 @probes.get("/", include_in_schema=False)

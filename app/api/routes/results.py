@@ -6,17 +6,17 @@ import asyncio
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from app.api.deps import ResultIdDep, StoreDep
+from app.api.deps import ResultIdDep, StoreDep, reject_unknown_query_parameters
 from app.api.presenters import score_result
 from app.errors import InvalidInput, NotFound
 from app.results import MAX_REF_LENGTH, MAX_SOURCE_LENGTH, stored_time
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ScoreResult, problem_responses
 
-router = APIRouter(prefix="/results", tags=["results"])
+router = APIRouter(prefix="/results", tags=["results"], dependencies=[Depends(reject_unknown_query_parameters)])
 
 
 @router.get("/{result_id}", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
