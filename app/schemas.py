@@ -81,6 +81,33 @@ class ResultPage(BaseModel):
     next_cursor: str | None = Field(description="pass as ?before= for the next page; null on the last")
 
 
+class ResultCounts(BaseModel):
+    count: int = Field(description="results scored")
+    anomalies: int = Field(description="of them, flagged as anomalous (with the threshold each request used)")
+    anomaly_rate: float | None = Field(description="anomalies / count; null without results")
+    first_at: str | None = Field(description="when the oldest of them was scored (UTC, ISO 8601)")
+    last_at: str | None = Field(description="when the newest of them was scored")
+
+
+class ResultGroup(ResultCounts):
+    source: str | None = Field(description="the ?source= they were scored with; null for none")
+    model: ModelRef
+
+
+class ResultSummary(ResultCounts):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "count": 1500, "anomalies": 21, "anomaly_rate": 0.014, "first_at": "2026-11-28T06:00:01.402133+00:00",
+        "last_at": "2026-11-28T10:00:00.123456+00:00", "groups": [
+            {"source": "line-3", "model": {"name": "mnist-vae", "version": 4}, "count": 1000, "anomalies": 12,
+             "anomaly_rate": 0.012, "first_at": "2026-11-28T06:00:01.402133+00:00",
+             "last_at": "2026-11-28T10:00:00.123456+00:00"},
+            {"source": "line-4", "model": {"name": "mnist-vae", "version": 4}, "count": 500, "anomalies": 9,
+             "anomaly_rate": 0.018, "first_at": "2026-11-28T08:30:12.000871+00:00",
+             "last_at": "2026-11-28T09:59:58.731002+00:00"}]}]})
+
+    groups: list[ResultGroup] = Field(description="the same counts per source and model version")
+
+
 class PixelsRequest(BaseModel):
     pixels: list[list[float]] = Field(description="28 rows of 28 grayscale values, 0 (black) to 255 (white)",
                                       examples=[[[0] * 28] * 28])

@@ -138,8 +138,11 @@ def _refuse_unknown_query_parameters(request: Request, accepted: Iterable[str]) 
     unknown = sorted(set(request.query_params) - set(accepted))
     if unknown:
         takes = f"accepts {', '.join(accepted)}" if accepted else "takes no query parameters"
-        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
-                           f"{', '.join(repr(name) for name in unknown)}; {request.url.path} {takes}")
+        # A client's names are echoed, but not 1,000 of them, nor one of 10,000 characters.
+        named = ", ".join(repr(name if len(name) <= 40 else name[:40] + "...") for name in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {named}{more}; "
+                           f"{request.url.path} {takes}")
 
 
 async def _result_id(result_id: str) -> str:

@@ -7,7 +7,7 @@ same shape (tests validate real responses against them).
 
 from __future__ import annotations
 
-from app.results import StoredResult
+from app.results import ResultTally, StoredResult
 
 
 def score_result(result: StoredResult) -> dict:
@@ -21,3 +21,16 @@ def score_result(result: StoredResult) -> dict:
         "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
         "difference_url": f"/difference/{result.id}", "image_url": f"/image/{result.id}",
     }
+
+
+def result_summary(tallies: list[ResultTally]) -> dict:
+    groups = [{"source": t.source, "model": {"name": t.model_name, "version": t.model_version},
+               **_counts(t.count, t.anomalies, t.first_at, t.last_at)} for t in tallies]
+    total = _counts(sum(t.count for t in tallies), sum(t.anomalies for t in tallies),
+                    min((t.first_at for t in tallies), default=None), max((t.last_at for t in tallies), default=None))
+    return {**total, "groups": groups}
+
+
+def _counts(count: int, anomalies: int, first_at: str | None, last_at: str | None) -> dict:
+    return {"count": count, "anomalies": anomalies, "anomaly_rate": anomalies / count if count else None,
+            "first_at": first_at, "last_at": last_at}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import threading
 import time
@@ -15,6 +16,7 @@ from PIL import Image
 from app.config import Settings
 from app.main import create_app
 from tests.synthetic import make_images
+from training.store import METADATA_PATH
 
 
 def wait_until_ready(client: TestClient, version: int | None = None, timeout: float = 30.0) -> dict:
@@ -25,6 +27,18 @@ def wait_until_ready(client: TestClient, version: int | None = None, timeout: fl
             return response.json()
         time.sleep(0.05)
     raise AssertionError(f"not ready (version {version}) within {timeout} s: {response.text}")
+
+
+def publish_copy(store, version: int, tamper=None) -> None:
+    """Publishes version 1 of the tiny model again as `version`, as the training job would (`tamper` edits it)."""
+    source, target = store / "tiny" / "1", store / "tiny" / f".tmp-{version}"
+    shutil.copytree(source, target)
+    metadata = json.loads((target / METADATA_PATH).read_text())
+    metadata["version"] = version
+    if tamper:
+        tamper(target, metadata)
+    (target / METADATA_PATH).write_text(json.dumps(metadata))
+    target.rename(store / "tiny" / str(version))
 
 
 @pytest.fixture

@@ -108,6 +108,10 @@ def _requests(image: bytes, result_id: str) -> list[tuple[str, str, dict]]:
         ("POST", "/score/batch?ref=a", {"files": [("files", ("a.png", image, "image/png"))]}),
         ("GET", "/results?source=" + "x" * 10_000, {}),
         ("GET", "/results?ref=%00%0A", {}),
+        ("GET", "/results/summary?since=0001-01-01T00:00:00%2B14:00", {}),
+        ("GET", "/results/summary?source=%00&until=nan", {}),
+        ("GET", "/results/summary?" + "&".join(f"p{i}=1" for i in range(1000)), {}),
+        ("GET", "/results?limit=5&" + "x" * 10_000 + "=1", {}),
     ]
     for name, data in _hostile_images().items():
         for query in ("", "?resize=true", "?resize=true&invert=true"):

@@ -1,7 +1,5 @@
 """New versions are picked up, self-checked and swapped in without failing requests; bad ones refused."""
 
-import json
-import shutil
 import threading
 
 import numpy as np
@@ -11,19 +9,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.detector import Detector
 from app.main import create_app
-from tests.app.conftest import png_bytes, wait_until_ready
-from training.store import METADATA_PATH
-
-
-def _publish_copy(store, version: int, tamper=None):
-    source, target = store / "tiny" / "1", store / "tiny" / f".tmp-{version}"
-    shutil.copytree(source, target)
-    metadata = json.loads((target / METADATA_PATH).read_text())
-    metadata["version"] = version
-    if tamper:
-        tamper(target, metadata)
-    (target / METADATA_PATH).write_text(json.dumps(metadata))
-    target.rename(store / "tiny" / str(version))
+from tests.app.conftest import png_bytes, publish_copy, wait_until_ready
 
 
 def test_new_version_is_swapped_in_while_requests_keep_succeeding(client, store, normal_pixels):
@@ -40,7 +26,7 @@ def test_new_version_is_swapped_in_while_requests_keep_succeeding(client, store,
     worker = threading.Thread(target=keep_scoring)
     worker.start()
     try:
-        _publish_copy(store, 2)
+        publish_copy(store, 2)
         wait_until_ready(client, version=2)
         for _ in range(20):  # keep traffic flowing after the swap as well
             if 2 in versions:
@@ -62,8 +48,8 @@ def test_broken_and_failing_versions_are_refused_and_the_old_one_keeps_serving(c
         for reference in metadata["reference_images"]:
             reference["scores"]["score"] += 1.0
 
-    _publish_copy(store, 2, corrupt_graph)
-    _publish_copy(store, 3, wrong_reference_scores)
+    publish_copy(store, 2, corrupt_graph)
+    publish_copy(store, 3, wrong_reference_scores)
     registry = client.app.state.registry
     for _ in range(200):
         if {2, 3} <= set(registry.rejected_versions):
@@ -77,13 +63,13 @@ def test_broken_and_failing_versions_are_refused_and_the_old_one_keeps_serving(c
 
 
 def test_pinned_version_is_served_even_when_newer_exist(start_client, store):
-    _publish_copy(store, 2)
+    publish_copy(store, 2)
     client = start_client(model_version=1)
     assert client.get("/readyz").json()["model"]["version"] == 1
 
 
 def test_startup_falls_back_to_an_older_version_when_the_newest_is_broken(start_client, store):
-    _publish_copy(store, 2, lambda directory, metadata: (directory / "saved_model.pb").write_bytes(b"x"))
+    publish_copy(store, 2, lambda directory, metadata: (directory / "saved_model.pb").write_bytes(b"x"))
     client = start_client()
     assert client.get("/readyz").json()["model"]["version"] == 1
     assert 2 in client.app.state.registry.rejected_versions
@@ -93,7 +79,7 @@ def test_scores_of_a_swapped_version_use_its_own_threshold(client, store, normal
     def lower_threshold(directory, metadata):
         metadata["threshold"] = -1.0
 
-    _publish_copy(store, 2, lower_threshold)
+    publish_copy(store, 2, lower_threshold)
     wait_until_ready(client, version=2)
     body = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")}).json()
     assert body["model"]["version"] == 2 and body["threshold"] == -1.0 and body["is_anomaly"]
@@ -101,7 +87,7 @@ def test_scores_of_a_swapped_version_use_its_own_threshold(client, store, normal
 
 
 def test_a_broken_pinned_version_is_tried_once_and_the_reason_is_reported(store):
-    _publish_copy(store, 2, lambda directory, metadata: (directory / "saved_model.pb").write_bytes(b"x"))
+    publish_copy(store, 2, lambda directory, metadata: (directory / "saved_model.pb").write_bytes(b"x"))
     attempts = []
 
     def counting_load(path):
@@ -121,7 +107,7 @@ def test_a_broken_pinned_version_is_tried_once_and_the_reason_is_reported(store)
 
 def _rejection_of(client, store, edit_metadata) -> str:
     """Publish a copy of version 1 as version 2 with its metadata edited; the reason it was refused."""
-    _publish_copy(store, 2, lambda directory, metadata: edit_metadata(metadata))
+    publish_copy(store, 2, lambda directory, metadata: edit_metadata(metadata))
     registry = client.app.state.registry
     for _ in range(200):
         if 2 in registry.rejected_versions:
@@ -173,7 +159,7 @@ def test_an_unforeseen_load_error_refuses_the_version_once_instead_of_at_every_p
                         results_db=store.parent / "flaky.db")
     with TestClient(create_app(settings, detector_loader=flaky_load)) as client:
         wait_until_ready(client, version=1)
-        _publish_copy(store, 2)
+        publish_copy(store, 2)
         for _ in range(40):  # ~2 s of polling
             threading.Event().wait(0.05)
         assert client.get("/readyz").json()["model"]["version"] == 1
@@ -184,7 +170,7 @@ def test_an_unforeseen_load_error_refuses_the_version_once_instead_of_at_every_p
 def test_p_values_do_not_depend_on_the_order_of_the_stored_calibration_scores(client, store, normal_pixels):
     image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
     before = client.post("/score", files=image).json()
-    _publish_copy(store, 2, lambda directory, metadata: metadata["calibration_scores"].reverse())
+    publish_copy(store, 2, lambda directory, metadata: metadata["calibration_scores"].reverse())
     wait_until_ready(client, version=2)
     after = client.post("/score", files=image).json()
     assert after["model"]["version"] == 2 and after["score"] == before["score"]

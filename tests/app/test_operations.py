@@ -31,7 +31,8 @@ def test_metrics_count_what_happened(client, normal_pixels):
 def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/score", "/score/batch", "/results/{result_id}", "/results", "/reconstruction/{result_id}",
+    for path in ("/score", "/score/batch", "/results/{result_id}", "/results", "/results/summary",
+                 "/reconstruction/{result_id}",
                  "/difference/{result_id}", "/healthz", "/readyz", "/model", "/metrics"):
         assert path in paths, path
     score = paths["/score"]["post"]
@@ -40,10 +41,11 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
     assert set(paths["/results/{result_id}"]["get"]["responses"]) == {"200", "404", "422", "503"}  # 503: store failed
     schemas = spec["components"]["schemas"]
     assert schemas["ScoreResult"]["examples"] and schemas["ProblemDetail"]["examples"]
+    assert schemas["ResultSummary"]["examples"]
 
 
 def test_responses_match_their_documented_schemas(client, normal_pixels):
-    from app.schemas import BatchResponse, ResultPage, ScoreResult
+    from app.schemas import BatchResponse, ResultGroup, ResultPage, ResultSummary, ScoreResult
 
     png = png_bytes(normal_pixels)
     single = client.post("/score", files={"file": ("x.png", png, "image/png")}).json()
@@ -57,6 +59,10 @@ def test_responses_match_their_documented_schemas(client, normal_pixels):
     page = client.get("/results?limit=1").json()
     ResultPage.model_validate(page)
     assert set(page) == set(ResultPage.model_fields)
+    summary = client.get("/results/summary").json()
+    ResultSummary.model_validate(summary, strict=True)
+    assert set(summary) == set(ResultSummary.model_fields)
+    assert set(summary["groups"][0]) == set(ResultGroup.model_fields)
 
 
 def test_api_docs_work_without_internet_access(client):

@@ -4,7 +4,12 @@ import datetime as dt
 
 import pytest
 
-from tests.app.conftest import limit_database_pages, png_bytes
+from tests.app.conftest import (
+    limit_database_pages,
+    png_bytes,
+    publish_copy,
+    wait_until_ready,
+)
 from tests.app.test_score import assert_problem
 
 
@@ -142,10 +147,58 @@ def test_bad_times_are_422(client, query, detail):
 
 @pytest.mark.parametrize(("query", "detail"), [
     # Ignored, the typo listed every result, the normal ones too.
-    ("anomolous=true", "unknown query parameter 'anomolous'; /results accepts anomalous, limit, before, source, "
-                       "ref, since, until"),
-    ("anomalous=true&Source=line-3&lmit=5", "unknown query parameters 'Source', 'lmit'"),
+    ("anomolous=true", ("unknown query parameter 'anomolous'; /results accepts anomalous, limit, before, source, "
+                        "ref, since, until")),
+    ("anomalous=true&Source=line-3&lmit=5", "unknown query parameters 'Source', 'lmit'; /results accepts"),
+    ("&".join(f"p{i:03}=1" for i in range(1000)), "unknown query parameters 'p000', 'p001', 'p002', 'p003', 'p004' "
+                                                  "and 995 more; /results accepts"),
+    ("x" * 10_000 + "=1", f"unknown query parameter '{'x' * 40}...'; /results accepts"),
 ])
 def test_unknown_listing_parameters_are_422_not_ignored(client, normal_pixels, query, detail):
     _score(client, normal_pixels)
     assert_problem(client.get(f"/results?{query}"), 422, detail)
+
+
+def test_the_summary_counts_results_per_source_and_model_version(client, normal_pixels, anomalous_pixels):
+    empty = client.get("/results/summary").json()
+    assert empty == {"count": 0, "anomalies": 0, "anomaly_rate": None, "first_at": None, "last_at": None,
+                     "groups": []}
+    first = _score(client, normal_pixels, "?source=line-3")
+    _score(client, anomalous_pixels, "?source=line-3")
+    _score(client, normal_pixels, "?source=line-3")
+    _score(client, anomalous_pixels, "?source=line-4")
+    last = _score(client, normal_pixels)
+
+    summary = client.get("/results/summary").json()
+    assert (summary["count"], summary["anomalies"], summary["anomaly_rate"]) == (5, 2, 0.4)
+    assert (summary["first_at"], summary["last_at"]) == (first["created_at"], last["created_at"])
+    model = {"name": "tiny", "version": 1}
+    assert [(g["source"], g["model"], g["count"], g["anomalies"]) for g in summary["groups"]] == [
+        (None, model, 1, 0), ("line-3", model, 3, 1), ("line-4", model, 1, 1)]
+    assert summary["groups"][1]["anomaly_rate"] == pytest.approx(1 / 3)
+    assert summary["groups"][1]["first_at"] == first["created_at"]
+
+    line_3 = client.get("/results/summary?source=line-3").json()
+    assert (line_3["count"], line_3["anomalies"], len(line_3["groups"])) == (3, 1, 1)
+    recent = client.get("/results/summary", params={"since": last["created_at"]}).json()
+    assert (recent["count"], recent["groups"][0]["source"]) == (1, None)
+    older = client.get("/results/summary", params={"until": last["created_at"]}).json()
+    assert older["count"] == 4
+
+
+def test_the_summary_separates_model_versions(client, store, normal_pixels):
+    _score(client, normal_pixels, "?source=line-3")
+    publish_copy(store, 2)
+    wait_until_ready(client, version=2)
+    _score(client, normal_pixels, "?source=line-3&threshold=-1e9")  # flagged by this request's threshold
+    groups = client.get("/results/summary").json()["groups"]
+    assert [(g["model"]["version"], g["count"], g["anomalies"]) for g in groups] == [(1, 1, 0), (2, 1, 1)]
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("since=yesterday", "query.since: Input should be a valid datetime"),
+    ("source=" + "x" * 65, "query.source: String should have at most 64 characters"),
+    ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until"),
+])
+def test_bad_summary_parameters_are_422(client, query, detail):
+    assert_problem(client.get(f"/results/summary?{query}"), 422, detail)

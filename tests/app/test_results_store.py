@@ -107,5 +107,22 @@ def test_a_database_from_before_source_and_ref_gains_them_and_keeps_its_rows(tmp
         assert before is not None and (before.source, before.ref) == (None, None)
         assert [r.id for r in store.page(anomalous=None, limit=10, before=None, source="line-1")] == ["d" * 32]
         assert [r.id for r in store.page(anomalous=None, limit=10, before=None, ref="SN-9")] == ["d" * 32]
+        assert [(t.source, t.count) for t in store.tally()] == [(None, 1), ("line-1", 1)]
+    finally:
+        store.close()
+
+
+def test_the_summary_is_counted_from_its_index_not_from_the_rows(tmp_path):
+    # Counting from the table reads every row's image blobs to reach `source`: 6x slower at 100,000 rows.
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+    try:
+        for filters in ({}, {"source": "line-1"}, {"since": "2026-01-01"}, {"source": "l", "until": "2027"}):
+            sql, parameters = results.tally_query(**{"source": None, "since": None, "until": None, **filters})
+            plan = store._query(f"EXPLAIN QUERY PLAN {sql}", parameters)
+            assert [row["detail"] for row in plan] == ["SCAN results USING COVERING INDEX results_for_tally"
+                                                       if "source" not in filters else
+                                                       "SEARCH results USING COVERING INDEX results_for_tally "
+                                                       "(source=?)"], filters
     finally:
         store.close()

@@ -1,4 +1,4 @@
-"""GET /results/{id} and GET /results (the inspection log)."""
+"""GET /results/{id}, GET /results and GET /results/summary (the inspection log)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,34 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from app.api.deps import ResultIdDep, StoreDep, reject_unknown_query_parameters
-from app.api.presenters import score_result
+from app.api.presenters import result_summary, score_result
 from app.errors import InvalidInput, NotFound
 from app.results import MAX_REF_LENGTH, MAX_SOURCE_LENGTH, stored_time
-from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ScoreResult, problem_responses
+from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, problem_responses
 
 router = APIRouter(prefix="/results", tags=["results"], dependencies=[Depends(reject_unknown_query_parameters)])
+
+
+# Filters shared by the listing and the summary.
+SourceFilter = Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
+                                           description="only results scored with this ?source=")]
+SinceFilter = Annotated[AwareDatetime | None, Query(description="only results scored at or after this time "
+                                                                "(ISO 8601 with a time zone)")]
+UntilFilter = Annotated[AwareDatetime | None, Query(description="only results scored before this time "
+                                                                "(ISO 8601 with a time zone)")]
+
+
+# Declared before /{result_id}, which would otherwise take "summary" for an id.
+@router.get("/summary", response_model=ResultSummary, responses=problem_responses(422, 503),
+            summary="How many results, and how many anomalous, per source and model version",
+            description="Counts the stored results (those retention has kept: `first_at` shows how far back "
+                        "they go), in total and per source and model version. `anomaly_rate` is the share "
+                        "flagged; on normal images it is about the model's target FPR.")
+async def summarise_results(store: StoreDep, source: SourceFilter = None, since: SinceFilter = None,
+                            until: UntilFilter = None) -> JSONResponse:
+    tallies = await asyncio.to_thread(store.tally, source=source, since=_stored_time(since, "since"),
+                                      until=_stored_time(until, "until"))
+    return JSONResponse(result_summary(tallies))
 
 
 @router.get("/{result_id}", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
@@ -36,14 +58,11 @@ async def list_results(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
                                         description="cursor: `next_cursor` of the previous page")] = None,
-    source: Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
-                                        description="only results scored with this ?source=")] = None,
+    source: SourceFilter = None,
     ref: Annotated[str | None, Query(max_length=MAX_REF_LENGTH,
                                      description="only results with this ref (e.g. a serial number)")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="only results scored at or after this time "
-                                                             "(ISO 8601 with a time zone)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="only results scored before this time "
-                                                             "(ISO 8601 with a time zone)")] = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
 ) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before, source=source,
                                    ref=ref, since=_stored_time(since, "since"),
