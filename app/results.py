@@ -43,22 +43,32 @@ CREATE TABLE IF NOT EXISTS results (
     difference BLOB NOT NULL,
     heatmap_scale REAL NOT NULL,
     source TEXT,
-    ref TEXT
+    ref TEXT,
+    idempotency_key TEXT,
+    request_digest TEXT
 );
 """
 # Columns added after the first release: a results database from before gets them when it is opened.
-ADDED_COLUMNS = {"source": "TEXT", "ref": "TEXT"}
+ADDED_COLUMNS = {"source": "TEXT", "ref": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT"}
 INDEXES = """
 CREATE INDEX IF NOT EXISTS results_by_verdict ON results (is_anomaly, seq);
 CREATE INDEX IF NOT EXISTS results_by_source ON results (source, seq);
 CREATE INDEX IF NOT EXISTS results_by_ref ON results (ref, seq);
 CREATE INDEX IF NOT EXISTS results_for_tally ON results (source, model_name, model_version, is_anomaly, created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS results_by_idempotency_key ON results (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 """
 # results_for_tally covers GET /results/summary: counting from the table itself would read each row's image
 # blobs to reach `source` behind them (190 ms instead of 30 ms for 100,000 rows).
 SUMMARY_COLUMNS = ("seq", "id", "created_at", "model_name", "model_version", "score_method", "score",
-                   "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores", "source", "ref")
+                   "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores", "source", "ref",
+                   "idempotency_key", "request_digest")
 ARRAY_COLUMNS = ("image", "reconstruction", "difference", "heatmap_scale")
+# A result with an idempotency key already stored keeps a retry's row out (the conflict target names the
+# partial unique index); any other conflict, such as a duplicate id, still raises.
+INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)}) "
+          f"VALUES ({', '.join('?' * (len(SUMMARY_COLUMNS) - 1 + len(ARRAY_COLUMNS)))}) "
+          "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
 MAX_REF_LENGTH = 200
 SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
 MAX_SOURCE_LENGTH = 64
@@ -96,6 +106,8 @@ class StoredResult:
     heatmap_scale: float
     source: str | None = None  # the line, camera or client that sent the image (?source=)
     ref: str | None = None     # the client's reference for the image: ?ref=, else the uploaded file's name
+    idempotency_key: str | None = None  # the request's Idempotency-Key: a retry with it gets this result again
+    request_digest: str | None = None   # what the request asked for, to tell a retry from a reused key
     seq: int | None = None
 
 
@@ -114,7 +126,7 @@ class ResultTally:
 def _row_values(r: StoredResult) -> tuple:
     return (r.id, r.created_at, r.model_name, r.model_version, r.score_method, r.score, r.threshold,
             r.threshold_source, r.target_fpr, r.p_value, int(r.is_anomaly), json.dumps(r.scores), r.source, r.ref,
-            r.image.tobytes(), r.reconstruction.tobytes(), r.difference.tobytes(), r.heatmap_scale)
+            r.idempotency_key, r.request_digest, r.image.tobytes(), r.reconstruction.tobytes(), r.difference.tobytes(), r.heatmap_scale)
 
 
 def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
@@ -125,6 +137,7 @@ def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
         threshold=row["threshold"], threshold_source=row["threshold_source"],
         target_fpr=row["target_fpr"], p_value=row["p_value"],
         is_anomaly=bool(row["is_anomaly"]), scores=json.loads(row["scores"]), source=row["source"], ref=row["ref"],
+        idempotency_key=row["idempotency_key"], request_digest=row["request_digest"],
         image=np.frombuffer(row["image"], np.uint8).reshape(28, 28) if with_arrays else empty,
         reconstruction=np.frombuffer(row["reconstruction"], np.uint8).reshape(28, 28) if with_arrays else empty,
         difference=np.frombuffer(row["difference"], np.float16).reshape(28, 28) if with_arrays else empty,
@@ -185,12 +198,13 @@ class ResultStore:
         if self._reader:
             self._reader.close()
 
-    async def save(self, results: list[StoredResult]) -> None:
-        """Returns once the rows are committed (so a following GET finds them)."""
+    async def save(self, results: list[StoredResult]) -> frozenset[str]:
+        """Returns once the rows are committed (so a following GET finds them): the ids of those not stored
+        because a result with their idempotency key already was (a concurrent retry committed first)."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._queue.put((results, loop, done))
-        await done
+        return await done
 
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         while True:
@@ -207,13 +221,15 @@ class ResultStore:
                     self._queue.put(None)
                     break
                 jobs.append(extra)
-            error = None
+            error, skipped = None, set()
             try:
                 with connection:
-                    connection.executemany(
-                        f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)}) "
-                        f"VALUES ({', '.join('?' * (len(SUMMARY_COLUMNS) - 1 + len(ARRAY_COLUMNS)))})",
-                        [_row_values(r) for results, _, _ in jobs for r in results])
+                    connection.executemany(INSERT, [_row_values(r) for results, _, _ in jobs for r in results
+                                                    if r.idempotency_key is None])
+                    for result in (r for results, _, _ in jobs for r in results if r.idempotency_key is not None):
+                        # One by one, to learn which rows a result with the same key kept out.
+                        if connection.execute(INSERT, _row_values(result)).rowcount == 0:
+                            skipped.add(result.id)
                     connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?",
                                        (self._max_rows,))
             except sqlite3.Error as exc:
@@ -221,8 +237,9 @@ class ResultStore:
                 error = self._unavailable(exc, f"storing {count} result{'s' * (count != 1)}")
             except Exception as exc:  # whatever fails, every waiting request must get an answer
                 error = exc
-            for _, loop, done in jobs:
-                loop.call_soon_threadsafe(_settle, done, error)
+            for results, loop, done in jobs:
+                outcome = error or frozenset(r.id for r in results if r.id in skipped)
+                loop.call_soon_threadsafe(_settle, done, outcome)
         connection.close()
 
     def _query(self, sql: str, parameters: tuple) -> list[sqlite3.Row]:
@@ -252,6 +269,11 @@ class ResultStore:
         rows = self._query("SELECT * FROM results WHERE id = ?", (result_id,))
         return _from_row(rows[0], with_arrays=True) if rows else None
 
+    def get_by_idempotency_key(self, key: str) -> StoredResult | None:
+        """The result stored for a request with this Idempotency-Key, if retention has kept it."""
+        rows = self._query("SELECT * FROM results WHERE idempotency_key = ?", (key,))
+        return _from_row(rows[0], with_arrays=True) if rows else None
+
     def page(self, *, anomalous: bool | None, limit: int, before: int | None, source: str | None = None,
              ref: str | None = None, since: str | None = None, until: str | None = None) -> list[StoredResult]:
         """Newest first; `before` is the `seq` cursor of the last row of the previous page. `since` and
@@ -275,9 +297,10 @@ class ResultStore:
 def tally_query(source: str | None, since: str | None, until: str | None) -> tuple[str, tuple]:
     """The SQL of ResultStore.tally and its parameters (tests check that it runs on its covering index)."""
     where, parameters = _where(("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until))
-    return ("SELECT source, model_name, model_version, COUNT(*), SUM(is_anomaly), MIN(created_at), MAX(created_at) "
-            f"FROM results {where} GROUP BY source, model_name, model_version "
-            "ORDER BY source, model_name, model_version", parameters)
+    sql = ("SELECT source, model_name, model_version, COUNT(*), SUM(is_anomaly), MIN(created_at), MAX(created_at) "
+           f"FROM results {where} GROUP BY source, model_name, model_version "
+           "ORDER BY source, model_name, model_version")
+    return sql, parameters
 
 
 def _where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
@@ -287,10 +310,10 @@ def _where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
     return where, tuple(value for _, value in chosen)
 
 
-def _settle(future: asyncio.Future, error: Exception | None) -> None:
+def _settle(future: asyncio.Future, outcome: frozenset[str] | Exception) -> None:
     if future.done():
         return
-    if error is None:
-        future.set_result(None)
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
     else:
-        future.set_exception(error)
+        future.set_result(outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ import numpy as np
 
 from app.batching import DynamicBatcher
 from app.detector import Detector, Predictions
-from app.errors import InvalidInput
+from app.errors import InvalidInput, StoreUnavailable
+from app.idempotency import HEADER, IdempotentRequest
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
 from app.results import ResultStore, StoredResult, stored_time
@@ -73,11 +75,36 @@ class Scorer:
     async def score(self, images: np.ndarray, override: ThresholdOverride, source: str | None = None,
                     refs: list[str | None] | None = None) -> list[StoredResult]:
         """uint8 [N, 28, 28] -> one stored result per image, in order, stored with `source` and its ref."""
+        results, _ = await self._score_and_store(images, override, source, refs or [None] * len(images), None)
+        return results
+
+    async def score_once(self, images: np.ndarray, override: ThresholdOverride, source: str | None,
+                         ref: str | None, request: IdempotentRequest) -> tuple[StoredResult, bool]:
+        """One image, stored once per idempotency key: (result, True) when an earlier request with the key
+        was stored first, and this is its result again."""
+        # Scored before the key is looked up: the lookup would cost every first request a thread hop, to
+        # spare the rare retry a model call. The store keeps the first result and reports the retry's as
+        # not stored, also when two with the same key arrive at once.
+        (result,), skipped = await self._score_and_store(images, override, source, [ref], request)
+        if not skipped:
+            return result, False
+        stored = await asyncio.to_thread(self._store.get_by_idempotency_key, request.key)
+        if stored is None:  # pruned in between by retention: only if the log holds a handful of rows
+            raise StoreUnavailable(f"the result for {HEADER} {request.key!r} was pruned as it was stored; "
+                                   "try again")
+        if stored.request_digest != request.digest:
+            raise InvalidInput(f"{HEADER} {request.key!r} was already used, at {stored.created_at}, for a request "
+                               "with another image or other parameters. Use a new key for each new request")
+        return stored, True
+
+    async def _score_and_store(self, images: np.ndarray, override: ThresholdOverride, source: str | None,
+                               refs: list[str | None], request: IdempotentRequest | None,
+                               ) -> tuple[list[StoredResult], frozenset[str]]:
+        """The results, and the ids of those not stored because their idempotency key already was."""
         override.resolve(self._registry.current)  # fail fast (503, 422) before spending a model call
         detector, predictions = await self.batcher.submit(images)
         threshold, threshold_source, target_fpr = override.resolve(detector)
         n = len(images)
-        refs = refs or [None] * n
         created_at = stored_time(dt.datetime.now(dt.UTC))
         # Whole-batch conversions (tolist, astype) rather than per-image ones: this runs per request.
         ids = os.urandom(16 * n).hex()
@@ -94,12 +121,14 @@ class Scorer:
                 target_fpr=target_fpr, p_value=p_values[i], is_anomaly=scores[i] > threshold,
                 scores={name: values[i] for name, values in method_scores.items()},
                 image=images[i], reconstruction=reconstruction[i], difference=difference[i],
-                heatmap_scale=detector.heatmap_scale, source=source, ref=refs[i])
+                heatmap_scale=detector.heatmap_scale, source=source, ref=refs[i],
+                idempotency_key=request.key if request else None,
+                request_digest=request.digest if request else None)
             for i in range(n)
         ]
-        await self._store.save(results)
-        self._record(results)
-        return results
+        skipped = await self._store.save(results)
+        self._record([r for r in results if r.id not in skipped])
+        return results, skipped
 
     def _record(self, results: list[StoredResult]) -> None:
         self._metrics.scored.inc(len(results))

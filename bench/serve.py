@@ -63,9 +63,15 @@ def multipart(field: str, payloads: list[bytes]) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def lua_script(directory: Path, body: bytes | None, api_key: str | None = None) -> Path:
+def lua_script(directory: Path, body: bytes | None, api_key: str | None = None, idempotency_keys: bool = False) -> Path:
     script = directory / f"script-{len(body or b'')}.lua"
     auth = f'wrk.headers["Authorization"] = "Bearer {api_key}"\n' if api_key else ""
+    if idempotency_keys:  # a new key per request, and per wrk run, so that none is a replay
+        auth += ('math.randomseed(os.time() + math.floor(os.clock() * 1e6))\n'
+                 'local prefix, counter = tostring(math.random(1, 1e9)), 0\n'
+                 'request = function()\n  counter = counter + 1\n'
+                 '  wrk.headers["Idempotency-Key"] = prefix .. "-" .. counter\n'
+                 '  return wrk.format()\nend\n')
     if body is None:
         script.write_text('wrk.method = "GET"\n' + auth)
         return script
@@ -121,6 +127,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--with-api-key", action="store_true",
                         help="serve with VAE_API_KEYS set and send the key on every scoring request")
+    parser.add_argument("--with-idempotency-keys", action="store_true",
+                        help="send a new Idempotency-Key with every POST /score")
     args = parser.parse_args()
     api_key = secrets.token_urlsafe(32) if args.with_api_key else None
     if not shutil.which("wrk"):
@@ -129,7 +137,7 @@ def main() -> None:
     images = digit_images(args.mnist, BATCH_IMAGES)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        single = lua_script(work, multipart("file", [png(images[0])]), api_key)
+        single = lua_script(work, multipart("file", [png(images[0])]), api_key, args.with_idempotency_keys)
         batch = lua_script(work, multipart("files", [png(image) for image in images]), api_key)
         ceiling = lua_script(work, None)
         port = free_port()
@@ -152,7 +160,8 @@ def main() -> None:
         return statistics.median(run[key] for run in runs[name])
 
     print(f"ready after {ready_seconds:.2f} s (process start to /readyz 200)")
-    print(f"server: {args.workers} uvicorn worker(s){', API key required' if api_key else ''}; "
+    print(f"server: {args.workers} uvicorn worker(s){', API key required' if api_key else ''}"
+          f"{'; a new Idempotency-Key on every /score' if args.with_idempotency_keys else ''}; "
           f"load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
           f"{args.duration:.0f} s per run, median of {args.repeats}\n")
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | /healthz req/s | ratio to ceiling | errors |")

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app import idempotency
 from app.auth import ApiKeys
 from app.config import Settings
 from app.decode_pool import DecodePool
@@ -145,6 +146,11 @@ def _refuse_unknown_query_parameters(request: Request, accepted: Iterable[str]) 
                            f"{request.url.path} {takes}")
 
 
+async def _idempotency_key(request: Request) -> str | None:
+    value = request.headers.get(idempotency.HEADER)
+    return None if value is None else idempotency.parse_key(value)
+
+
 async def _result_id(result_id: str) -> str:
     if not (len(result_id) == 32 and all(c in "0123456789abcdef" for c in result_id)):
         raise InvalidInput(f"{result_id!r} is not a result id (32 lowercase hex characters)")
@@ -159,3 +165,4 @@ MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
 DecodePoolDep = Annotated[DecodePool, Depends(_decode_pool)]
 ScoreQueryDep = Annotated[ScoreQuery, Depends(_score_query)]
 ResultIdDep = Annotated[str, Depends(_result_id)]
+IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]

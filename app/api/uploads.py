@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 from fastapi import Request
@@ -23,10 +24,16 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+@dataclass(frozen=True)
+class SingleUpload:
+    images: np.ndarray    # uint8 [1, 28, 28], ready for the model
+    filename: str | None  # the uploaded file's name (multipart only)
+    content: bytes        # the image as sent: the file's bytes, or the JSON pixels as uint8
+
+
 async def single_image(request: Request, settings: Settings, decode_pool: DecodePool,
-                       resize: bool, invert: bool, framing: str) -> tuple[np.ndarray, str | None]:
-    """uint8 [1, 28, 28] from whichever of the three accepted forms the client used, and the uploaded
-    file's name (multipart only)."""
+                       resize: bool, invert: bool, framing: str) -> SingleUpload:
+    """The image, from whichever of the three accepted forms the client used."""
     filename = None
     media_type = _media_type(request)
     if media_type == "multipart/form-data":
@@ -42,15 +49,16 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
         data = await request.body()
     elif media_type == "application/json":
         pixels = pixels_from_json(_pixels_field(await request.body()))
-        return (255 - pixels if invert else pixels)[None], None
+        return SingleUpload((255 - pixels if invert else pixels)[None], None, pixels.tobytes())
     else:
         raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
     image = open_image(data, resize=resize, max_pixels=settings.max_image_pixels)
     if image.width * image.height <= INLINE_DECODE_PIXELS:
-        return to_model_pixels(image, invert=invert, framing=framing)[None], filename
+        return SingleUpload(to_model_pixels(image, invert=invert, framing=framing)[None], filename, data)
     # Decoding and resizing a large image takes up to a second: on the event loop it would stall
     # every other request. Pillow releases the GIL while it decodes.
-    return (await decode_pool.run(to_model_pixels, image, invert=invert, framing=framing))[None], filename
+    pixels = await decode_pool.run(to_model_pixels, image, invert=invert, framing=framing)
+    return SingleUpload(pixels[None], filename, data)
 
 
 def _pixels_field(body: bytes) -> object:

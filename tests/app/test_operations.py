@@ -45,7 +45,13 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
 
 
 def test_responses_match_their_documented_schemas(client, normal_pixels):
-    from app.schemas import BatchResponse, ResultGroup, ResultPage, ResultSummary, ScoreResult
+    from app.schemas import (
+        BatchResponse,
+        ResultGroup,
+        ResultPage,
+        ResultSummary,
+        ScoreResult,
+    )
 
     png = png_bytes(normal_pixels)
     single = client.post("/score", files={"file": ("x.png", png, "image/png")}).json()

@@ -84,11 +84,11 @@ def test_a_full_disk_is_a_503_domain_error_and_keeps_what_was_stored(tmp_path, m
         store.close()
 
 
-def test_a_database_from_before_source_and_ref_gains_them_and_keeps_its_rows(tmp_path):
+def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_rows(tmp_path):
     path = tmp_path / "r.db"
     old = sqlite3.connect(path)
-    old.executescript(results.SCHEMA.replace(",\n    source TEXT,\n    ref TEXT", ""))  # the first release's table
-    assert "source" not in {row[1] for row in old.execute("PRAGMA table_info(results)")}
+    old.executescript(results.SCHEMA.split(",\n    source TEXT")[0] + "\n);")  # the first release's table
+    assert {row[1] for row in old.execute("PRAGMA table_info(results)")}.isdisjoint(results.ADDED_COLUMNS)
     old.execute("INSERT INTO results (id, created_at, model_name, model_version, score_method, score, threshold, "
                 "threshold_source, target_fpr, p_value, is_anomaly, scores, image, reconstruction, difference, "
                 "heatmap_scale) VALUES (?, '2026-01-01', 'm', 1, 'mse', 0.1, 0.2, 'model', 0.01, 0.5, 0, '{}', "
@@ -108,6 +108,7 @@ def test_a_database_from_before_source_and_ref_gains_them_and_keeps_its_rows(tmp
         assert [r.id for r in store.page(anomalous=None, limit=10, before=None, source="line-1")] == ["d" * 32]
         assert [r.id for r in store.page(anomalous=None, limit=10, before=None, ref="SN-9")] == ["d" * 32]
         assert [(t.source, t.count) for t in store.tally()] == [(None, 1), ("line-1", 1)]
+        assert before.idempotency_key is None and store.get_by_idempotency_key("k") is None
     finally:
         store.close()
 
@@ -124,5 +125,29 @@ def test_the_summary_is_counted_from_its_index_not_from_the_rows(tmp_path):
                                                        if "source" not in filters else
                                                        "SEARCH results USING COVERING INDEX results_for_tally "
                                                        "(source=?)"], filters
+    finally:
+        store.close()
+
+
+def test_a_second_result_with_an_idempotency_key_is_skipped_and_the_rest_are_stored(tmp_path):
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+
+    def keyed(result_id: str, key: str | None) -> StoredResult:
+        return dataclasses.replace(_result(result_id), idempotency_key=key, request_digest=key and "digest")
+
+    async def main():
+        assert await store.save([keyed("a" * 32, "k1")]) == frozenset()
+        # Saved concurrently, so that the writer commits them in one transaction.
+        return await asyncio.gather(store.save([keyed("b" * 32, "k1"), keyed("c" * 32, None)]),
+                                    store.save([keyed("d" * 32, "k2")]))
+
+    try:
+        assert asyncio.run(main()) == [frozenset({"b" * 32}), frozenset()]
+        assert store.get("b" * 32) is None and store.get("c" * 32) is not None
+        assert store.get_by_idempotency_key("k1").id == "a" * 32
+        assert store.get_by_idempotency_key("k2").request_digest == "digest"
+        with pytest.raises(sqlite3.IntegrityError):  # any other conflict still fails loudly
+            asyncio.run(store.save([keyed("d" * 32, "k3")]))
     finally:
         store.close()

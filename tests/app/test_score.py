@@ -332,5 +332,6 @@ def test_several_file_parts_are_422_pointing_to_the_batch_endpoint(client, norma
 def test_query_parameters_are_documented_from_the_parser(client):
     parameters = client.get("/openapi.json").json()["paths"]["/score"]["post"]["parameters"]
     by_name = {p["name"]: p for p in parameters}
-    assert set(by_name) == {"threshold", "fpr", "resize", "invert", "source", "ref"}
+    assert set(by_name) == {"threshold", "fpr", "resize", "invert", "source", "ref", "Idempotency-Key"}
     assert by_name["fpr"]["description"] and by_name["resize"]["in"] == "query"
+    assert by_name["Idempotency-Key"]["in"] == "header" and "Idempotent-Replayed" in by_name["Idempotency-Key"]["description"]

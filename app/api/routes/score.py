@@ -9,10 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api import uploads
-from app.api.deps import DecodePoolDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep, query_parameters_openapi
+from app.api.deps import (DecodePoolDep, IdempotencyKeyDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep,
+                          query_parameters_openapi)
 from app.api.presenters import score_result
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
+from app.idempotency import HEADER, MAX_KEY_LENGTH, IdempotentRequest, request_digest
 from app.imaging import decode_image
 from app.results import ref_from_filename
 from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
@@ -20,7 +22,12 @@ from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreRes
 router = APIRouter(tags=["scoring"])
 
 _QUERY = query_parameters_openapi(ScoreQuery)
-_SINGLE_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content": {
+_IDEMPOTENCY_KEY = {"name": HEADER, "in": "header", "required": False, "schema": {
+    "type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}, "description": (
+    "a key of your own, new for each image (a UUID, say). A retry with the same key and the same request gets "
+    "the first answer again, with `Idempotent-Replayed: true`, instead of scoring and storing the image twice; "
+    "the same key with another image or other parameters is a 422")}
+_SINGLE_BODY = {"parameters": [*_QUERY, _IDEMPOTENCY_KEY], "requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                        "properties": {"file": {"type": "string", "format": "binary"}}}},
     "image/png": {"schema": {"type": "string", "format": "binary"}},
@@ -40,12 +47,16 @@ _BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content"
                          "a dark background: send `?invert=true` for dark-on-light images. For a photo or "
                          "scan of any size, add `?resize=true`.")
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
-                query: ScoreQueryDep) -> JSONResponse:
-    images, filename = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert,
-                                                  scorer.framing)
-    ref = query.ref or ref_from_filename(filename)
-    (result,) = await scorer.score(images, query.override, source=query.source, refs=[ref])
-    return JSONResponse(score_result(result))
+                query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep) -> JSONResponse:
+    upload = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert, scorer.framing)
+    ref = query.ref or ref_from_filename(upload.filename)
+    if idempotency_key is None:
+        (result,) = await scorer.score(upload.images, query.override, source=query.source, refs=[ref])
+        return JSONResponse(score_result(result))
+    parameters = {**query.model_dump(), "ref": ref}
+    result, replayed = await scorer.score_once(upload.images, query.override, query.source, ref, IdempotentRequest(
+        idempotency_key, request_digest(parameters, upload.content)))
+    return JSONResponse(score_result(result), headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses=SCORING_PROBLEMS,
@@ -56,6 +67,10 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
                       query: ScoreQueryDep) -> JSONResponse:
     if query.ref is not None:
         raise InvalidInput("?ref= names one image; in /score/batch each image's ref is its file name")
+    if HEADER.lower() in request.headers:  # ignoring it would store a retried batch twice, unknown to the client
+        raise InvalidInput(f"{HEADER} is supported by POST /score only: a batch's items can fail one by one, "
+                           "so a retry could not be answered with the first response. Send the images that "
+                           "must be scored exactly once to /score, each with its own key")
     files = await uploads.batch_files(request, settings)
     payloads = [upload.data for upload in files]
     # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.

@@ -1,0 +1,116 @@
+"""A retried POST /score with the same Idempotency-Key is answered with the first result, not stored again."""
+
+import threading
+
+import pytest
+
+from app.errors import InvalidInput
+from app.idempotency import parse_key, request_digest
+from tests.app.conftest import png_bytes
+from tests.app.test_score import assert_problem
+
+
+def _post(client, pixels, key: str | None, query: str = "", filename: str = "part.png"):
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return client.post(f"/score{query}", files={"file": (filename, png_bytes(pixels), "image/png")}, headers=headers)
+
+
+def _stored_count(client) -> int:
+    return client.get("/results/summary").json()["count"]
+
+
+def test_a_retry_gets_the_first_answer_and_stores_nothing_new(client, normal_pixels):
+    first = _post(client, normal_pixels, "7f9c2ba4-e88f-4f1e-a0f6-0d1c1e2a3b4c", "?source=line-3")
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
+    # httpx draws a new multipart boundary for every request: the retry's body differs byte for byte.
+    retry = _post(client, normal_pixels, "7f9c2ba4-e88f-4f1e-a0f6-0d1c1e2a3b4c", "?source=line-3")
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert _stored_count(client) == 1
+    metrics = client.get("/metrics").text
+    assert "vae_images_scored_total 1.0" in metrics  # nor counted as another scored image
+
+
+def test_without_a_key_every_request_is_scored_and_stored(client, normal_pixels):
+    ids = {_post(client, normal_pixels, None).json()["id"] for _ in range(2)}
+    assert len(ids) == 2 and _stored_count(client) == 2
+
+
+def test_the_quoted_form_of_the_draft_is_the_same_key(client, normal_pixels):
+    first = _post(client, normal_pixels, "SN-0042-try")
+    assert _post(client, normal_pixels, '"SN-0042-try"').json()["id"] == first.json()["id"]
+
+
+@pytest.mark.parametrize("change", ["image", "query", "filename"])
+def test_the_same_key_for_another_request_is_a_422(client, normal_pixels, anomalous_pixels, change):
+    first = _post(client, normal_pixels, "key-1")
+    assert first.status_code == 200
+    pixels, query, filename = normal_pixels, "", "part.png"
+    if change == "image":
+        pixels = anomalous_pixels
+    elif change == "query":
+        query = "?fpr=0.5"
+    else:
+        filename = "other-part.png"  # another ref
+    response = _post(client, pixels, "key-1", query, filename)
+    assert_problem(response, 422, "Idempotency-Key 'key-1' was already used, at "
+                                  f"{first.json()['created_at']}, for a request with another image")
+    assert _stored_count(client) == 1
+
+
+def test_concurrent_requests_with_one_key_store_one_result(client, normal_pixels):
+    # Retries sent before the first answer arrives: each may pass the lookup, but only one row is stored.
+    responses, start = [], threading.Barrier(8)
+
+    def send():
+        start.wait()
+        responses.append(_post(client, normal_pixels, "burst"))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status_code for r in responses] == [200] * 8
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
+    assert _stored_count(client) == 1
+
+
+def test_json_pixels_are_idempotent_too(client, normal_pixels):
+    body = {"pixels": normal_pixels.tolist()}
+    first = client.post("/score", json=body, headers={"Idempotency-Key": "json-1"}).json()
+    retry = client.post("/score", json=body, headers={"Idempotency-Key": "json-1"})
+    assert retry.json()["id"] == first["id"] and retry.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_key_on_a_batch_is_refused_rather_than_ignored(client, normal_pixels):
+    response = client.post("/score/batch", files=[("files", ("a.png", png_bytes(normal_pixels), "image/png"))],
+                           headers={"Idempotency-Key": "batch-1"})
+    assert_problem(response, 422, "Idempotency-Key is supported by POST /score only")
+    assert _stored_count(client) == 0
+
+
+@pytest.mark.parametrize(("key", "detail"), [
+    ("", "it has 0"),
+    ('""', "it has 0"),
+    ("k" * 256, "it has 256"),
+    ("caf\u00e9", "it has others"),
+])
+def test_malformed_keys_are_422(client, normal_pixels, key, detail):
+    response = client.post("/score", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")},
+                           headers={"Idempotency-Key": key.encode("latin-1")})
+    assert_problem(response, 422, detail)
+    assert _stored_count(client) == 0
+
+
+def test_parse_key_and_request_digest():
+    assert parse_key("k" * 255) == "k" * 255
+    assert parse_key('"a b"') == "a b"
+    with pytest.raises(InvalidInput):
+        parse_key("a\tb")
+    base = request_digest({"fpr": None, "ref": "a.png"}, b"image")
+    assert base == request_digest({"ref": "a.png", "fpr": None}, b"image")  # order of parameters does not matter
+    assert base != request_digest({"fpr": None, "ref": "b.png"}, b"image")
+    assert base != request_digest({"fpr": None, "ref": "a.png"}, b"imagf")
