@@ -84,7 +84,8 @@ def create_app(settings: Settings | None = None,
     if settings.cors_origins:
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                           expose_headers=["Idempotent-Replayed"], max_age=600)
     return app
 
 

@@ -11,7 +11,7 @@ from tests.app.conftest import png_bytes
 DASHBOARD = "https://dashboard.example.com"
 KEY = "cors-test-key-0123456789"
 PREFLIGHT = {"Origin": DASHBOARD, "Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type"}
+             "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"}
 
 
 def test_a_listed_origin_may_score_with_a_key_and_its_preflight_needs_none(start_client, normal_pixels):
@@ -19,10 +19,13 @@ def test_a_listed_origin_may_score_with_a_key_and_its_preflight_needs_none(start
     preflight = client.options("/score", headers=PREFLIGHT)
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == DASHBOARD
-    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert {"authorization", "idempotency-key"} <= set(preflight.headers["access-control-allow-headers"].lower()
+                                                       .replace(" ", "").split(","))
     scored = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")},
-                         headers={"Origin": DASHBOARD, "Authorization": f"Bearer {KEY}"})
+                         headers={"Origin": DASHBOARD, "Authorization": f"Bearer {KEY}", "Idempotency-Key": "k-1"})
     assert scored.status_code == 200 and scored.headers["access-control-allow-origin"] == DASHBOARD
+    # The page may read whether an answer was replayed.
+    assert scored.headers["access-control-expose-headers"] == "Idempotent-Replayed"
     # A browser must be able to read a refusal too, or the page sees only a network error.
     refused = client.get("/results", headers={"Origin": DASHBOARD})
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == DASHBOARD
