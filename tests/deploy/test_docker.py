@@ -151,7 +151,8 @@ def test_scores_restarts_and_trains_a_new_version(stack):
         nine = data["x_test"][data["y_test"] == 9][0]
     verdicts, ids = {}, {}
     for digit, image in ((1, one), (9, nine)):
-        response = api.post("/score", files={"file": (f"{digit}.png", _png(image), "image/png")})
+        response = api.post("/score", files={"file": (f"{digit}.png", _png(image), "image/png")},
+                            headers={"Idempotency-Key": f"deploy-test-{digit}"})
         assert response.status_code == 200, response.text
         verdicts[digit] = response.json()["is_anomaly"]
         ids[digit] = response.json()["id"]
@@ -170,6 +171,12 @@ def test_scores_restarts_and_trains_a_new_version(stack):
     _wait_healthy(stack["container"], timeout=180)
     stored = api.get(f"/results/{ids[9]}")
     assert stored.status_code == 200 and stored.json()["is_anomaly"] is True
+    # A client retrying across the restart gets the stored answer, and the log still counts two images.
+    retry = api.post("/score", files={"file": ("9.png", _png(nine), "image/png")},
+                     headers={"Idempotency-Key": "deploy-test-9"})
+    assert retry.json()["id"] == ids[9] and retry.headers["Idempotent-Replayed"] == "true"
+    summary = api.get("/results/summary").json()
+    assert (summary["count"], summary["anomalies"]) == (2, 1), summary
 
     before = api.get("/model").json()["version"]
     _run([*compose, "--profile", "train", "run", "--rm", "train", "--normal", "1", "--epochs", "3",
