@@ -27,3 +27,6 @@ class ServiceMetrics:
         self.model_version = Gauge("vae_model_version", "Version of the model being served", ["name"],
                                    registry=self.registry)
         self.model_swaps = Counter("vae_model_swaps_total", "Model versions loaded", registry=self.registry)
+        # Many replays mean clients retry often: answers are lost, or their timeouts are too short.
+        self.replays = Counter("vae_idempotent_replays_total", "Requests answered with the stored result of an "
+                               "earlier request with the same Idempotency-Key", registry=self.registry)

@@ -95,6 +95,7 @@ class Scorer:
         if stored.request_digest != request.digest:
             raise InvalidInput(f"{HEADER} {request.key!r} was already used, at {stored.created_at}, for a request "
                                "with another image or other parameters. Use a new key for each new request")
+        self._metrics.replays.inc()
         return stored, True
 
     async def _score_and_store(self, images: np.ndarray, override: ThresholdOverride, source: str | None,

@@ -30,6 +30,7 @@ def test_a_retry_gets_the_first_answer_and_stores_nothing_new(client, normal_pix
     assert _stored_count(client) == 1
     metrics = client.get("/metrics").text
     assert "vae_images_scored_total 1.0" in metrics  # nor counted as another scored image
+    assert "vae_idempotent_replays_total 1.0" in metrics
 
 
 def test_without_a_key_every_request_is_scored_and_stored(client, normal_pixels):
