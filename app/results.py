@@ -126,7 +126,8 @@ class ResultTally:
 def _row_values(r: StoredResult) -> tuple:
     return (r.id, r.created_at, r.model_name, r.model_version, r.score_method, r.score, r.threshold,
             r.threshold_source, r.target_fpr, r.p_value, int(r.is_anomaly), json.dumps(r.scores), r.source, r.ref,
-            r.idempotency_key, r.request_digest, r.image.tobytes(), r.reconstruction.tobytes(), r.difference.tobytes(), r.heatmap_scale)
+            r.idempotency_key, r.request_digest,
+            r.image.tobytes(), r.reconstruction.tobytes(), r.difference.tobytes(), r.heatmap_scale)
 
 
 def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
