@@ -85,6 +85,10 @@ class ResultCounts(BaseModel):
     count: int = Field(description="results scored")
     anomalies: int = Field(description="of them, flagged as anomalous (with the threshold each request used)")
     anomaly_rate: float | None = Field(description="anomalies / count; null without results")
+    anomaly_rate_interval: list[float] | None = Field(
+        description="95 % confidence interval of the rate (Wilson score interval), [low, high]: how sure the "
+                    "rate is. A line whose whole interval lies above the model's target FPR flags more than "
+                    "normal images would explain", min_length=2, max_length=2)
     first_at: str | None = Field(description="when the oldest of them was scored (UTC, ISO 8601)")
     last_at: str | None = Field(description="when the newest of them was scored")
 
@@ -96,13 +100,14 @@ class ResultGroup(ResultCounts):
 
 class ResultSummary(ResultCounts):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "count": 1500, "anomalies": 21, "anomaly_rate": 0.014, "first_at": "2026-11-28T06:00:01.402133+00:00",
+        "count": 1500, "anomalies": 21, "anomaly_rate": 0.014, "anomaly_rate_interval": [0.0092, 0.0213],
+        "first_at": "2026-11-28T06:00:01.402133+00:00",
         "last_at": "2026-11-28T10:00:00.123456+00:00", "groups": [
             {"source": "line-3", "model": {"name": "mnist-vae", "version": 4}, "count": 1000, "anomalies": 12,
-             "anomaly_rate": 0.012, "first_at": "2026-11-28T06:00:01.402133+00:00",
+             "anomaly_rate": 0.012, "anomaly_rate_interval": [0.0069, 0.0209], "first_at": "2026-11-28T06:00:01.402133+00:00",
              "last_at": "2026-11-28T10:00:00.123456+00:00"},
             {"source": "line-4", "model": {"name": "mnist-vae", "version": 4}, "count": 500, "anomalies": 9,
-             "anomaly_rate": 0.018, "first_at": "2026-11-28T08:30:12.000871+00:00",
+             "anomaly_rate": 0.018, "anomaly_rate_interval": [0.0095, 0.0339], "first_at": "2026-11-28T08:30:12.000871+00:00",
              "last_at": "2026-11-28T09:59:58.731002+00:00"}]}]})
 
     groups: list[ResultGroup] = Field(description="the same counts per source and model version")

@@ -7,6 +7,8 @@ same shape (tests validate real responses against them).
 
 from __future__ import annotations
 
+import math
+
 from app.results import ResultTally, StoredResult
 
 
@@ -33,4 +35,15 @@ def result_summary(tallies: list[ResultTally]) -> dict:
 
 def _counts(count: int, anomalies: int, first_at: str | None, last_at: str | None) -> dict:
     return {"count": count, "anomalies": anomalies, "anomaly_rate": anomalies / count if count else None,
-            "first_at": first_at, "last_at": last_at}
+            "anomaly_rate_interval": wilson_interval(anomalies, count), "first_at": first_at, "last_at": last_at}
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> list[float] | None:
+    """95 % Wilson score interval of a rate: unlike the normal approximation, it stays within [0, 1] and
+    is not [0, 0] for 0 of 12, which is what a line with few images and no anomaly yet shows."""
+    if trials == 0:
+        return None
+    rate, z2 = successes / trials, z * z
+    centre = (rate + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z * math.sqrt(rate * (1 - rate) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
+    return [max(0.0, centre - half), min(1.0, centre + half)]

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from app.api.presenters import wilson_interval
 from tests.app.conftest import (
     limit_database_pages,
     png_bytes,
@@ -161,8 +162,8 @@ def test_unknown_listing_parameters_are_422_not_ignored(client, normal_pixels, q
 
 def test_the_summary_counts_results_per_source_and_model_version(client, normal_pixels, anomalous_pixels):
     empty = client.get("/results/summary").json()
-    assert empty == {"count": 0, "anomalies": 0, "anomaly_rate": None, "first_at": None, "last_at": None,
-                     "groups": []}
+    assert empty == {"count": 0, "anomalies": 0, "anomaly_rate": None, "anomaly_rate_interval": None,
+                     "first_at": None, "last_at": None, "groups": []}
     first = _score(client, normal_pixels, "?source=line-3")
     _score(client, anomalous_pixels, "?source=line-3")
     _score(client, normal_pixels, "?source=line-3")
@@ -171,6 +172,7 @@ def test_the_summary_counts_results_per_source_and_model_version(client, normal_
 
     summary = client.get("/results/summary").json()
     assert (summary["count"], summary["anomalies"], summary["anomaly_rate"]) == (5, 2, 0.4)
+    assert summary["anomaly_rate_interval"] == pytest.approx([0.1176, 0.7693], abs=1e-4)  # Wilson, 2 of 5
     assert (summary["first_at"], summary["last_at"]) == (first["created_at"], last["created_at"])
     model = {"name": "tiny", "version": 1}
     assert [(g["source"], g["model"], g["count"], g["anomalies"]) for g in summary["groups"]] == [
@@ -202,3 +204,14 @@ def test_the_summary_separates_model_versions(client, store, normal_pixels):
 ])
 def test_bad_summary_parameters_are_422(client, query, detail):
     assert_problem(client.get(f"/results/summary?{query}"), 422, detail)
+
+
+@pytest.mark.parametrize(("anomalies", "count", "interval"), [
+    (0, 12, [0.0, 0.2425]),       # no anomaly yet, but 12 images cannot rule out a rate of 24 %
+    (12, 12, [0.7575, 1.0]),
+    (1, 3, [0.0615, 0.7923]),
+    (12, 1000, [0.0069, 0.0209]),
+])
+def test_the_rate_interval_is_wilsons(anomalies, count, interval):
+    assert wilson_interval(anomalies, count) == pytest.approx(interval, abs=1e-4)
+    assert wilson_interval(0, 0) is None
