@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(10.0, ge=0, description="how often to look for new versions; 0 = never")
     results_db: Path = Field(Path("data/results.db"), description="SQLite inspection log")
     results_max_rows: int = Field(100_000, ge=1, description="retention: the oldest rows beyond are pruned")
+    results_max_age_days: float | None = Field(None, gt=0, le=36_500, description="retention: results older "
+                                               "than this are pruned too (within a minute); default: no limit")
     max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest request body accepted")
     max_batch: int = Field(256, ge=1, description="most images in one /score/batch request")
     max_image_pixels: int = Field(40_000_000, ge=784, description="decoded-size guard (decompression bombs)")
@@ -62,7 +65,7 @@ class Settings(BaseSettings):
                                  "without a path or a trailing slash, e.g. https://dashboard.example.com, or *")
         return origins
 
-    @field_validator("api_keys", "api_keys_file", mode="before")
+    @field_validator("api_keys", "api_keys_file", "results_max_age_days", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # docker-compose passes an unset variable on as "" (VAE_API_KEYS: ${VAE_API_KEYS:-}).
@@ -86,6 +89,10 @@ class Settings(BaseSettings):
         """Every configured API key; empty when the API is open."""
         keys = keys_from_list(self.api_keys.get_secret_value().split(","), "the list") if self.api_keys else []
         return keys + (keys_from_file(self.api_keys_file) if self.api_keys_file else [])
+
+    @property
+    def results_max_age(self) -> dt.timedelta | None:
+        return None if self.results_max_age_days is None else dt.timedelta(days=self.results_max_age_days)
 
     @property
     def model_dir(self) -> Path:

@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = ResultStore(settings.results_db, settings.results_max_rows)
+        store = ResultStore(settings.results_db, settings.results_max_rows, settings.results_max_age)
         await asyncio.to_thread(store.open)
         registry = ModelRegistry(settings, loader=detector_loader, on_swap=_on_swap(metrics))
         scorer = Scorer(registry, store, metrics, settings.batching_max_size,

@@ -2,7 +2,8 @@
 
 Writes go through one writer thread that commits whatever has queued up in a single transaction
 (group commit), so storing results costs each request one short wait, not one fsync. WAL mode lets
-reads proceed while the writer works. Retention keeps the newest `max_rows` rows.
+reads proceed while the writer works. Retention keeps the newest `max_rows` rows and, with `max_age`,
+none older than that: pruned with every commit, and at least once a minute while no results come.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ CREATE INDEX IF NOT EXISTS results_by_verdict ON results (is_anomaly, seq);
 CREATE INDEX IF NOT EXISTS results_by_source ON results (source, seq);
 CREATE INDEX IF NOT EXISTS results_by_ref ON results (ref, seq);
 CREATE INDEX IF NOT EXISTS results_for_tally ON results (source, model_name, model_version, is_anomaly, created_at);
+CREATE INDEX IF NOT EXISTS results_by_time ON results (created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS results_by_idempotency_key ON results (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 """
@@ -69,6 +71,7 @@ ARRAY_COLUMNS = ("image", "reconstruction", "difference", "heatmap_scale")
 INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)}) "
           f"VALUES ({', '.join('?' * (len(SUMMARY_COLUMNS) - 1 + len(ARRAY_COLUMNS)))}) "
           "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
+AGE_PRUNE_INTERVAL_S = 60.0  # how late a result past the age limit may be pruned while no results come
 MAX_REF_LENGTH = 200
 SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
 MAX_SOURCE_LENGTH = 64
@@ -177,9 +180,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class ResultStore:
-    def __init__(self, path: Path, max_rows: int):
+    def __init__(self, path: Path, max_rows: int, max_age: dt.timedelta | None = None):
         self._path = path
         self._max_rows = max_rows
+        self._max_age = max_age
         self._queue: queue.Queue = queue.Queue()
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
@@ -187,6 +191,7 @@ class ResultStore:
 
     def open(self) -> None:
         writer = open_database(self._path)
+        self._prune_now(writer)  # results past the age limit go before the service serves them
         self._reader = _connect(self._path)
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
                                         daemon=True)
@@ -209,7 +214,11 @@ class ResultStore:
 
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=AGE_PRUNE_INTERVAL_S if self._max_age else None)
+            except queue.Empty:  # no results for a while: results may still age past the limit
+                self._prune_now(connection)
+                continue
             if item is None:
                 break
             jobs = [item]
@@ -231,8 +240,7 @@ class ResultStore:
                         # One by one, to learn which rows a result with the same key kept out.
                         if connection.execute(INSERT, _row_values(result)).rowcount == 0:
                             skipped.add(result.id)
-                    connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?",
-                                       (self._max_rows,))
+                    self._prune(connection)
             except sqlite3.Error as exc:
                 count = sum(len(results) for results, _, _ in jobs)
                 error = self._unavailable(exc, f"storing {count} result{'s' * (count != 1)}")
@@ -242,6 +250,21 @@ class ResultStore:
                 outcome = error or frozenset(r.id for r in results if r.id in skipped)
                 loop.call_soon_threadsafe(_settle, done, outcome)
         connection.close()
+
+    def _prune(self, connection: sqlite3.Connection) -> None:
+        connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?", (self._max_rows,))
+        if self._max_age is not None:
+            connection.execute("DELETE FROM results WHERE created_at < ?",
+                               (stored_time(dt.datetime.now(dt.UTC) - self._max_age),))
+
+    def _prune_now(self, connection: sqlite3.Connection) -> None:
+        """Pruning outside a commit of new results; a failure (a full disk) is logged, and the store serves
+        on: the next commit prunes again."""
+        try:
+            with connection:
+                self._prune(connection)
+        except sqlite3.Error as exc:
+            self._unavailable(exc, "pruning old results")
 
     def _query(self, sql: str, parameters: tuple) -> list[sqlite3.Row]:
         with self._reader_lock:

@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 
 from app.cli import main
@@ -40,3 +42,20 @@ def test_a_results_db_that_cannot_be_opened_exits_2_with_the_reason(monkeypatch,
     err = capsys.readouterr().err
     assert f"cannot open the results store VAE_RESULTS_DB='{not_a_database}': file is not a database" in err
     assert not_a_database.read_text().startswith("these are not")  # left as it was
+
+
+@pytest.mark.parametrize(("value", "expected"), [("30", 30.0), ("0.5", 0.5), ("", None)])
+def test_the_age_limit_of_results_is_in_days_and_empty_means_none(monkeypatch, value, expected):
+    monkeypatch.setenv("VAE_RESULTS_MAX_AGE_DAYS", value)  # compose passes an unset variable on as ""
+    settings = Settings()
+    assert settings.results_max_age_days == expected
+    assert settings.results_max_age == (None if expected is None else dt.timedelta(days=expected))
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1e9", "a month"])
+def test_an_age_limit_that_cannot_work_exits_2(monkeypatch, capsys, value):
+    monkeypatch.setenv("VAE_RESULTS_MAX_AGE_DAYS", value)
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert f"VAE_RESULTS_MAX_AGE_DAYS='{value}'" in capsys.readouterr().err

@@ -1,15 +1,18 @@
 """The result store on its own: a failed write fails its requests, and the writer keeps going."""
 
 import asyncio
+import contextlib
 import dataclasses
+import datetime as dt
 import sqlite3
+import time
 
 import numpy as np
 import pytest
 
 from app import results
 from app.errors import StoreUnavailable
-from app.results import ResultStore, StoredResult
+from app.results import ResultStore, StoredResult, stored_time
 from tests.app.conftest import limit_database_pages
 
 
@@ -149,5 +152,38 @@ def test_a_second_result_with_an_idempotency_key_is_skipped_and_the_rest_are_sto
         assert store.get_by_idempotency_key("k2").request_digest == "digest"
         with pytest.raises(sqlite3.IntegrityError):  # any other conflict still fails loudly
             asyncio.run(store.save([keyed("d" * 32, "k3")]))
+    finally:
+        store.close()
+
+
+def test_results_past_the_age_limit_are_pruned_at_open_with_each_commit_and_while_idle(tmp_path, monkeypatch):
+    path, now = tmp_path / "r.db", dt.datetime.now(dt.UTC)
+
+    def aged(result_id: str, days: float) -> StoredResult:
+        return dataclasses.replace(_result(result_id), created_at=stored_time(now - dt.timedelta(days=days)))
+
+    def write_behind_the_stores_back(result: StoredResult) -> None:  # as another worker process would
+        with contextlib.closing(sqlite3.connect(path)) as other, other:
+            other.execute(results.INSERT, results._row_values(result))
+
+    unlimited = ResultStore(path, max_rows=100)
+    unlimited.open()
+    asyncio.run(unlimited.save([aged("a" * 32, 40), aged("b" * 32, 20), aged("c" * 32, 0)]))
+    unlimited.close()
+
+    store = ResultStore(path, max_rows=100, max_age=dt.timedelta(days=30))
+    store.open()
+    try:
+        assert store.get("a" * 32) is None and store.get("b" * 32) is not None  # at open
+        write_behind_the_stores_back(aged("d" * 32, 31))
+        monkeypatch.setattr(results, "AGE_PRUNE_INTERVAL_S", 0.05)  # from the writer's next wait on
+        asyncio.run(store.save([aged("e" * 32, 0)]))
+        assert store.get("d" * 32) is None and store.get("e" * 32) is not None  # with the commit
+        write_behind_the_stores_back(aged("f" * 32, 31))
+        deadline = time.monotonic() + 5
+        while store.get("f" * 32) is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.get("f" * 32) is None  # while no results come
+        assert [r.id for r in store.page(anomalous=None, limit=10, before=None)] == ["e" * 32, "c" * 32, "b" * 32]
     finally:
         store.close()
