@@ -116,7 +116,9 @@ class StoredResult:
 
 @dataclass(frozen=True)
 class ResultTally:
-    """How many results one source had scored by one model version, and how many were anomalous."""
+    """How many results one source had scored by one model version (in one period), and how many were
+    anomalous."""
+    period: str | None  # start of the UTC hour or day (ISO 8601), when counted per period
     source: str | None
     model_name: str
     model_version: int
@@ -309,21 +311,33 @@ class ResultStore:
                            "ORDER BY seq DESC LIMIT ?", (*parameters, limit))
         return [_from_row(row, with_arrays=False) for row in rows]
 
-    def tally(self, *, source: str | None = None, since: str | None = None,
-              until: str | None = None) -> list[ResultTally]:
-        """Counts per source and model version, ordered by them (no source first); filters as in `page`."""
-        return [ResultTally(*row) for row in self._query(*tally_query(source, since, until))]
+    def tally(self, *, source: str | None = None, since: str | None = None, until: str | None = None,
+              every: str | None = None, max_groups: int | None = None) -> list[ResultTally]:
+        """Counts per source and model version (and per UTC hour or day: `every`), ordered by them, no
+        source first; filters as in `page`. At most `max_groups` + 1 groups, so a caller can tell that
+        there were more."""
+        sql, parameters = tally_query(source, since, until, every)
+        if max_groups is not None:
+            sql, parameters = f"{sql} LIMIT ?", (*parameters, max_groups + 1)
+        return [ResultTally(*row) for row in self._query(sql, parameters)]
 
     def count(self) -> int:
         return self._query("SELECT COUNT(*) FROM results", ())[0][0]
 
 
-def tally_query(source: str | None, since: str | None, until: str | None) -> tuple[str, tuple]:
+# Periods cut from the stored time, which is always UTC ("2026-11-28T10:17:03.123456+00:00").
+PERIODS = {"hour": "substr(created_at, 1, 13) || ':00:00+00:00'",
+           "day": "substr(created_at, 1, 10) || 'T00:00:00+00:00'"}
+
+
+def tally_query(source: str | None, since: str | None, until: str | None,
+                every: str | None = None) -> tuple[str, tuple]:
     """The SQL of ResultStore.tally and its parameters (tests check that it runs on its covering index)."""
     where, parameters = _where(("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until))
-    sql = ("SELECT source, model_name, model_version, COUNT(*), SUM(is_anomaly), MIN(created_at), MAX(created_at) "
-           f"FROM results {where} GROUP BY source, model_name, model_version "
-           "ORDER BY source, model_name, model_version")
+    groups = "source, model_name, model_version" if every is None else "period, source, model_name, model_version"
+    sql = (f"SELECT {PERIODS[every] if every else 'NULL'} AS period, source, model_name, model_version, COUNT(*), "
+           f"SUM(is_anomaly), MIN(created_at), MAX(created_at) FROM results {where} GROUP BY {groups} "
+           f"ORDER BY {groups}")
     return sql, parameters
 
 

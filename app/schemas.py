@@ -94,6 +94,8 @@ class ResultCounts(BaseModel):
 
 
 class ResultGroup(ResultCounts):
+    period: str | None = Field(description="with ?every=: the start of the UTC hour or day they were scored in "
+                                           "(ISO 8601); null without")
     source: str | None = Field(description="the ?source= they were scored with; null for none")
     model: ModelRef
 
@@ -103,14 +105,17 @@ class ResultSummary(ResultCounts):
         "count": 1500, "anomalies": 21, "anomaly_rate": 0.014, "anomaly_rate_interval": [0.0092, 0.0213],
         "first_at": "2026-11-28T06:00:01.402133+00:00",
         "last_at": "2026-11-28T10:00:00.123456+00:00", "groups": [
-            {"source": "line-3", "model": {"name": "mnist-vae", "version": 4}, "count": 1000, "anomalies": 12,
+            {"period": None, "source": "line-3", "model": {"name": "mnist-vae", "version": 4}, "count": 1000,
+             "anomalies": 12,
              "anomaly_rate": 0.012, "anomaly_rate_interval": [0.0069, 0.0209], "first_at": "2026-11-28T06:00:01.402133+00:00",
              "last_at": "2026-11-28T10:00:00.123456+00:00"},
-            {"source": "line-4", "model": {"name": "mnist-vae", "version": 4}, "count": 500, "anomalies": 9,
+            {"period": None, "source": "line-4", "model": {"name": "mnist-vae", "version": 4}, "count": 500,
+             "anomalies": 9,
              "anomaly_rate": 0.018, "anomaly_rate_interval": [0.0095, 0.0339], "first_at": "2026-11-28T08:30:12.000871+00:00",
              "last_at": "2026-11-28T09:59:58.731002+00:00"}]}]})
 
-    groups: list[ResultGroup] = Field(description="the same counts per source and model version")
+    groups: list[ResultGroup] = Field(description="the same counts per source and model version, and per "
+                                                  "period with ?every=")
 
 
 class PixelsRequest(BaseModel):

@@ -26,7 +26,7 @@ def score_result(result: StoredResult) -> dict:
 
 
 def result_summary(tallies: list[ResultTally]) -> dict:
-    groups = [{"source": t.source, "model": {"name": t.model_name, "version": t.model_version},
+    groups = [{"period": t.period, "source": t.source, "model": {"name": t.model_name, "version": t.model_version},
                **_counts(t.count, t.anomalies, t.first_at, t.last_at)} for t in tallies]
     total = _counts(sum(t.count for t in tallies), sum(t.anomalies for t in tallies),
                     min((t.first_at for t in tallies), default=None), max((t.last_at for t in tallies), default=None))

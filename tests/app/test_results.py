@@ -200,7 +200,8 @@ def test_the_summary_separates_model_versions(client, store, normal_pixels):
 @pytest.mark.parametrize(("query", "detail"), [
     ("since=yesterday", "query.since: Input should be a valid datetime"),
     ("source=" + "x" * 65, "query.source: String should have at most 64 characters"),
-    ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until"),
+    ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until, every"),
+    ("every=week", "query.every: Input should be 'hour' or 'day'"),
 ])
 def test_bad_summary_parameters_are_422(client, query, detail):
     assert_problem(client.get(f"/results/summary?{query}"), 422, detail)
@@ -215,3 +216,25 @@ def test_bad_summary_parameters_are_422(client, query, detail):
 def test_the_rate_interval_is_wilsons(anomalies, count, interval):
     assert wilson_interval(anomalies, count) == pytest.approx(interval, abs=1e-4)
     assert wilson_interval(0, 0) is None
+
+
+def test_the_summary_counts_per_hour_or_day(client, normal_pixels, anomalous_pixels):
+    first = _score(client, normal_pixels, "?source=line-3")
+    _score(client, anomalous_pixels, "?source=line-3")
+    hour, day = first["created_at"][:13] + ":00:00+00:00", first["created_at"][:10] + "T00:00:00+00:00"
+    for every, period in (("hour", hour), ("day", day)):
+        summary = client.get(f"/results/summary?every={every}").json()
+        # Two results scored within a second can straddle the hour (or day) in rare cases.
+        assert sum(g["count"] for g in summary["groups"]) == summary["count"] == 2
+        assert summary["groups"][0]["period"] == period and summary["groups"][0]["source"] == "line-3"
+    assert client.get("/results/summary").json()["groups"][0]["period"] is None
+
+
+def test_a_summary_with_too_many_groups_is_refused(client, normal_pixels, monkeypatch):
+    from app.api.routes import results as route
+    monkeypatch.setattr(route, "MAX_SUMMARY_GROUPS", 1)
+    _score(client, normal_pixels, "?source=line-3")
+    assert client.get("/results/summary").status_code == 200
+    _score(client, normal_pixels, "?source=line-4")
+    assert_problem(client.get("/results/summary?every=hour"), 422,
+                   "more than 1 groups; narrow it with ?since=, ?until= or ?source=, or count per day")

@@ -187,3 +187,24 @@ def test_results_past_the_age_limit_are_pruned_at_open_with_each_commit_and_whil
         assert [r.id for r in store.page(anomalous=None, limit=10, before=None)] == ["e" * 32, "c" * 32, "b" * 32]
     finally:
         store.close()
+
+
+def test_summary_periods_are_utc_hours_and_days(tmp_path):
+    def at(result_id: str, created_at: str, anomalous: bool = False) -> StoredResult:
+        return dataclasses.replace(_result(result_id), created_at=created_at, is_anomaly=anomalous)
+
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+    try:
+        asyncio.run(store.save([at("a" * 32, "2026-11-27T23:59:59.999999+00:00"),
+                                at("b" * 32, "2026-11-28T00:00:00.000000+00:00", anomalous=True),
+                                at("c" * 32, "2026-11-28T00:59:59.000000+00:00"),
+                                at("d" * 32, "2026-11-28T01:00:00.000000+00:00")]))
+        assert [(t.period, t.count, t.anomalies) for t in store.tally(every="hour")] == [
+            ("2026-11-27T23:00:00+00:00", 1, 0), ("2026-11-28T00:00:00+00:00", 2, 1),
+            ("2026-11-28T01:00:00+00:00", 1, 0)]
+        assert [(t.period, t.count) for t in store.tally(every="day")] == [
+            ("2026-11-27T00:00:00+00:00", 1), ("2026-11-28T00:00:00+00:00", 3)]
+        assert len(store.tally(every="hour", max_groups=1)) == 2  # one more than asked: there were more
+    finally:
+        store.close()

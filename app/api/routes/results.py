@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
@@ -18,6 +18,8 @@ from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, Score
 
 router = APIRouter(prefix="/results", tags=["results"], dependencies=[Depends(reject_unknown_query_parameters)])
 
+
+MAX_SUMMARY_GROUPS = 10_000  # about 2 MB of JSON: a month of hours for 13 lines
 
 # Filters shared by the listing and the summary.
 SourceFilter = Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
@@ -34,10 +36,16 @@ UntilFilter = Annotated[AwareDatetime | None, Query(description="only results sc
             description="Counts the stored results (those retention has kept: `first_at` shows how far back "
                         "they go), in total and per source and model version. `anomaly_rate` is the share "
                         "flagged; on normal images it is about the model's target FPR.")
-async def summarise_results(store: StoreDep, source: SourceFilter = None, since: SinceFilter = None,
-                            until: UntilFilter = None) -> JSONResponse:
+async def summarise_results(
+    store: StoreDep, source: SourceFilter = None, since: SinceFilter = None, until: UntilFilter = None,
+    every: Annotated[Literal["hour", "day"] | None, Query(description="also count per UTC hour or day, e.g. "
+                                                                      "for a chart of each line's rate")] = None,
+) -> JSONResponse:
     tallies = await asyncio.to_thread(store.tally, source=source, since=_stored_time(since, "since"),
-                                      until=_stored_time(until, "until"))
+                                      until=_stored_time(until, "until"), every=every, max_groups=MAX_SUMMARY_GROUPS)
+    if len(tallies) > MAX_SUMMARY_GROUPS:
+        raise InvalidInput(f"the summary would have more than {MAX_SUMMARY_GROUPS:,} groups; narrow it with "
+                           f"?since=, ?until= or ?source={', or count per day' if every == 'hour' else ''}")
     return JSONResponse(result_summary(tallies))
 
 
