@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from app.errors import InvalidInput
 
 HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer that is an earlier request's stored result
 MAX_KEY_LENGTH = 255
 
 

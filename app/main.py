@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from app import idempotency
 from app.api.deps import require_api_key
 from app.api.routes import images, operations, results, score
 from app.auth import ApiKeys
@@ -84,8 +85,8 @@ def create_app(settings: Settings | None = None,
     if settings.cors_origins:
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-                           expose_headers=["Idempotent-Replayed"], max_age=600)
+                           allow_headers=["Authorization", "Content-Type", idempotency.HEADER],
+                           expose_headers=[idempotency.REPLAYED_HEADER], max_age=600)
     return app
 
 

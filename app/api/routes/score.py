@@ -14,7 +14,7 @@ from app.api.deps import (DecodePoolDep, IdempotencyKeyDep, ScoreQuery, ScoreQue
 from app.api.presenters import score_result
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
-from app.idempotency import HEADER, MAX_KEY_LENGTH, IdempotentRequest, request_digest
+from app.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, IdempotentRequest, request_digest
 from app.imaging import decode_image
 from app.results import ref_from_filename
 from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
@@ -56,7 +56,7 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
     parameters = {**query.model_dump(), "ref": ref}
     result, replayed = await scorer.score_once(upload.images, query.override, query.source, ref, IdempotentRequest(
         idempotency_key, request_digest(parameters, upload.content)))
-    return JSONResponse(score_result(result), headers={"Idempotent-Replayed": "true"} if replayed else None)
+    return JSONResponse(score_result(result), headers={REPLAYED_HEADER: "true"} if replayed else None)
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses=SCORING_PROBLEMS,
