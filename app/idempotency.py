@@ -5,6 +5,10 @@ key each retry is scored and stored anew, and the inspection log counts the part
 first request's stored result is returned again, and nothing new is stored. The key's form follows the
 IETF draft "The Idempotency-Key HTTP Header Field": a string, quoted or not. The service remembers it as
 long as retention keeps its result.
+
+POST /score/batch takes a key too. Each of the batch's images is stored under an item key of its own (the
+key and the image's position), so a retry of a batch whose results were stored only in part stores the
+rest, and a concurrent retry is kept out image by image, as for /score.
 """
 
 from __future__ import annotations
@@ -18,12 +22,25 @@ from app.errors import InvalidInput
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on an answer that is an earlier request's stored result
 MAX_KEY_LENGTH = 255
+# Joins a batch's key and an image's position into that image's item key. Keys are printable ASCII, so no
+# key sent to /score can be an item key, and the item keys of one batch key form one range of the index.
+ITEM_SEPARATOR = "\n"
 
 
 @dataclass(frozen=True)
 class IdempotentRequest:
     key: str
     digest: str  # of what the request asked for: a reused key with another image or parameters is refused
+
+
+def item_key(key: str, index: int) -> str:
+    """The key under which the image at `index` of a batch sent with `key` is stored."""
+    return f"{key}{ITEM_SEPARATOR}{index}"
+
+
+def item_index(stored_key: str) -> int:
+    """The batch position that an item key records."""
+    return int(stored_key.rpartition(ITEM_SEPARATOR)[2])
 
 
 def parse_key(value: str) -> str:
@@ -45,4 +62,15 @@ def request_digest(parameters: dict[str, object], content: bytes) -> str:
     digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode())
     digest.update(b"\0")
     digest.update(content)
+    return digest.hexdigest()
+
+
+def batch_digest(parameters: dict[str, object], parts: list[tuple[str | None, bytes]]) -> str:
+    """SHA-256 of a batch request's parameters and its files (name and content, in order)."""
+    digest = hashlib.sha256(json.dumps({**parameters, "filenames": [name for name, _ in parts]},
+                                       sort_keys=True).encode())
+    for _, content in parts:
+        # Length-prefixed, so that bytes moved from one file to the next change the digest.
+        digest.update(b"\0" + len(content).to_bytes(8, "big"))
+        digest.update(content)
     return digest.hexdigest()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import StoreUnavailable
+from app.idempotency import ITEM_SEPARATOR, item_index
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +300,14 @@ class ResultStore:
         """The result stored for a request with this Idempotency-Key, if retention has kept it."""
         rows = self._query("SELECT * FROM results WHERE idempotency_key = ?", (key,))
         return _from_row(rows[0], with_arrays=True) if rows else None
+
+    def get_batch_items(self, key: str) -> dict[int, StoredResult]:
+        """The results stored for a batch sent with this Idempotency-Key, by their position in the batch."""
+        # One range of the key index: every item key of `key` starts with it and the separator.
+        start = f"{key}{ITEM_SEPARATOR}"
+        rows = self._query("SELECT * FROM results WHERE idempotency_key >= ? AND idempotency_key < ?",
+                           (start, start[:-1] + chr(ord(ITEM_SEPARATOR) + 1)))
+        return {item_index(row["idempotency_key"]): _from_row(row, with_arrays=True) for row in rows}
 
     def page(self, *, anomalous: bool | None, limit: int, before: int | None, source: str | None = None,
              ref: str | None = None, since: str | None = None, until: str | None = None) -> list[StoredResult]:

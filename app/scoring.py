@@ -12,7 +12,7 @@ import numpy as np
 from app.batching import DynamicBatcher
 from app.detector import Detector, Predictions
 from app.errors import InvalidInput, StoreUnavailable
-from app.idempotency import HEADER, IdempotentRequest
+from app.idempotency import HEADER, IdempotentRequest, item_key
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
 from app.results import ResultStore, StoredResult, stored_time
@@ -75,7 +75,7 @@ class Scorer:
     async def score(self, images: np.ndarray, override: ThresholdOverride, source: str | None = None,
                     refs: list[str | None] | None = None) -> list[StoredResult]:
         """uint8 [N, 28, 28] -> one stored result per image, in order, stored with `source` and its ref."""
-        results, _ = await self._score_and_store(images, override, source, refs or [None] * len(images), None)
+        results, _ = await self._score_and_store(images, override, source, refs or [None] * len(images))
         return results
 
     async def score_once(self, images: np.ndarray, override: ThresholdOverride, source: str | None,
@@ -85,21 +85,50 @@ class Scorer:
         # Scored before the key is looked up: the lookup would cost every first request a thread hop, to
         # spare the rare retry a model call. The store keeps the first result and reports the retry's as
         # not stored, also when two with the same key arrive at once.
-        (result,), skipped = await self._score_and_store(images, override, source, [ref], request)
+        (result,), skipped = await self._score_and_store(images, override, source, [ref], [request.key],
+                                                         request.digest)
         if not skipped:
             return result, False
-        stored = await asyncio.to_thread(self._store.get_by_idempotency_key, request.key)
-        if stored is None:  # pruned in between by retention: only if the log holds a handful of rows
-            raise StoreUnavailable(f"the result for {HEADER} {request.key!r} was pruned as it was stored; "
-                                   "try again")
-        if stored.request_digest != request.digest:
-            raise InvalidInput(f"{HEADER} {request.key!r} was already used, at {stored.created_at}, for a request "
-                               "with another image or other parameters. Use a new key for each new request")
+        stored = await self._stored_for(request, request.key)
         self._metrics.replays.inc()
         return stored, True
 
+    async def score_batch_once(self, images: np.ndarray, positions: list[int], override: ThresholdOverride,
+                               source: str | None, refs: list[str | None], request: IdempotentRequest,
+                               ) -> tuple[list[StoredResult], bool]:
+        """A batch's decodable images (at `positions` in the request), each stored once per idempotency key:
+        (results in order, True) when an earlier request with the key had stored any of them."""
+        # Looked up first, unlike a single image's key: a batch reusing a key for other images must be
+        # refused before any of them is stored, and one thread hop is little beside a batch's work.
+        earlier = await asyncio.to_thread(self._store.get_batch_items, request.key)
+        for stored in earlier.values():
+            _check_same_request(stored, request)
+        new = [i for i, position in enumerate(positions) if position not in earlier]
+        found, raced = dict(earlier), False
+        if new:
+            scored, skipped = await self._score_and_store(
+                images[new], override, source, [refs[i] for i in new],
+                [item_key(request.key, positions[i]) for i in new], request.digest)
+            raced = bool(skipped)  # a concurrent request with the key stored some of these images first
+            for i, result in zip(new, scored):
+                found[positions[i]] = (await self._stored_for(request, result.idempotency_key)
+                                       if result.id in skipped else result)
+        replayed = bool(earlier) or raced
+        if replayed:
+            self._metrics.replays.inc()
+        return [found[position] for position in positions], replayed
+
+    async def _stored_for(self, request: IdempotentRequest, stored_key: str) -> StoredResult:
+        """The result stored first under `stored_key` (the request's key, or one of its batch item keys)."""
+        stored = await asyncio.to_thread(self._store.get_by_idempotency_key, stored_key)
+        if stored is None:  # pruned in between by retention: only if the log holds a handful of rows
+            raise StoreUnavailable(f"the result for {HEADER} {request.key!r} was pruned as it was stored; "
+                                   "try again")
+        _check_same_request(stored, request)
+        return stored
+
     async def _score_and_store(self, images: np.ndarray, override: ThresholdOverride, source: str | None,
-                               refs: list[str | None], request: IdempotentRequest | None,
+                               refs: list[str | None], keys: list[str] | None = None, digest: str | None = None,
                                ) -> tuple[list[StoredResult], frozenset[str]]:
         """The results, and the ids of those not stored because their idempotency key already was."""
         override.resolve(self._registry.current)  # fail fast (503, 422) before spending a model call
@@ -123,8 +152,7 @@ class Scorer:
                 scores={name: values[i] for name, values in method_scores.items()},
                 image=images[i], reconstruction=reconstruction[i], difference=difference[i],
                 heatmap_scale=detector.heatmap_scale, source=source, ref=refs[i],
-                idempotency_key=request.key if request else None,
-                request_digest=request.digest if request else None)
+                idempotency_key=keys[i] if keys else None, request_digest=digest)
             for i in range(n)
         ]
         skipped = await self._store.save(results)
@@ -138,3 +166,9 @@ class Scorer:
             self._metrics.anomalies.inc(anomalies)
         for result in results:
             self._metrics.p_value.observe(result.p_value)
+
+
+def _check_same_request(stored: StoredResult, request: IdempotentRequest) -> None:
+    if stored.request_digest != request.digest:
+        raise InvalidInput(f"{HEADER} {request.key!r} was already used, at {stored.created_at}, for a request "
+                           "with another image or other parameters. Use a new key for each new request")

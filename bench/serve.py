@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--with-api-key", action="store_true",
                         help="serve with VAE_API_KEYS set and send the key on every scoring request")
     parser.add_argument("--with-idempotency-keys", action="store_true",
-                        help="send a new Idempotency-Key with every POST /score")
+                        help="send a new Idempotency-Key with every POST /score and /score/batch")
     args = parser.parse_args()
     api_key = secrets.token_urlsafe(32) if args.with_api_key else None
     if not shutil.which("wrk"):
@@ -138,7 +138,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         single = lua_script(work, multipart("file", [png(images[0])]), api_key, args.with_idempotency_keys)
-        batch = lua_script(work, multipart("files", [png(image) for image in images]), api_key)
+        batch = lua_script(work, multipart("files", [png(image) for image in images]), api_key,
+                           args.with_idempotency_keys)
         ceiling = lua_script(work, None)
         port = free_port()
         process, ready_seconds = start_server(port, work / "results.db", args.workers, api_key)
@@ -161,7 +162,7 @@ def main() -> None:
 
     print(f"ready after {ready_seconds:.2f} s (process start to /readyz 200)")
     print(f"server: {args.workers} uvicorn worker(s){', API key required' if api_key else ''}"
-          f"{'; a new Idempotency-Key on every /score' if args.with_idempotency_keys else ''}; "
+          f"{'; a new Idempotency-Key on every request' if args.with_idempotency_keys else ''}; "
           f"load: wrk 4 (1 thread), real {'MNIST' if args.mnist else 'synthetic'} PNG uploads, "
           f"{args.duration:.0f} s per run, median of {args.repeats}\n")
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | /healthz req/s | ratio to ceiling | errors |")

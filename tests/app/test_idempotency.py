@@ -1,11 +1,18 @@
-"""A retried POST /score with the same Idempotency-Key is answered with the first result, not stored again."""
+"""A retry of POST /score or /score/batch with the same Idempotency-Key gets the first results, not stored again."""
 
+import sqlite3
 import threading
 
 import pytest
 
 from app.errors import InvalidInput
-from app.idempotency import parse_key, request_digest
+from app.idempotency import (
+    batch_digest,
+    item_index,
+    item_key,
+    parse_key,
+    request_digest,
+)
 from tests.app.conftest import png_bytes
 from tests.app.test_score import assert_problem
 
@@ -86,11 +93,93 @@ def test_json_pixels_are_idempotent_too(client, normal_pixels):
     assert retry.json()["id"] == first["id"] and retry.headers["Idempotent-Replayed"] == "true"
 
 
-def test_a_key_on_a_batch_is_refused_rather_than_ignored(client, normal_pixels):
-    response = client.post("/score/batch", files=[("files", ("a.png", png_bytes(normal_pixels), "image/png"))],
-                           headers={"Idempotency-Key": "batch-1"})
-    assert_problem(response, 422, "Idempotency-Key is supported by POST /score only")
-    assert _stored_count(client) == 0
+def _post_batch(client, parts: list[tuple[str, bytes]], key: str | None, query: str = ""):
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return client.post(f"/score/batch{query}", files=[("files", (name, data, "image/png")) for name, data in parts],
+                       headers=headers)
+
+
+def _ids(response) -> list[str | None]:
+    return [item["result"] and item["result"]["id"] for item in response.json()["items"]]
+
+
+@pytest.fixture
+def batch_parts(normal_pixels, anomalous_pixels) -> list[tuple[str, bytes]]:
+    # The middle file is not an image: it is answered with its own error, on the retry as the first time.
+    return [("a.png", png_bytes(normal_pixels)), ("b.png", b"not an image"), ("c.png", png_bytes(anomalous_pixels))]
+
+
+def test_a_retried_batch_gets_the_first_answer_and_stores_nothing_new(client, batch_parts):
+    first = _post_batch(client, batch_parts, "batch-1", "?source=line-3")
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
+    assert first.json()["n_scored"] == 2 and first.json()["items"][1]["error"]["status"] == 400
+    retry = _post_batch(client, batch_parts, "batch-1", "?source=line-3")
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert _stored_count(client) == 2
+    metrics = client.get("/metrics").text
+    assert "vae_images_scored_total 2.0" in metrics and "vae_idempotent_replays_total 1.0" in metrics
+
+
+@pytest.mark.parametrize("change", ["image", "order", "filename", "query", "one more file"])
+def test_the_same_key_for_another_batch_is_a_422_and_stores_nothing(client, batch_parts, normal_pixels, change):
+    first = _post_batch(client, batch_parts, "batch-2")
+    parts, query = list(batch_parts), ""
+    if change == "image":
+        parts[0] = ("a.png", parts[2][1])
+    elif change == "order":
+        parts = parts[::-1]
+    elif change == "filename":
+        parts[2] = ("d.png", parts[2][1])
+    elif change == "query":
+        query = "?fpr=0.5"
+    else:
+        parts.append(("e.png", png_bytes(normal_pixels)))
+    response = _post_batch(client, parts, "batch-2", query)
+    assert_problem(response, 422, "Idempotency-Key 'batch-2' was already used, at "
+                                  f"{first.json()['items'][0]['result']['created_at']}, for a request with another")
+    assert _stored_count(client) == 2
+
+
+def test_a_retry_of_a_batch_stored_in_part_stores_the_rest(client, make_settings, batch_parts):
+    first = _post_batch(client, batch_parts, "batch-3").json()
+    lost = first["items"][2]["result"]["id"]
+    # As if the rows of the first answer had been committed in two transactions, and the second failed.
+    with sqlite3.connect(make_settings().results_db) as database:
+        database.execute("DELETE FROM results WHERE id = ?", (lost,))
+    retry = _post_batch(client, batch_parts, "batch-3")
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    ids = _ids(retry)
+    assert ids[0] == first["items"][0]["result"]["id"] and ids[1] is None and ids[2] not in (None, lost)
+    assert retry.json()["items"][2]["result"]["is_anomaly"] == first["items"][2]["result"]["is_anomaly"]
+    assert _stored_count(client) == 2
+    assert _ids(_post_batch(client, batch_parts, "batch-3")) == ids
+
+
+def test_concurrent_batches_with_one_key_store_each_image_once(client, batch_parts):
+    responses, start = [], threading.Barrier(4)
+
+    def send():
+        start.wait()
+        responses.append(_post_batch(client, batch_parts, "batch-burst"))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status_code for r in responses] == [200] * 4
+    assert len({tuple(_ids(r)) for r in responses}) == 1
+    assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
+    assert _stored_count(client) == 2
+
+
+def test_keys_of_score_and_of_batches_are_separate(client, normal_pixels, batch_parts):
+    single = _post(client, normal_pixels, "shared-key", filename="a.png")
+    batch = _post_batch(client, batch_parts, "shared-key")
+    assert single.status_code == batch.status_code == 200
+    assert "Idempotent-Replayed" not in batch.headers and _stored_count(client) == 3
 
 
 @pytest.mark.parametrize(("key", "detail"), [
@@ -115,3 +204,15 @@ def test_parse_key_and_request_digest():
     assert base == request_digest({"ref": "a.png", "fpr": None}, b"image")  # order of parameters does not matter
     assert base != request_digest({"fpr": None, "ref": "b.png"}, b"image")
     assert base != request_digest({"fpr": None, "ref": "a.png"}, b"imagf")
+
+
+
+def test_batch_digest_and_item_keys():
+    base = batch_digest({"fpr": None}, [("a.png", b"ab"), ("b.png", b"c")])
+    assert base == batch_digest({"fpr": None}, [("a.png", b"ab"), ("b.png", b"c")])
+    assert base != batch_digest({"fpr": None}, [("a.png", b"a"), ("b.png", b"bc")])  # bytes moved between files
+    assert base != batch_digest({"fpr": None}, [("b.png", b"ab"), ("a.png", b"c")])
+    assert base != batch_digest({"fpr": 0.5}, [("a.png", b"ab"), ("b.png", b"c")])
+    assert item_index(item_key("a\n1", 12)) == 12  # only a stored key holds the separator, never a sent one
+    with pytest.raises(InvalidInput):
+        parse_key(item_key("k", 0))

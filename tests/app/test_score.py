@@ -335,3 +335,5 @@ def test_query_parameters_are_documented_from_the_parser(client):
     assert set(by_name) == {"threshold", "fpr", "resize", "invert", "source", "ref", "Idempotency-Key"}
     assert by_name["fpr"]["description"] and by_name["resize"]["in"] == "query"
     assert by_name["Idempotency-Key"]["in"] == "header" and "Idempotent-Replayed" in by_name["Idempotency-Key"]["description"]
+    batch = {p["name"]: p for p in client.get("/openapi.json").json()["paths"]["/score/batch"]["post"]["parameters"]}
+    assert set(batch) == set(by_name) and "new for each batch" in batch["Idempotency-Key"]["description"]

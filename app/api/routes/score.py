@@ -14,7 +14,7 @@ from app.api.deps import (DecodePoolDep, IdempotencyKeyDep, ScoreQuery, ScoreQue
 from app.api.presenters import score_result
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
-from app.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, IdempotentRequest, request_digest
+from app.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, IdempotentRequest, batch_digest, request_digest
 from app.imaging import decode_image
 from app.results import ref_from_filename
 from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
@@ -22,21 +22,28 @@ from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreRes
 router = APIRouter(tags=["scoring"])
 
 _QUERY = query_parameters_openapi(ScoreQuery)
-_IDEMPOTENCY_KEY = {"name": HEADER, "in": "header", "required": False, "schema": {
-    "type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}, "description": (
-    "a key of your own, new for each image (a UUID, say). A retry with the same key and the same request gets "
-    "the first answer again, with `Idempotent-Replayed: true`, instead of scoring and storing the image twice; "
-    "the same key with another image or other parameters is a 422")}
-_SINGLE_BODY = {"parameters": [*_QUERY, _IDEMPOTENCY_KEY], "requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                       "properties": {"file": {"type": "string", "format": "binary"}}}},
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-    "application/json": {"schema": PixelsRequest.model_json_schema()},
-}}}
-_BATCH_BODY = {"parameters": _QUERY, "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["files"],
-    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+
+
+def _idempotency_key_parameter(per: str) -> dict:
+    return {"name": HEADER, "in": "header", "required": False, "schema": {
+        "type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}, "description": (
+        f"a key of your own, new for each {per} (a UUID, say). A retry with the same key and the same request "
+        "gets the first answer again, with `Idempotent-Replayed: true`, instead of scoring and storing the "
+        "images twice; the same key with other images or other parameters is a 422")}
+
+
+_SINGLE_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("image")], "requestBody": {
+    "required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": PixelsRequest.model_json_schema()},
+    }}}
+_BATCH_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("batch")], "requestBody": {
+    "required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["files"],
+        "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 
 
 @router.post("/score", response_model=ScoreResult, responses=SCORING_PROBLEMS, openapi_extra=_SINGLE_BODY,
@@ -64,13 +71,9 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
              description="Multipart with one part per image, each named `files` (at most VAE_MAX_BATCH). "
                          "An image that cannot be scored gets its own error item; the rest are scored.")
 async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
-                      query: ScoreQueryDep) -> JSONResponse:
+                      query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep) -> JSONResponse:
     if query.ref is not None:
         raise InvalidInput("?ref= names one image; in /score/batch each image's ref is its file name")
-    if HEADER.lower() in request.headers:  # ignoring it would store a retried batch twice, unknown to the client
-        raise InvalidInput(f"{HEADER} is supported by POST /score only: a batch's items can fail one by one, "
-                           "so a retry could not be answered with the first response. Send the images that "
-                           "must be scored exactly once to /score, each with its own key")
     files = await uploads.batch_files(request, settings)
     payloads = [upload.data for upload in files]
     # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
@@ -78,8 +81,15 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     decoded = await decode_pool.map_in_slices(decode, payloads)
     good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
     refs = [ref_from_filename(files[i].filename) for i in good]
-    results = iter(await scorer.score(np.stack([decoded[i] for i in good]), query.override, source=query.source,
-                                      refs=refs) if good else [])
+    scored, replayed = [], False
+    if good and idempotency_key is None:
+        scored = await scorer.score(np.stack([decoded[i] for i in good]), query.override, source=query.source,
+                                    refs=refs)
+    elif good:
+        digest = batch_digest(query.model_dump(), [(upload.filename, upload.data) for upload in files])
+        scored, replayed = await scorer.score_batch_once(np.stack([decoded[i] for i in good]), good, query.override,
+                                                         query.source, refs, IdempotentRequest(idempotency_key, digest))
+    results = iter(scored)
     items = []
     for index, (upload, outcome) in enumerate(zip(files, decoded)):
         item = {"index": index, "filename": upload.filename, "result": None, "error": None}
@@ -89,7 +99,8 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
         else:
             item["result"] = score_result(next(results))
         items.append(item)
-    return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)})
+    return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)},
+                        headers={REPLAYED_HEADER: "true"} if replayed else None)
 
 
 def _decode_or_error(data: bytes, query: ScoreQuery, settings: Settings, framing: str) -> np.ndarray | ServiceError:
