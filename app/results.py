@@ -9,6 +9,7 @@ none older than that: pruned with every commit, and at least once a minute while
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -22,6 +23,7 @@ import numpy as np
 
 from app.errors import StoreUnavailable
 from app.idempotency import ITEM_SEPARATOR, item_index
+from app.periods import OffsetSpan, day_start, hour_start, offset_spans
 
 log = logging.getLogger(__name__)
 
@@ -321,14 +323,44 @@ class ResultStore:
         return [_from_row(row, with_arrays=False) for row in rows]
 
     def tally(self, *, source: str | None = None, since: str | None = None, until: str | None = None,
-              every: str | None = None, max_groups: int | None = None) -> list[ResultTally]:
-        """Counts per source and model version (and per UTC hour or day: `every`), ordered by them, no
-        source first; filters as in `page`. At most `max_groups` + 1 groups, so a caller can tell that
-        there were more."""
+              every: str | None = None, zone: dt.tzinfo | None = None, max_groups: int | None = None,
+              ) -> list[ResultTally]:
+        """Counts per source and model version (and per hour or day: `every`, of UTC or of `zone`), ordered
+        by them, no source first; filters as in `page`. At most `max_groups` + 1 groups, so a caller can tell
+        that there were more."""
+        if every is not None and zone is not None:
+            return self._tally_in_zone(source, since, until, every, zone, max_groups)
         sql, parameters = tally_query(source, since, until, every)
         if max_groups is not None:
             sql, parameters = f"{sql} LIMIT ?", (*parameters, max_groups + 1)
         return [ResultTally(*row) for row in self._query(sql, parameters)]
+
+    def _tally_in_zone(self, source: str | None, since: str | None, until: str | None, every: str,
+                       zone: dt.tzinfo, max_groups: int | None) -> list[ResultTally]:
+        where, parameters = _where(("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until))
+        ((first, last),) = self._query(f"SELECT MIN(created_at), MAX(created_at) FROM results {where}", parameters)
+        if first is None:
+            return []
+        merged: dict[tuple, ResultTally] = {}
+        spans = offset_spans(zone, dt.datetime.fromisoformat(first),
+                             dt.datetime.fromisoformat(last) + dt.timedelta(microseconds=1))
+        for span in spans:
+            sql, span_parameters = local_tally_query(source, since, until, every, span)
+            for row in self._query(sql, span_parameters):
+                tally = ResultTally(*row)
+                start = (hour_start(tally.period, span.offset) if every == "hour"
+                         else day_start(tally.period, zone))
+                key = (start, tally.source, tally.model_name, tally.model_version)
+                earlier = merged.get(key)  # the same local day, before the offset changed
+                merged[key] = dataclasses.replace(
+                    tally, period=start.isoformat(),
+                    count=tally.count + (earlier.count if earlier else 0),
+                    anomalies=tally.anomalies + (earlier.anomalies if earlier else 0),
+                    first_at=earlier.first_at if earlier else tally.first_at)
+            if max_groups is not None and len(merged) > max_groups:
+                break
+        ordered = [merged[key] for key in sorted(merged, key=lambda k: (k[0], k[1] is not None, k[1] or "", *k[2:]))]
+        return ordered if max_groups is None else ordered[:max_groups + 1]
 
     def count(self) -> int:
         return self._query("SELECT COUNT(*) FROM results", ())[0][0]
@@ -337,6 +369,9 @@ class ResultStore:
 # Periods cut from the stored time, which is always UTC ("2026-11-28T10:17:03.123456+00:00").
 PERIODS = {"hour": "substr(created_at, 1, 13) || ':00:00+00:00'",
            "day": "substr(created_at, 1, 10) || 'T00:00:00+00:00'"}
+
+
+LOCAL_PERIODS = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 
 
 def tally_query(source: str | None, since: str | None, until: str | None,
@@ -348,6 +383,21 @@ def tally_query(source: str | None, since: str | None, until: str | None,
            f"SUM(is_anomaly), MIN(created_at), MAX(created_at) FROM results {where} GROUP BY {groups} "
            f"ORDER BY {groups}")
     return sql, parameters
+
+
+def local_tally_query(source: str | None, since: str | None, until: str | None, every: str,
+                      span: OffsetSpan) -> tuple[str, tuple]:
+    """The SQL that counts one span of constant UTC offset per local hour or day ("YYYY-MM-DDTHH" or
+    "YYYY-MM-DD" of local time)."""
+    where, parameters = _where(("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until),
+                               ("created_at >= ?", stored_time(span.start)), ("created_at < ?", stored_time(span.end)))
+    # Cut to whole seconds first: SQLite rounds fractions to milliseconds, and would move 23:59:59.9999 into
+    # the next day.
+    period = f"strftime('{LOCAL_PERIODS[every]}', substr(created_at, 1, 19), ?)"
+    groups = "period, source, model_name, model_version"
+    sql = (f"SELECT {period} AS period, source, model_name, model_version, COUNT(*), SUM(is_anomaly), "
+           f"MIN(created_at), MAX(created_at) FROM results {where} GROUP BY {groups} ORDER BY {groups}")
+    return sql, (f"{span.offset.total_seconds():+.0f} seconds", *parameters)
 
 
 def _where(*conditions: tuple[str, object]) -> tuple[str, tuple]:

@@ -94,8 +94,8 @@ class ResultCounts(BaseModel):
 
 
 class ResultGroup(ResultCounts):
-    period: str | None = Field(description="with ?every=: the start of the UTC hour or day they were scored in "
-                                           "(ISO 8601); null without")
+    period: str | None = Field(description="with ?every=: the start of the hour or day they were scored in "
+                                           "(ISO 8601, in UTC or with the offset of ?tz=); null without")
     source: str | None = Field(description="the ?source= they were scored with; null for none")
     model: ModelRef
 

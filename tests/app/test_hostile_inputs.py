@@ -127,6 +127,10 @@ def _requests(image: bytes, result_id: str) -> list[tuple[str, str, dict]]:
                                   "headers": {"Idempotency-Key": "hostile-1"}}),
         ("GET", "/results/summary?since=0001-01-01T00:00:00%2B14:00", {}),
         ("GET", "/results/summary?source=%00&until=nan", {}),
+        ("GET", "/results/summary?every=hour&tz=..%2F..%2Fetc%2Fpasswd", {}),
+        ("GET", "/results/summary?every=day&tz=%00", {}),
+        ("GET", "/results/summary?every=day&tz=Europe", {}),
+        ("GET", "/results/summary?every=day&tz=Etc/GMT%2B14&since=9999-12-31T00:00:00Z", {}),
         ("GET", "/results/summary?" + "&".join(f"p{i}=1" for i in range(1000)), {}),
         ("GET", "/results?limit=5&" + "x" * 10_000 + "=1", {}),
     ]

@@ -1,6 +1,7 @@
 """The inspection log: lookup, listing, pagination, persistence across restarts, retention."""
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 
@@ -200,8 +201,11 @@ def test_the_summary_separates_model_versions(client, store, normal_pixels):
 @pytest.mark.parametrize(("query", "detail"), [
     ("since=yesterday", "query.since: Input should be a valid datetime"),
     ("source=" + "x" * 65, "query.source: String should have at most 64 characters"),
-    ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until, every"),
+    ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until, every, tz"),
     ("every=week", "query.every: Input should be 'hour' or 'day'"),
+    ("tz=Europe/Berlin", "query.tz: sets the time zone of ?every= periods; add every=hour or every=day"),
+    ("every=day&tz=Europe/Berln", "query.tz: 'Europe/Berln' is not a time zone; give an IANA name"),
+    ("every=day&tz=" + "x" * 65, "query.tz: String should have at most 64 characters"),
 ])
 def test_bad_summary_parameters_are_422(client, query, detail):
     assert_problem(client.get(f"/results/summary?{query}"), 422, detail)
@@ -228,6 +232,15 @@ def test_the_summary_counts_per_hour_or_day(client, normal_pixels, anomalous_pix
         assert sum(g["count"] for g in summary["groups"]) == summary["count"] == 2
         assert summary["groups"][0]["period"] == period and summary["groups"][0]["source"] == "line-3"
     assert client.get("/results/summary").json()["groups"][0]["period"] is None
+
+
+def test_the_summary_counts_per_local_day(client, normal_pixels):
+    scored = _score(client, normal_pixels, "?source=line-3")
+    local = dt.datetime.fromisoformat(scored["created_at"]).astimezone(zoneinfo.ZoneInfo("Asia/Kolkata"))
+    summary = client.get("/results/summary?every=day&tz=Asia/Kolkata").json()
+    assert [(g["period"], g["count"]) for g in summary["groups"]] == [(f"{local.date()}T00:00:00+05:30", 1)]
+    hourly = client.get("/results/summary?every=hour&tz=Asia/Kolkata").json()
+    assert hourly["groups"][0]["period"] == f"{local.date()}T{local.hour:02d}:00:00+05:30"
 
 
 def test_a_summary_with_too_many_groups_is_refused(client, normal_pixels, monkeypatch):

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import sqlite3
 import time
+import zoneinfo
 
 import numpy as np
 import pytest
@@ -206,5 +207,41 @@ def test_summary_periods_are_utc_hours_and_days(tmp_path):
         assert [(t.period, t.count) for t in store.tally(every="day")] == [
             ("2026-11-27T00:00:00+00:00", 1), ("2026-11-28T00:00:00+00:00", 3)]
         assert len(store.tally(every="hour", max_groups=1)) == 2  # one more than asked: there were more
+    finally:
+        store.close()
+
+
+def test_summary_periods_in_a_time_zone_follow_its_clock_changes(tmp_path):
+    # Berlin, 25 October 2026: at 01:00 UTC clocks go back from 03:00 (+02:00) to 02:00 (+01:00).
+    def at(result_id: str, created_at: str, source: str = "line-1") -> StoredResult:
+        return dataclasses.replace(_result(result_id), created_at=created_at, source=source)
+
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+    try:
+        asyncio.run(store.save([at("a" * 32, "2026-10-24T21:59:59.999999+00:00"),  # 23:59:59 on the 24th
+                                at("b" * 32, "2026-10-24T22:00:00.000000+00:00"),  # midnight, +02:00
+                                at("c" * 32, "2026-10-25T00:30:00.000000+00:00"),  # 02:30 +02:00
+                                at("d" * 32, "2026-10-25T01:30:00.000000+00:00"),  # 02:30 again, +01:00
+                                at("e" * 32, "2026-10-25T01:40:00.000000+00:00", source="line-2"),
+                                at("f" * 32, "2026-10-25T22:59:59.999999+00:00"),  # 23:59:59, +01:00
+                                at("g" * 32, "2026-10-25T23:00:00.000000+00:00")]))  # midnight, +01:00
+        berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+        days = store.tally(every="day", zone=berlin)
+        assert [(t.period, t.source, t.count) for t in days] == [
+            ("2026-10-24T00:00:00+02:00", "line-1", 1),
+            ("2026-10-25T00:00:00+02:00", "line-1", 4),  # a day of 25 hours, counted across the change
+            ("2026-10-25T00:00:00+02:00", "line-2", 1),
+            ("2026-10-26T00:00:00+01:00", "line-1", 1)]
+        assert (days[1].first_at, days[1].last_at) == ("2026-10-24T22:00:00.000000+00:00",
+                                                       "2026-10-25T22:59:59.999999+00:00")
+        hours = [(t.period, t.source, t.count) for t in store.tally(every="hour", zone=berlin, source="line-1")]
+        assert hours[2:4] == [("2026-10-25T02:00:00+02:00", "line-1", 1), ("2026-10-25T02:00:00+01:00", "line-1", 1)]
+        assert [period for period, _, _ in hours] == sorted({period for period, _, _ in hours},
+                                                             key=dt.datetime.fromisoformat)
+        assert [(t.period, t.count) for t in store.tally(every="day", zone=berlin, since="2026-10-25T23:00:00")] == [
+            ("2026-10-26T00:00:00+01:00", 1)]
+        assert store.tally(every="day", zone=berlin, source="line-9") == []
+        assert len(store.tally(every="hour", zone=berlin, max_groups=2)) == 3
     finally:
         store.close()

@@ -177,6 +177,9 @@ def test_scores_restarts_and_trains_a_new_version(stack):
     assert retry.json()["id"] == ids[9] and retry.headers["Idempotent-Replayed"] == "true"
     summary = api.get("/results/summary").json()
     assert (summary["count"], summary["anomalies"]) == (2, 1), summary
+    # Per local day: the image carries its own time-zone data (a slim base image may have none).
+    local = api.get("/results/summary?every=day&tz=America/Chicago")
+    assert local.status_code == 200 and local.json()["groups"][0]["period"][-6:] in ("-06:00", "-05:00"), local.text
 
     before = api.get("/model").json()["version"]
     _run([*compose, "--profile", "train", "run", "--rm", "train", "--normal", "1", "--epochs", "3",

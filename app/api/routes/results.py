@@ -13,6 +13,7 @@ from pydantic import AwareDatetime
 from app.api.deps import ResultIdDep, StoreDep, reject_unknown_query_parameters
 from app.api.presenters import result_summary, score_result
 from app.errors import InvalidInput, NotFound
+from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
 from app.results import MAX_REF_LENGTH, MAX_SOURCE_LENGTH, stored_time
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, problem_responses
 
@@ -38,11 +39,19 @@ UntilFilter = Annotated[AwareDatetime | None, Query(description="only results sc
                         "flagged; on normal images it is about the model's target FPR.")
 async def summarise_results(
     store: StoreDep, source: SourceFilter = None, since: SinceFilter = None, until: UntilFilter = None,
-    every: Annotated[Literal["hour", "day"] | None, Query(description="also count per UTC hour or day, e.g. "
-                                                                      "for a chart of each line's rate")] = None,
+    every: Annotated[Literal["hour", "day"] | None, Query(description="also count per hour or day (of UTC, or "
+                                                                      "of ?tz=), e.g. for a chart of each line's "
+                                                                      "rate")] = None,
+    tz: Annotated[str | None, Query(max_length=MAX_ZONE_NAME_LENGTH, description=(
+        "with ?every=: the time zone whose hours or days to count in, as an IANA name (Europe/Berlin); "
+        "days then run from local midnight, also across changes of daylight saving time. Default UTC"))] = None,
 ) -> JSONResponse:
+    if tz is not None and every is None:
+        raise InvalidInput("query.tz: sets the time zone of ?every= periods; add every=hour or every=day")
+    zone = None if tz is None else time_zone(tz)
     tallies = await asyncio.to_thread(store.tally, source=source, since=_stored_time(since, "since"),
-                                      until=_stored_time(until, "until"), every=every, max_groups=MAX_SUMMARY_GROUPS)
+                                      until=_stored_time(until, "until"), every=every, zone=zone,
+                                      max_groups=MAX_SUMMARY_GROUPS)
     if len(tallies) > MAX_SUMMARY_GROUPS:
         raise InvalidInput(f"the summary would have more than {MAX_SUMMARY_GROUPS:,} groups; narrow it with "
                            f"?since=, ?until= or ?source={', or count per day' if every == 'hour' else ''}")
