@@ -74,11 +74,19 @@ class ModelLoadError(Exception):
     """A model version could not be loaded or failed its self-check (never reaches a client)."""
 
 
-def problem(status: int, title: str, detail: str, instance: str | None = None, **extra) -> JSONResponse:
+def problem(status: int, title: str, detail: str, instance: str | None = None, request_id: str | None = None,
+            **extra) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     if instance:
         body["instance"] = instance
+    if request_id:
+        body["request_id"] = request_id
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def request_id(scope) -> str | None:
+    """The id `app.middleware.RequestIds` gave the request (None outside it, as in some unit tests)."""
+    return scope.get("request_id")
 
 
 def _describe_validation_error(error: dict) -> str:
@@ -93,9 +101,11 @@ def client_address(scope) -> str:
 
 def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
     def answer(request: Request, status: int, title: str, detail: str, headers=None, **extra) -> JSONResponse:
+        identifier = request_id(request.scope)
         if 400 <= status < 500:
-            refusals.record(request.method, request.url.path, client_address(request.scope), status, title, detail)
-        response = problem(status, title, detail, request.url.path, **extra)
+            refusals.record(request.method, request.url.path, client_address(request.scope), status, title, detail,
+                            identifier)
+        response = problem(status, title, detail, request.url.path, identifier, **extra)
         response.headers.update(headers or {})
         return response
 
@@ -119,10 +129,12 @@ def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
     async def client_disconnected(request: Request, error: ClientDisconnect):
         # The client hung up mid-upload; nobody will read this answer, and it is not a server fault.
         log.debug("client disconnected during %s %s", request.method, request.url.path)
-        return problem(400, "Client disconnected", "the request body ended early", request.url.path)
+        return problem(400, "Client disconnected", "the request body ended early", request.url.path,
+                       request_id(request.scope))
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "Internal error", "an unexpected error occurred; it has been logged",
-                       request.url.path)
+        identifier = request_id(request.scope)
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, identifier)
+        return problem(500, "Internal error", f"an unexpected error occurred; it has been logged with the request "
+                       f"id {identifier}", request.url.path, identifier)

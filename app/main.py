@@ -20,7 +20,7 @@ from app.decode_pool import DecodePool
 from app.detector import Detector
 from app.errors import install_error_handlers
 from app.metrics import ServiceMetrics
-from app.middleware import BodySizeLimit, RequestMetrics
+from app.middleware import REQUEST_ID_HEADER, BodySizeLimit, RequestIds, RequestMetrics
 from app.refusals import RefusalLog
 from app.registry import ModelRegistry
 from app.results import ResultStore
@@ -81,12 +81,13 @@ def create_app(settings: Settings | None = None,
     for module in (score, results, images, operations):
         app.include_router(module.router, **guarded)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, refusals=refusals)
+    app.add_middleware(RequestIds)  # outside the body-size limit, so that its 413 has an id too
     app.add_middleware(RequestMetrics, metrics=metrics)
     if settings.cors_origins:
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", idempotency.HEADER],
-                           expose_headers=[idempotency.REPLAYED_HEADER], max_age=600)
+                           allow_headers=["Authorization", "Content-Type", idempotency.HEADER, REQUEST_ID_HEADER],
+                           expose_headers=[idempotency.REPLAYED_HEADER, REQUEST_ID_HEADER], max_age=600)
     return app
 
 

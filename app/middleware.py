@@ -1,12 +1,42 @@
-"""Pure ASGI middleware (no per-request task overhead): body-size limit and request metrics."""
+"""Pure ASGI middleware (no per-request task overhead): request ids, body-size limit and request metrics."""
 
 from __future__ import annotations
 
+import os
+import re
 import time
 
-from app.errors import PayloadTooLarge, client_address, problem
+from app.errors import PayloadTooLarge, client_address, problem, request_id
 from app.metrics import ServiceMetrics
 from app.refusals import RefusalLog
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A proxy's or client's own id is kept if it is short printable text without spaces: it goes into log lines.
+_ACCEPTED_REQUEST_ID = re.compile(rb"[!-~]{1,128}")
+
+
+class RequestIds:
+    """Gives every request an id, the client's `X-Request-ID` or a new one, and returns it in the response's
+    `X-Request-ID`: a client that reports a failed request can quote it, and the refusal log has it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        identifier = next((value for name, value in scope["headers"] if name == b"x-request-id"), None)
+        # An id the service cannot log safely is replaced rather than refused: proxies add their own.
+        if identifier is None or not _ACCEPTED_REQUEST_ID.fullmatch(identifier):
+            identifier = os.urandom(12).hex().encode()
+        scope["request_id"] = identifier.decode()
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", identifier)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 class BodySizeLimit:
@@ -24,8 +54,8 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             detail = f"request body is {int(declared)} bytes; the limit is {self.max_bytes} (VAE_MAX_UPLOAD_BYTES)"
             self.refusals.record(scope["method"], scope["path"], client_address(scope), 413, PayloadTooLarge.title,
-                                 detail)
-            response = problem(413, PayloadTooLarge.title, detail, scope["path"])
+                                 detail, request_id(scope))
+            response = problem(413, PayloadTooLarge.title, detail, scope["path"], request_id(scope))
             return await response(scope, receive, send)
         received = 0
 

@@ -23,7 +23,8 @@ class RefusalLog:
         self._window_start = float("-inf")
         self._written = self._left_out = 0
 
-    def record(self, method: str, path: str, client: str, status: int, title: str, detail: str) -> None:
+    def record(self, method: str, path: str, client: str, status: int, title: str, detail: str,
+               request_id: str | None = None) -> None:
         if not self._logger.isEnabledFor(logging.INFO):
             return
         with self._lock:
@@ -36,8 +37,9 @@ class RefusalLog:
             self._written += 1
             left_out, self._left_out = self._left_out, 0
         more = f" ({left_out} more refused requests were not logged)" if left_out else ""
-        self._logger.info("refused %s %s from %s: %d %s: %s%s", method, _one_line(path), client, status, title,
-                          _one_line(detail, DETAIL_LIMIT), more)
+        request = f" (request {request_id})" if request_id else ""
+        self._logger.info("refused %s %s from %s%s: %d %s: %s%s", method, _one_line(path), client, request, status,
+                          title, _one_line(detail, DETAIL_LIMIT), more)
 
 
 def _one_line(text: str, limit: int | None = None) -> str:

@@ -55,12 +55,14 @@ class ProblemDetail(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
         "type": "about:blank", "title": "Invalid input", "status": 422,
         "detail": "image is 64x64; the model takes 28x28. Send ?resize=true to resize it",
-        "instance": "/score"}]})
+        "instance": "/score", "request_id": "5c0f2e9b7a1d4c3e8f6a2b10"}]})
     type: str = "about:blank"
     title: str
     status: int
     detail: str
     instance: str | None = None
+    request_id: str | None = Field(None, description="the request's id, as in the X-Request-ID response header "
+                                                     "and the service's log")
 
 
 class BatchItem(BaseModel):

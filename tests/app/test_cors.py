@@ -24,8 +24,8 @@ def test_a_listed_origin_may_score_with_a_key_and_its_preflight_needs_none(start
     scored = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")},
                          headers={"Origin": DASHBOARD, "Authorization": f"Bearer {KEY}", "Idempotency-Key": "k-1"})
     assert scored.status_code == 200 and scored.headers["access-control-allow-origin"] == DASHBOARD
-    # The page may read whether an answer was replayed.
-    assert scored.headers["access-control-expose-headers"] == "Idempotent-Replayed"
+    # The page may read whether an answer was replayed, and the request's id.
+    assert scored.headers["access-control-expose-headers"] == "Idempotent-Replayed, X-Request-ID"
     # A browser must be able to read a refusal too, or the page sees only a network error.
     refused = client.get("/results", headers={"Origin": DASHBOARD})
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == DASHBOARD
