@@ -100,7 +100,12 @@ def grayscale_png(pixels: np.ndarray, scale: int = 1) -> bytes:
 
 
 def heatmap_png(difference: np.ndarray, heatmap_scale: float, scale: int = 1) -> bytes:
-    """Signed difference (input - reconstruction) as colour, on a fixed scale set by the model.
+    return _png(heatmap_rgb(difference, heatmap_scale), scale)
+
+
+def heatmap_rgb(difference: np.ndarray, heatmap_scale: float) -> np.ndarray:
+    """Signed difference (input - reconstruction) as colour, uint8 [28, 28, 3], on a fixed scale set by the
+    model.
 
     Red = ink the model did not expect, blue = expected ink that is missing. |difference| equal to the
     model's pixel-level threshold (`heatmap_scale`) is pure red/blue; twice it saturates to
@@ -114,4 +119,4 @@ def heatmap_png(difference: np.ndarray, heatmap_scale: float, scale: int = 1) ->
     rgb[..., 0] = np.where(extra, primary, 0)
     rgb[..., 1] = np.where(extra | missing, secondary, 0)
     rgb[..., 2] = np.where(missing, primary, 0)
-    return _png((rgb * 255).round().astype(np.uint8), scale)
+    return (rgb * 255).round().astype(np.uint8)

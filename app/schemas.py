@@ -24,7 +24,8 @@ class ScoreResult(BaseModel):
         "result_url": "/results/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
-        "image_url": "/image/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})
+        "image_url": "/image/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
+        "panel_url": "/panel/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})
 
     id: str = Field(description="result id; GET /results/{id} returns this result again")
     created_at: str = Field(description="UTC time the image was scored (ISO 8601)")
@@ -48,6 +49,8 @@ class ScoreResult(BaseModel):
     difference_url: str = Field(description="PNG heatmap of input - reconstruction")
     image_url: str = Field(description="PNG of the input as the model saw it: after ?invert and ?resize "
                                        "framing, the 28x28 image that was scored")
+    panel_url: str = Field(description="PNG of the input, reconstruction and difference side by side, under "
+                                       "the verdict")
 
 
 class ProblemDetail(BaseModel):

@@ -22,6 +22,7 @@ def score_result(result: StoredResult) -> dict:
         "source": result.source, "ref": result.ref,
         "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
         "difference_url": f"/difference/{result.id}", "image_url": f"/image/{result.id}",
+        "panel_url": f"/panel/{result.id}",
     }
 
 

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from app.imaging import heatmap_png
+from app.panel import layout
 from tests.app.conftest import png_bytes
 from tests.app.test_score import assert_problem
 
@@ -66,3 +67,35 @@ def test_unknown_query_parameters_are_422(client, scored):
     response = client.get(f"/difference/{scored['id']}?sacle=8")
     assert_problem(response, 422, f"unknown query parameter 'sacle'; /difference/{scored['id']} accepts scale")
     assert_problem(client.get(f"/results/{scored['id']}?scale=8"), 422, "takes no query parameters")
+
+
+@pytest.mark.parametrize("scale", [4, 8, 16])
+def test_the_panel_shows_input_reconstruction_and_difference_under_the_verdict(client, scored, scale):
+    panel = np.asarray(_image(client.get(f"{scored['panel_url']}?scale={scale}")).convert("RGB"))
+    shape = layout(scale)
+    assert panel.shape == (shape.height, shape.width, 3)
+    pictures = [np.asarray(_image(client.get(scored[url])).convert("RGB"))
+                for url in ("image_url", "reconstruction_url", "difference_url")]
+    for picture, (left, top) in zip(pictures, shape.corners):
+        tile = panel[top:top + shape.side, left:left + shape.side]
+        assert np.array_equal(tile[::scale, ::scale], picture)  # the same pixels as the separate PNGs
+    # The verdict's line, above the pictures, is drawn in the anomaly's red.
+    assert _verdict_colour(panel, shape) == "red"
+
+
+def _verdict_colour(panel: np.ndarray, shape) -> str:
+    headline = panel[:shape.corners[0][1]].reshape(-1, 3).astype(int)
+    red, green = (headline[:, 0] - headline[:, 1] > 80).sum(), (headline[:, 1] - headline[:, 0] > 80).sum()
+    assert max(red, green) > 20 and min(red, green) == 0, (red, green)  # drawn, and in one colour
+    return "red" if red else "green"
+
+
+def test_a_normal_result_has_a_green_verdict(client, normal_pixels):
+    result = client.post("/score?threshold=1e9", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")})
+    panel = np.asarray(_image(client.get(result.json()["panel_url"])).convert("RGB"))
+    assert _verdict_colour(panel, layout(8)) == "green"  # at the default scale, 8
+
+
+def test_bad_panel_requests_are_4xx(client, scored):
+    assert_problem(client.get(f"{scored['panel_url']}?scale=3"), 422, "query.scale")
+    assert_problem(client.get("/panel/" + "0" * 32), 404, "no result with id")

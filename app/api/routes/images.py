@@ -1,4 +1,4 @@
-"""GET /reconstruction/{id} and GET /difference/{id}: PNGs of a stored result."""
+"""GET /image/{id}, /reconstruction/{id}, /difference/{id} and /panel/{id}: PNGs of a stored result."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from app.api.deps import ResultIdDep, StoreDep, reject_unknown_query_parameters
 from app.errors import NotFound
 from app.imaging import grayscale_png, heatmap_png
+from app.panel import panel_png
 from app.results import ResultStore, StoredResult
 from app.schemas import STORED_RESULT_PROBLEMS
 
@@ -52,3 +53,21 @@ async def difference(result_id: ResultIdDep, store: StoreDep, scale: ScaleDep = 
             summary="The scored input image, as the model saw it (28x28 grayscale)")
 async def original(result_id: ResultIdDep, store: StoreDep, scale: ScaleDep = 1) -> Response:
     return _png(grayscale_png((await _stored(store, result_id)).image, scale))
+
+
+@router.get("/panel/{result_id}", response_class=Response, responses={
+    200: {"content": {"image/png": {}}, "description": "a PNG: three pictures of 28 x `scale` pixels and their "
+                                                       "labels, under the verdict"}, **STORED_RESULT_PROBLEMS},
+            summary="The input, reconstruction and difference side by side, under the verdict",
+            description="One image with the evidence of a result, for an operator's screen or a defect report. "
+                        "The verdict's line is red for an anomaly and green for a normal image.")
+async def panel(result_id: ResultIdDep, store: StoreDep,
+                scale: Annotated[int, Query(ge=4, le=16, description="size of each picture: 28 x scale pixels "
+                                                                     "square")] = 8) -> Response:
+    result = await _stored(store, result_id)
+    relation = ">" if result.is_anomaly else "<="
+    headline = (f"{'anomalous' if result.is_anomaly else 'normal'}: score {result.score:.4g} {relation} threshold "
+                f"{result.threshold:.4g}, p = {result.p_value:.2g}")
+    # Drawing text and encoding a PNG of up to 1,400 x 500 pixels takes milliseconds: not on the event loop.
+    return _png(await asyncio.to_thread(panel_png, result.image, result.reconstruction, result.difference,
+                                        result.heatmap_scale, headline, result.is_anomaly, scale))
