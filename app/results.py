@@ -322,6 +322,21 @@ class ResultStore:
                            "ORDER BY seq DESC LIMIT ?", (*parameters, limit))
         return [_from_row(row, with_arrays=False) for row in rows]
 
+    def oldest_first(self, *, after: int, through: int, limit: int, anomalous: bool | None = None,
+                     source: str | None = None, ref: str | None = None, since: str | None = None,
+                     until: str | None = None) -> list[StoredResult]:
+        """Like `page`, but oldest first: rows with after < seq <= through, for an export read page by page
+        up to the newest row it started with."""
+        where, parameters = _where(("is_anomaly = ?", None if anomalous is None else int(anomalous)),
+                                   ("source = ?", source), ("ref = ?", ref), ("created_at >= ?", since),
+                                   ("created_at < ?", until), ("seq > ?", after), ("seq <= ?", through))
+        rows = self._query(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM results {where} ORDER BY seq LIMIT ?",
+                           (*parameters, limit))
+        return [_from_row(row, with_arrays=False) for row in rows]
+
+    def newest_seq(self) -> int:
+        return self._query("SELECT COALESCE(MAX(seq), 0) FROM results", ())[0][0]
+
     def tally(self, *, source: str | None = None, since: str | None = None, until: str | None = None,
               every: str | None = None, zone: dt.tzinfo | None = None, max_groups: int | None = None,
               ) -> list[ResultTally]:

@@ -7,9 +7,17 @@ same shape (tests validate real responses against them).
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 
 from app.results import ResultTally, StoredResult
+
+CSV_COLUMNS = ("id", "created_at", "source", "ref", "is_anomaly", "score", "threshold", "p_value", "score_method",
+               "threshold_source", "target_fpr", "model_name", "model_version")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); refs are the
+# clients' text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def score_result(result: StoredResult) -> dict:
@@ -48,3 +56,24 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> list[fl
     centre = (rate + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z * math.sqrt(rate * (1 - rate) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
     return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def csv_rows(results: list[StoredResult], header: bool = False) -> str:
+    """Results as CSV lines (RFC 4180: CRLF line ends, quotes where needed), with the header line first if
+    asked."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    for r in results:
+        writer.writerow((r.id, r.created_at, _cell(r.source), _cell(r.ref), "true" if r.is_anomaly else "false",
+                         repr(r.score), repr(r.threshold), repr(r.p_value), r.score_method, r.threshold_source,
+                         "" if r.target_fpr is None else repr(r.target_fpr), r.model_name, r.model_version))
+    return buffer.getvalue()
+
+
+def _cell(text: str | None) -> str:
+    """Client text, kept from being run as a formula by a leading apostrophe (which spreadsheets hide)."""
+    if text is None:
+        return ""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text

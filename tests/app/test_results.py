@@ -1,11 +1,14 @@
 """The inspection log: lookup, listing, pagination, persistence across restarts, retention."""
 
+import csv
 import datetime as dt
+import io
 import zoneinfo
+from urllib.parse import quote
 
 import pytest
 
-from app.api.presenters import wilson_interval
+from app.api.presenters import CSV_COLUMNS, wilson_interval
 from tests.app.conftest import (
     limit_database_pages,
     png_bytes,
@@ -251,3 +254,47 @@ def test_a_summary_with_too_many_groups_is_refused(client, normal_pixels, monkey
     _score(client, normal_pixels, "?source=line-4")
     assert_problem(client.get("/results/summary?every=hour"), 422,
                    "more than 1 groups; narrow it with ?since=, ?until= or ?source=, or count per day")
+
+
+def _export(client, query: str = "") -> list[dict]:
+    response = client.get(f"/results/export{query}")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == 'attachment; filename="results.csv"'
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+def test_the_export_is_csv_of_every_matching_result_oldest_first(client, normal_pixels, anomalous_pixels, monkeypatch):
+    from app.api.routes import results as route
+    monkeypatch.setattr(route, "EXPORT_PAGE_ROWS", 2)  # so that 5 results take three pages
+    scored = [_score(client, pixels, f"?source=line-{i % 2}&ref=SN-{i}")
+              for i, pixels in enumerate([normal_pixels, anomalous_pixels] * 2 + [normal_pixels])]
+    rows = _export(client)
+    assert [row["id"] for row in rows] == [s["id"] for s in scored]
+    assert rows[1] == {"id": scored[1]["id"], "created_at": scored[1]["created_at"], "source": "line-1",
+                       "ref": "SN-1", "is_anomaly": "true", "score": repr(scored[1]["score"]),
+                       "threshold": repr(scored[1]["threshold"]), "p_value": repr(scored[1]["p_value"]),
+                       "score_method": scored[1]["score_method"], "threshold_source": "model",
+                       "target_fpr": repr(scored[1]["target_fpr"]), "model_name": "tiny", "model_version": "1"}
+    assert [row["ref"] for row in _export(client, "?source=line-0")] == ["SN-0", "SN-2", "SN-4"]
+    assert [row["ref"] for row in _export(client, "?anomalous=true")] == ["SN-1", "SN-3"]
+    assert [row["ref"] for row in _export(client, f"?since={quote(scored[3]['created_at'])}")] == ["SN-3", "SN-4"]
+    assert _export(client, "?source=line-9") == []
+    assert client.get("/results/export?source=line-9").text == ",".join(CSV_COLUMNS) + "\r\n"
+
+
+def test_the_export_keeps_a_clients_text_from_running_as_a_spreadsheet_formula(client, normal_pixels):
+    _score(client, normal_pixels, "?ref=" + quote('=HYPERLINK("http://evil.example","x")'))
+    _score(client, normal_pixels, "?ref=" + quote("a, \"quoted\" ref"))
+    _score(client, normal_pixels, "?source=-line&ref=-1")
+    assert [(row["source"], row["ref"]) for row in _export(client)] == [
+        ("", '\'=HYPERLINK("http://evil.example","x")'), ("", 'a, "quoted" ref'), ("'-line", "'-1")]
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("limit=10", "unknown query parameter 'limit'; /results/export accepts anomalous, source, ref, since, until"),
+    ("since=yesterday", "query.since: Input should be a valid datetime"),
+    ("anomalous=maybe", "query.anomalous: Input should be a valid boolean"),
+])
+def test_bad_export_parameters_are_422(client, query, detail):
+    assert_problem(client.get(f"/results/export?{query}"), 422, detail)
