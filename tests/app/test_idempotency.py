@@ -67,20 +67,26 @@ def test_the_same_key_for_another_request_is_a_422(client, normal_pixels, anomal
     assert _stored_count(client) == 1
 
 
-def test_concurrent_requests_with_one_key_store_one_result(client, normal_pixels):
-    # Retries sent before the first answer arrives: each may pass the lookup, but only one row is stored.
-    responses, start = [], threading.Barrier(8)
+def _at_once(count: int, send) -> list:
+    """The responses of `count` calls of `send`, released together from as many threads."""
+    responses, start = [], threading.Barrier(count)
 
-    def send():
+    def run():
         start.wait()
-        responses.append(_post(client, normal_pixels, "burst"))
+        responses.append(send())
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert [r.status_code for r in responses] == [200] * 8
+    assert [r.status_code for r in responses] == [200] * count
+    return responses
+
+
+def test_concurrent_requests_with_one_key_store_one_result(client, normal_pixels):
+    # Retries sent before the first answer arrives: each may pass the lookup, but only one row is stored.
+    responses = _at_once(8, lambda: _post(client, normal_pixels, "burst"))
     assert len({r.json()["id"] for r in responses}) == 1
     assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
     assert _stored_count(client) == 1
@@ -158,18 +164,7 @@ def test_a_retry_of_a_batch_stored_in_part_stores_the_rest(client, make_settings
 
 
 def test_concurrent_batches_with_one_key_store_each_image_once(client, batch_parts):
-    responses, start = [], threading.Barrier(4)
-
-    def send():
-        start.wait()
-        responses.append(_post_batch(client, batch_parts, "batch-burst"))
-
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [r.status_code for r in responses] == [200] * 4
+    responses = _at_once(4, lambda: _post_batch(client, batch_parts, "batch-burst"))
     assert len({tuple(_ids(r)) for r in responses}) == 1
     assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
     assert _stored_count(client) == 2
