@@ -32,13 +32,15 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     for path in ("/score", "/score/batch", "/results/{result_id}", "/results", "/results/summary",
-                 "/reconstruction/{result_id}",
-                 "/difference/{result_id}", "/healthz", "/readyz", "/model", "/metrics"):
+                 "/results/export", "/reconstruction/{result_id}", "/difference/{result_id}", "/image/{result_id}",
+                 "/panel/{result_id}", "/healthz", "/readyz", "/model", "/metrics"):
         assert path in paths, path
     score = paths["/score"]["post"]
     assert set(score["requestBody"]["content"]) >= {"multipart/form-data", "image/png", "application/json"}
     assert set(score["responses"]) == {"200", "400", "413", "415", "422", "503"}  # what /score can return
     assert set(paths["/results/{result_id}"]["get"]["responses"]) == {"200", "404", "422", "503"}  # 503: store failed
+    assert set(paths["/results/export"]["get"]["responses"]["200"]["content"]) == {"text/csv"}
+    assert set(paths["/panel/{result_id}"]["get"]["responses"]["200"]["content"]) == {"image/png"}
     schemas = spec["components"]["schemas"]
     assert schemas["ScoreResult"]["examples"] and schemas["ProblemDetail"]["examples"]
     assert schemas["ResultSummary"]["examples"]
