@@ -121,7 +121,7 @@ class StoredResult:
 class ResultTally:
     """How many results one source had scored by one model version (in one period), and how many were
     anomalous."""
-    period: str | None  # start of the UTC hour or day (ISO 8601), when counted per period
+    period: str | None  # start of the hour or day (ISO 8601, UTC or the zone asked for), when counted per period
     source: str | None
     model_name: str
     model_version: int

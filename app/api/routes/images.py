@@ -68,6 +68,6 @@ async def panel(result_id: ResultIdDep, store: StoreDep,
     relation = ">" if result.is_anomaly else "<="
     headline = (f"{'anomalous' if result.is_anomaly else 'normal'}: score {result.score:.4g} {relation} threshold "
                 f"{result.threshold:.4g}, p = {result.p_value:.2g}")
-    # Drawing text and encoding a PNG of up to 1,400 x 500 pixels takes milliseconds: not on the event loop.
+    # Drawing text and encoding a PNG of up to 1,472 x 598 pixels takes milliseconds: not on the event loop.
     return _png(await asyncio.to_thread(panel_png, result.image, result.reconstruction, result.difference,
                                         result.heatmap_scale, headline, result.is_anomaly, scale))
