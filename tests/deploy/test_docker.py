@@ -177,6 +177,8 @@ def test_scores_restarts_and_trains_a_new_version(stack):
     assert retry.json()["id"] == ids[9] and retry.headers["Idempotent-Replayed"] == "true"
     summary = api.get("/results/summary").json()
     assert (summary["count"], summary["anomalies"]) == (2, 1), summary
+    panel = api.get(f"/panel/{ids[9]}")  # drawn with the font Pillow brings, in the image as well
+    assert panel.status_code == 200 and panel.headers["content-type"] == "image/png" and len(panel.content) > 5000
     # Per local day: the image carries its own time-zone data (a slim base image may have none).
     local = api.get("/results/summary?every=day&tz=America/Chicago")
     assert local.status_code == 200 and local.json()["groups"][0]["period"][-6:] in ("-06:00", "-05:00"), local.text
