@@ -4,12 +4,8 @@ import asyncio
 import collections
 import contextlib
 import io
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 
 import httpx
@@ -18,42 +14,16 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
+from tests.service import start_service
 from training.store import list_versions
 
 pytestmark = pytest.mark.mnist
 LATEST_COMMITTED_VERSION = max(list_versions(REPO_ROOT / "model_store" / "mnist-vae"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(db_path) -> tuple[subprocess.Popen, str, float]:
-    """`python -m app` on a free port with its own results database, once it is ready."""
-    port = _free_port()
-    env = {**os.environ, "VAE_RESULTS_DB": str(db_path)}
-    process = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    while time.monotonic() - started < 60:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                return process, base, time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            raise AssertionError(process.stdout.read().decode())
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("service not ready within 60 s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    process, base, seconds_to_ready = _start(tmp_path_factory.mktemp("db") / "results.db")
+    process, base, seconds_to_ready = start_service(tmp_path_factory.mktemp("db") / "results.db")
     try:
         yield base, seconds_to_ready
     finally:
@@ -122,7 +92,7 @@ def test_ready_quickly(server):
 def test_a_stop_under_load_answers_the_requests_in_flight_and_stores_every_answered_result(tmp_path, mnist_path):
     # What `docker compose stop` or a rolling upgrade does: SIGTERM while clients keep sending images.
     db_path = tmp_path / "results.db"
-    process, base, _ = _start(db_path)
+    process, base, _ = start_service(db_path)
     png = _mnist_png(mnist_path, 1)
     answered, statuses, transport_errors = [], [], []
 
