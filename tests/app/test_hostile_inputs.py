@@ -136,6 +136,9 @@ def _requests(image: bytes, result_id: str) -> list[tuple[str, str, dict]]:
         ("GET", "/results/summary?every=day&tz=Etc/GMT%2B14&since=9999-12-31T00:00:00Z", {}),
         ("GET", "/results/summary?" + "&".join(f"p{i}=1" for i in range(1000)), {}),
         ("GET", "/results?limit=5&" + "x" * 10_000 + "=1", {}),
+        ("GET", "/results?limit=0", {"headers": {"X-Request-ID": "x" * 10_000}}),
+        ("GET", "/results?limit=0", {"headers": {"X-Request-ID": "\u00e9\r\n".encode("latin-1")}}),
+        ("GET", f"/panel/{result_id}?scale=16", {"headers": {"X-Request-ID": "%s%s%n"}}),
     ]
     for name, data in _hostile_images().items():
         for query in ("", "?resize=true", "?resize=true&invert=true"):
