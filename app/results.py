@@ -315,22 +315,21 @@ class ResultStore:
              ref: str | None = None, since: str | None = None, until: str | None = None) -> list[StoredResult]:
         """Newest first; `before` is the `seq` cursor of the last row of the previous page. `since` and
         `until` are UTC times in the stored format (ISO 8601 with microseconds): since <= created_at < until."""
-        where, parameters = _where(("is_anomaly = ?", None if anomalous is None else int(anomalous)),
-                                   ("source = ?", source), ("ref = ?", ref), ("created_at >= ?", since),
-                                   ("created_at < ?", until), ("seq < ?", before))
-        rows = self._query(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM results {where} "
-                           "ORDER BY seq DESC LIMIT ?", (*parameters, limit))
-        return [_from_row(row, with_arrays=False) for row in rows]
+        return self._listing(_result_filters(anomalous, source, ref, since, until), [("seq < ?", before)],
+                             "seq DESC", limit)
 
     def oldest_first(self, *, after: int, through: int, limit: int, anomalous: bool | None = None,
                      source: str | None = None, ref: str | None = None, since: str | None = None,
                      until: str | None = None) -> list[StoredResult]:
         """Like `page`, but oldest first: rows with after < seq <= through, for an export read page by page
         up to the newest row it started with."""
-        where, parameters = _where(("is_anomaly = ?", None if anomalous is None else int(anomalous)),
-                                   ("source = ?", source), ("ref = ?", ref), ("created_at >= ?", since),
-                                   ("created_at < ?", until), ("seq > ?", after), ("seq <= ?", through))
-        rows = self._query(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM results {where} ORDER BY seq LIMIT ?",
+        return self._listing(_result_filters(anomalous, source, ref, since, until),
+                             [("seq > ?", after), ("seq <= ?", through)], "seq", limit)
+
+    def _listing(self, filters: list[tuple[str, object]], cursor: list[tuple[str, object]], order: str,
+                 limit: int) -> list[StoredResult]:
+        where, parameters = _where(*filters, *cursor)
+        rows = self._query(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM results {where} ORDER BY {order} LIMIT ?",
                            (*parameters, limit))
         return [_from_row(row, with_arrays=False) for row in rows]
 
@@ -352,7 +351,7 @@ class ResultStore:
 
     def _tally_in_zone(self, source: str | None, since: str | None, until: str | None, every: str,
                        zone: dt.tzinfo, max_groups: int | None) -> list[ResultTally]:
-        where, parameters = _where(("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until))
+        where, parameters = _where(*_tally_filters(source, since, until))
         ((first, last),) = self._query(f"SELECT MIN(created_at), MAX(created_at) FROM results {where}", parameters)
         if first is None:
             return []
@@ -392,27 +391,39 @@ LOCAL_PERIODS = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 def tally_query(source: str | None, since: str | None, until: str | None,
                 every: str | None = None) -> tuple[str, tuple]:
     """The SQL of ResultStore.tally and its parameters (tests check that it runs on its covering index)."""
-    where, parameters = _where(("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until))
-    groups = "source, model_name, model_version" if every is None else "period, source, model_name, model_version"
-    sql = (f"SELECT {PERIODS[every] if every else 'NULL'} AS period, source, model_name, model_version, COUNT(*), "
-           f"SUM(is_anomaly), MIN(created_at), MAX(created_at) FROM results {where} GROUP BY {groups} "
-           f"ORDER BY {groups}")
-    return sql, parameters
+    where, parameters = _where(*_tally_filters(source, since, until))
+    return _tally_sql(PERIODS[every] if every else None, where), parameters
 
 
 def local_tally_query(source: str | None, since: str | None, until: str | None, every: str,
                       span: OffsetSpan) -> tuple[str, tuple]:
     """The SQL that counts one span of constant UTC offset per local hour or day ("YYYY-MM-DDTHH" or
     "YYYY-MM-DD" of local time)."""
-    where, parameters = _where(("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until),
-                               ("created_at >= ?", stored_time(span.start)), ("created_at < ?", stored_time(span.end)))
+    where, parameters = _where(*_tally_filters(source, since, until), ("created_at >= ?", stored_time(span.start)),
+                               ("created_at < ?", stored_time(span.end)))
     # Cut to whole seconds first: SQLite rounds fractions to milliseconds, and would move 23:59:59.9999 into
     # the next day.
     period = f"strftime('{LOCAL_PERIODS[every]}', substr(created_at, 1, 19), ?)"
-    groups = "period, source, model_name, model_version"
-    sql = (f"SELECT {period} AS period, source, model_name, model_version, COUNT(*), SUM(is_anomaly), "
-           f"MIN(created_at), MAX(created_at) FROM results {where} GROUP BY {groups} ORDER BY {groups}")
-    return sql, (f"{span.offset.total_seconds():+.0f} seconds", *parameters)
+    return _tally_sql(period, where), (f"{span.offset.total_seconds():+.0f} seconds", *parameters)
+
+
+def _tally_sql(period: str | None, where: str) -> str:
+    """Counts per source and model version, and per `period` (an SQL expression) unless it is None."""
+    groups = "source, model_name, model_version" if period is None else "period, source, model_name, model_version"
+    return (f"SELECT {period or 'NULL'} AS period, source, model_name, model_version, COUNT(*), SUM(is_anomaly), "
+            f"MIN(created_at), MAX(created_at) FROM results {where} GROUP BY {groups} ORDER BY {groups}")
+
+
+def _result_filters(anomalous: bool | None, source: str | None, ref: str | None, since: str | None,
+                    until: str | None) -> list[tuple[str, object]]:
+    """The listing's and the export's filters, as conditions for `_where`."""
+    return [("is_anomaly = ?", None if anomalous is None else int(anomalous)), ("ref = ?", ref),
+            *_tally_filters(source, since, until)]
+
+
+def _tally_filters(source: str | None, since: str | None, until: str | None) -> list[tuple[str, object]]:
+    """The summary's filters, which the listing and the export share."""
+    return [("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until)]
 
 
 def _where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
