@@ -82,13 +82,14 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
     refs = [ref_from_filename(files[i].filename) for i in good]
     scored, replayed = [], False
-    if good and idempotency_key is None:
-        scored = await scorer.score(np.stack([decoded[i] for i in good]), query.override, source=query.source,
-                                    refs=refs)
-    elif good:
-        digest = batch_digest(query.model_dump(), [(upload.filename, upload.data) for upload in files])
-        scored, replayed = await scorer.score_batch_once(np.stack([decoded[i] for i in good]), good, query.override,
-                                                         query.source, refs, IdempotentRequest(idempotency_key, digest))
+    if good:
+        images = np.stack([decoded[i] for i in good])
+        if idempotency_key is None:
+            scored = await scorer.score(images, query.override, source=query.source, refs=refs)
+        else:
+            digest = batch_digest(query.model_dump(), [(upload.filename, upload.data) for upload in files])
+            scored, replayed = await scorer.score_batch_once(images, good, query.override, query.source, refs,
+                                                             IdempotentRequest(idempotency_key, digest))
     results = iter(scored)
     items = []
     for index, (upload, outcome) in enumerate(zip(files, decoded)):
