@@ -28,15 +28,20 @@ def _stored_count(client) -> int:
 
 def test_a_retry_gets_the_first_answer_and_stores_nothing_new(client, normal_pixels):
     first = _post(client, normal_pixels, "7f9c2ba4-e88f-4f1e-a0f6-0d1c1e2a3b4c", "?source=line-3")
-    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
     # httpx draws a new multipart boundary for every request: the retry's body differs byte for byte.
     retry = _post(client, normal_pixels, "7f9c2ba4-e88f-4f1e-a0f6-0d1c1e2a3b4c", "?source=line-3")
+    _assert_replayed(client, first, retry, stored=1)
+
+
+def _assert_replayed(client, first, retry, stored: int) -> None:
+    """The retry got the first answer again, marked as replayed, and nothing more was stored or counted."""
+    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
     assert retry.status_code == 200, retry.text
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json() == first.json()
-    assert _stored_count(client) == 1
+    assert _stored_count(client) == stored
     metrics = client.get("/metrics").text
-    assert "vae_images_scored_total 1.0" in metrics  # nor counted as another scored image
+    assert f"vae_images_scored_total {stored}.0" in metrics  # nor counted as other scored images
     assert "vae_idempotent_replays_total 1.0" in metrics
 
 
@@ -117,15 +122,9 @@ def batch_parts(normal_pixels, anomalous_pixels) -> list[tuple[str, bytes]]:
 
 def test_a_retried_batch_gets_the_first_answer_and_stores_nothing_new(client, batch_parts):
     first = _post_batch(client, batch_parts, "batch-1", "?source=line-3")
-    assert first.status_code == 200 and "Idempotent-Replayed" not in first.headers
     assert first.json()["n_scored"] == 2 and first.json()["items"][1]["error"]["status"] == 400
     retry = _post_batch(client, batch_parts, "batch-1", "?source=line-3")
-    assert retry.status_code == 200, retry.text
-    assert retry.headers["Idempotent-Replayed"] == "true"
-    assert retry.json() == first.json()
-    assert _stored_count(client) == 2
-    metrics = client.get("/metrics").text
-    assert "vae_images_scored_total 2.0" in metrics and "vae_idempotent_replays_total 1.0" in metrics
+    _assert_replayed(client, first, retry, stored=2)
 
 
 @pytest.mark.parametrize("change", ["image", "order", "filename", "query", "one more file"])
