@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 from fastapi import Request
 
+from app.api.json_body import json_object
 from app.api.multipart import Part, parse_multipart
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from app.errors import InvalidInput, UnsupportedMediaType
 from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_model_pixels
 from training.preprocessing import SIDE
 
@@ -62,16 +62,9 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
 
 
 def _pixels_field(body: bytes) -> object:
-    if len(body) > MAX_JSON_BYTES:  # parsing megabytes of JSON would stall the event loop
-        raise PayloadTooLarge(f"the JSON body is {len(body)} bytes; one {SIDE}x{SIDE} image needs far less "
-                              f"than the limit of {MAX_JSON_BYTES}. Send larger images as files")
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(f"the JSON body does not parse: {error}") from error
-    except RecursionError as error:  # json recurses once per nesting level: '[' * 100_000 fits in the size limit
-        raise BadRequest("the JSON body is nested too deeply; pixels are a list of rows of numbers") from error
-    if not isinstance(document, dict) or "pixels" not in document:
+    document = json_object(body, MAX_JSON_BYTES, what=f'one {SIDE}x{SIDE} image, {{"pixels": [...]}} (send larger '
+                                                     'images as files)')
+    if "pixels" not in document:
         raise InvalidInput('the JSON body must be an object with a "pixels" field')
     return document["pixels"]
 
