@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from app import idempotency
 from app.api.deps import require_api_key
-from app.api.routes import images, operations, results, score
+from app.api.routes import images, operations, results, reviews, score
 from app.auth import ApiKeys
 from app.config import Settings
 from app.decode_pool import DecodePool
@@ -78,14 +78,15 @@ def create_app(settings: Settings | None = None,
     guarded = ({"dependencies": [Depends(require_api_key)], "responses": problem_responses(401)}
                if api_keys.required else {})
     app.include_router(operations.probes)
-    for module in (score, results, images, operations):
+    for module in (score, results, reviews, images, operations):
         app.include_router(module.router, **guarded)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, refusals=refusals)
     app.add_middleware(RequestIds)  # outside the body-size limit, so that its 413 has an id too
     app.add_middleware(RequestMetrics, metrics=metrics)
     if settings.cors_origins:
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", idempotency.HEADER, REQUEST_ID_HEADER],
                            expose_headers=[idempotency.REPLAYED_HEADER, REQUEST_ID_HEADER], max_age=600)
     return app

@@ -30,3 +30,7 @@ class ServiceMetrics:
         # Many replays mean clients retry often: answers are lost, or their timeouts are too short.
         self.replays = Counter("vae_idempotent_replays_total", "Requests answered with the stored result of an "
                                "earlier request with the same Idempotency-Key", registry=self.registry)
+        # A rising share of reviews that disagree means the threshold no longer fits the line (recalibrate).
+        self.reviews = Counter("vae_reviews_total", "Reviews given (PUT /results/{id}/review), by the reviewer's "
+                               "verdict and whether it agrees with the model's", ["verdict", "agreement"],
+                               registry=self.registry)

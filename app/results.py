@@ -49,31 +49,42 @@ CREATE TABLE IF NOT EXISTS results (
     source TEXT,
     ref TEXT,
     idempotency_key TEXT,
-    request_digest TEXT
+    request_digest TEXT,
+    review TEXT,
+    review_note TEXT,
+    reviewer TEXT,
+    reviewed_at TEXT
 );
 """
 # Columns added after the first release: a results database from before gets them when it is opened.
-ADDED_COLUMNS = {"source": "TEXT", "ref": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT"}
+ADDED_COLUMNS = {"source": "TEXT", "ref": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT",
+                 "review": "TEXT", "review_note": "TEXT", "reviewer": "TEXT", "reviewed_at": "TEXT"}
 INDEXES = """
 CREATE INDEX IF NOT EXISTS results_by_verdict ON results (is_anomaly, seq);
 CREATE INDEX IF NOT EXISTS results_by_source ON results (source, seq);
 CREATE INDEX IF NOT EXISTS results_by_ref ON results (ref, seq);
-CREATE INDEX IF NOT EXISTS results_for_tally ON results (source, model_name, model_version, is_anomaly, created_at);
+DROP INDEX IF EXISTS results_for_tally;
+CREATE INDEX IF NOT EXISTS results_for_tally_with_reviews
+    ON results (source, model_name, model_version, is_anomaly, created_at, review);
 CREATE INDEX IF NOT EXISTS results_by_time ON results (created_at);
+CREATE INDEX IF NOT EXISTS results_by_review ON results (review, is_anomaly, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS results_by_idempotency_key ON results (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 """
-# results_for_tally covers GET /results/summary: counting from the table itself would read each row's image
-# blobs to reach `source` behind them (190 ms instead of 30 ms for 100,000 rows).
+# results_by_review serves an operator's work list (GET /results?anomalous=true&review=none) without reading the
+# rows the list skips. results_for_tally_with_reviews covers GET /results/summary: counting from the table itself
+# would read each row's image blobs to reach `source` behind them (190 ms instead of 30 ms for 100,000 rows). It
+# replaces results_for_tally, which lacked `review`.
 SUMMARY_COLUMNS = ("seq", "id", "created_at", "model_name", "model_version", "score_method", "score",
                    "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores", "source", "ref",
-                   "idempotency_key", "request_digest")
+                   "idempotency_key", "request_digest", "review", "review_note", "reviewer", "reviewed_at")
 ARRAY_COLUMNS = ("image", "reconstruction", "difference", "heatmap_scale")
 # A result with an idempotency key already stored keeps a retry's row out (the conflict target names the
 # partial unique index); any other conflict, such as a duplicate id, still raises.
 INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)}) "
           f"VALUES ({', '.join('?' * (len(SUMMARY_COLUMNS) - 1 + len(ARRAY_COLUMNS)))}) "
           "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
+REVIEW = "UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed_at = ? WHERE id = ?"
 AGE_PRUNE_INTERVAL_S = 60.0  # how late a result past the age limit may be pruned while no results come
 MAX_REF_LENGTH = 200
 SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
@@ -90,6 +101,18 @@ def ref_from_filename(filename: str | None) -> str | None:
     """An uploaded file's name as a result's ref: printable and at most MAX_REF_LENGTH characters."""
     ref = "".join(c for c in filename or "" if c.isprintable())[:MAX_REF_LENGTH]
     return ref or None
+
+
+REVIEW_VERDICTS = ("normal", "anomalous")
+
+
+@dataclass(frozen=True)
+class Review:
+    """A person's verdict on a result, after looking at it: a flagged image that is normal is a false alarm."""
+    verdict: str  # one of REVIEW_VERDICTS
+    reviewed_at: str  # when it was given, in the stored time format
+    note: str | None = None
+    reviewer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +137,11 @@ class StoredResult:
     ref: str | None = None     # the client's reference for the image: ?ref=, else the uploaded file's name
     idempotency_key: str | None = None  # the request's Idempotency-Key: a retry with it gets this result again
     request_digest: str | None = None   # what the request asked for, to tell a retry from a reused key
+    review: Review | None = None        # set by PUT /results/{id}/review, after scoring
     seq: int | None = None
+
+
+COUNTS = ("count", "anomalies", "reviewed", "false_alarms", "missed_anomalies")  # what tallies add up
 
 
 @dataclass(frozen=True)
@@ -129,13 +156,23 @@ class ResultTally:
     anomalies: int
     first_at: str  # created_at of the oldest and the newest of them
     last_at: str
+    reviewed: int = 0  # of them, reviewed by a person (PUT /results/{id}/review)
+    false_alarms: int = 0  # flagged, and reviewed as normal
+    missed_anomalies: int = 0  # not flagged, and reviewed as anomalous
 
 
 def _row_values(r: StoredResult) -> tuple:
     return (r.id, r.created_at, r.model_name, r.model_version, r.score_method, r.score, r.threshold,
             r.threshold_source, r.target_fpr, r.p_value, int(r.is_anomaly), json.dumps(r.scores), r.source, r.ref,
-            r.idempotency_key, r.request_digest,
+            r.idempotency_key, r.request_digest, *_review_values(r.review),
             r.image.tobytes(), r.reconstruction.tobytes(), r.difference.tobytes(), r.heatmap_scale)
+
+
+def _review_values(review: Review | None) -> tuple:
+    """The review columns in their order in SUMMARY_COLUMNS (and in REVIEW)."""
+    if review is None:
+        return (None, None, None, None)
+    return (review.verdict, review.note, review.reviewer, review.reviewed_at)
 
 
 def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
@@ -147,6 +184,8 @@ def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
         target_fpr=row["target_fpr"], p_value=row["p_value"],
         is_anomaly=bool(row["is_anomaly"]), scores=json.loads(row["scores"]), source=row["source"], ref=row["ref"],
         idempotency_key=row["idempotency_key"], request_digest=row["request_digest"],
+        review=None if row["review"] is None else Review(row["review"], row["reviewed_at"], row["review_note"],
+                                                         row["reviewer"]),
         image=np.frombuffer(row["image"], np.uint8).reshape(28, 28) if with_arrays else empty,
         reconstruction=np.frombuffer(row["reconstruction"], np.uint8).reshape(28, 28) if with_arrays else empty,
         difference=np.frombuffer(row["difference"], np.float16).reshape(28, 28) if with_arrays else empty,
@@ -184,6 +223,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+@dataclass(frozen=True)
+class _ReviewUpdate:
+    """A queued write of one result's review (None: withdraw it)."""
+    result_id: str
+    review: Review | None
+
+
+def _describe_writes(results: int, reviews: int) -> str:
+    parts = [f"{n} {what}{'s' * (n != 1)}" for n, what in ((results, "result"), (reviews, "review")) if n]
+    return f"storing {' and '.join(parts) or 'nothing'}"
+
+
 class ResultStore:
     def __init__(self, path: Path, max_rows: int, max_age: dt.timedelta | None = None):
         self._path = path
@@ -217,6 +268,14 @@ class ResultStore:
         self._queue.put((results, loop, done))
         return await done
 
+    async def review(self, result_id: str, review: Review | None) -> bool:
+        """Sets (or, with None, withdraws) the review of a stored result; returns once committed: False when
+        no result has that id (never stored, or pruned by retention)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._queue.put((_ReviewUpdate(result_id, review), loop, done))
+        return await done
+
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         while True:
             try:
@@ -236,23 +295,28 @@ class ResultStore:
                     self._queue.put(None)
                     break
                 jobs.append(extra)
-            error, skipped = None, set()
+            error, skipped, found = None, set(), {}
+            stored = [r for work, _, _ in jobs if isinstance(work, list) for r in work]
             try:
                 with connection:
-                    connection.executemany(INSERT, [_row_values(r) for results, _, _ in jobs for r in results
-                                                    if r.idempotency_key is None])
-                    for result in (r for results, _, _ in jobs for r in results if r.idempotency_key is not None):
+                    connection.executemany(INSERT, [_row_values(r) for r in stored if r.idempotency_key is None])
+                    for result in (r for r in stored if r.idempotency_key is not None):
                         # One by one, to learn which rows a result with the same key kept out.
                         if connection.execute(INSERT, _row_values(result)).rowcount == 0:
                             skipped.add(result.id)
+                    # Reviews after the inserts: a review queued with its result's own insert finds it.
+                    for index, (work, _, _) in enumerate(jobs):
+                        if isinstance(work, _ReviewUpdate):
+                            found[index] = connection.execute(
+                                REVIEW, (*_review_values(work.review), work.result_id)).rowcount == 1
                     self._prune(connection)
             except sqlite3.Error as exc:
-                count = sum(len(results) for results, _, _ in jobs)
-                error = self._unavailable(exc, f"storing {count} result{'s' * (count != 1)}")
+                error = self._unavailable(exc, _describe_writes(len(stored), len(found)))
             except Exception as exc:  # whatever fails, every waiting request must get an answer
                 error = exc
-            for results, loop, done in jobs:
-                outcome = error or frozenset(r.id for r in results if r.id in skipped)
+            for index, (work, loop, done) in enumerate(jobs):
+                outcome = error or (found[index] if isinstance(work, _ReviewUpdate)
+                                    else frozenset(r.id for r in work if r.id in skipped))
                 loop.call_soon_threadsafe(_settle, done, outcome)
         connection.close()
 
@@ -312,18 +376,20 @@ class ResultStore:
         return {item_index(row["idempotency_key"]): _from_row(row, with_arrays=True) for row in rows}
 
     def page(self, *, anomalous: bool | None, limit: int, before: int | None, source: str | None = None,
-             ref: str | None = None, since: str | None = None, until: str | None = None) -> list[StoredResult]:
+             ref: str | None = None, since: str | None = None, until: str | None = None,
+             review: str | None = None) -> list[StoredResult]:
         """Newest first; `before` is the `seq` cursor of the last row of the previous page. `since` and
-        `until` are UTC times in the stored format (ISO 8601 with microseconds): since <= created_at < until."""
-        return self._listing(_result_filters(anomalous, source, ref, since, until), [("seq < ?", before)],
+        `until` are UTC times in the stored format (ISO 8601 with microseconds): since <= created_at < until.
+        `review`: one of REVIEW_FILTERS."""
+        return self._listing(_result_filters(anomalous, source, ref, since, until, review), [("seq < ?", before)],
                              "seq DESC", limit)
 
     def oldest_first(self, *, after: int, through: int, limit: int, anomalous: bool | None = None,
                      source: str | None = None, ref: str | None = None, since: str | None = None,
-                     until: str | None = None) -> list[StoredResult]:
+                     until: str | None = None, review: str | None = None) -> list[StoredResult]:
         """Like `page`, but oldest first: rows with after < seq <= through, for an export read page by page
         up to the newest row it started with."""
-        return self._listing(_result_filters(anomalous, source, ref, since, until),
+        return self._listing(_result_filters(anomalous, source, ref, since, until, review),
                              [("seq > ?", after), ("seq <= ?", through)], "seq", limit)
 
     def _listing(self, filters: list[tuple[str, object]], cursor: list[tuple[str, object]], order: str,
@@ -366,11 +432,9 @@ class ResultStore:
                          else day_start(tally.period, zone))
                 key = (start, tally.source, tally.model_name, tally.model_version)
                 earlier = merged.get(key)  # the same local day, before the offset changed
-                merged[key] = dataclasses.replace(
-                    tally, period=start.isoformat(),
-                    count=tally.count + (earlier.count if earlier else 0),
-                    anomalies=tally.anomalies + (earlier.anomalies if earlier else 0),
-                    first_at=earlier.first_at if earlier else tally.first_at)
+                merged[key] = dataclasses.replace(tally, period=start.isoformat()) if earlier is None else (
+                    dataclasses.replace(tally, period=start.isoformat(), first_at=earlier.first_at,
+                                        **{name: getattr(tally, name) + getattr(earlier, name) for name in COUNTS}))
             if max_groups is not None and len(merged) > max_groups:
                 break
         ordered = [merged[key] for key in sorted(merged, key=lambda k: (k[0], k[1] is not None, k[1] or "", *k[2:]))]
@@ -411,14 +475,28 @@ def _tally_sql(period: str | None, where: str) -> str:
     """Counts per source and model version, and per `period` (an SQL expression) unless it is None."""
     groups = "source, model_name, model_version" if period is None else "period, source, model_name, model_version"
     return (f"SELECT {period or 'NULL'} AS period, source, model_name, model_version, COUNT(*), SUM(is_anomaly), "
-            f"MIN(created_at), MAX(created_at) FROM results {where} GROUP BY {groups} ORDER BY {groups}")
+            # IS, not =: an unreviewed row (review NULL) counts 0, where = would make the whole SUM NULL.
+            "MIN(created_at), MAX(created_at), COUNT(review), SUM(is_anomaly = 1 AND review IS 'normal'), "
+            f"SUM(is_anomaly = 0 AND review IS 'anomalous') FROM results {where} GROUP BY {groups} ORDER BY {groups}")
 
 
 def _result_filters(anomalous: bool | None, source: str | None, ref: str | None, since: str | None,
-                    until: str | None) -> list[tuple[str, object]]:
-    """The listing's and the export's filters, as conditions for `_where`."""
+                    until: str | None, review: str | None = None) -> list[tuple[str, object]]:
+    """The listing's and the export's filters, as conditions for `_where`. `review`: a verdict, "none" (not
+    reviewed) or "any" (reviewed)."""
     return [("is_anomaly = ?", None if anomalous is None else int(anomalous)), ("ref = ?", ref),
-            *_tally_filters(source, since, until)]
+            *_tally_filters(source, since, until), _review_filter(review)]
+
+
+REVIEW_FILTERS = (*REVIEW_VERDICTS, "none", "any")
+
+
+def _review_filter(review: str | None) -> tuple[str, object]:
+    if review == "none":
+        return ("review IS NULL", NO_PARAMETER)
+    if review == "any":
+        return ("review IS NOT NULL", NO_PARAMETER)
+    return ("review = ?", review)
 
 
 def _tally_filters(source: str | None, since: str | None, until: str | None) -> list[tuple[str, object]]:
@@ -426,14 +504,17 @@ def _tally_filters(source: str | None, since: str | None, until: str | None) -> 
     return [("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until)]
 
 
+NO_PARAMETER = object()  # a condition of `_where` that applies without a parameter ("review IS NULL")
+
+
 def _where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
     """A WHERE clause of the conditions whose value is not None, and its parameters."""
     chosen = [(condition, value) for condition, value in conditions if value is not None]
     where = f"WHERE {' AND '.join(condition for condition, _ in chosen)}" if chosen else ""
-    return where, tuple(value for _, value in chosen)
+    return where, tuple(value for _, value in chosen if value is not NO_PARAMETER)
 
 
-def _settle(future: asyncio.Future, outcome: frozenset[str] | Exception) -> None:
+def _settle(future: asyncio.Future, outcome: frozenset[str] | bool | Exception) -> None:
     if future.done():
         return
     if isinstance(outcome, Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4, "unregularized": 28.6, "kl": 6.8,
                   "latent_knn": 0.56, "dssim_knn": -1.25}
@@ -13,6 +13,47 @@ EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4,
 class ModelRef(BaseModel):
     name: str = Field(examples=["mnist-vae"])
     version: int = Field(examples=[3])
+
+
+MAX_REVIEW_NOTE_LENGTH = 1000
+MAX_REVIEWER_LENGTH = 64
+
+
+class ReviewRequest(BaseModel):
+    """PUT /results/{id}/review: a person's verdict on a result."""
+    # A misspelt field ("verdit") is refused rather than ignored, as unknown query parameters are.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"verdict": "normal", "note": "glare on the lens, part is fine", "reviewer": "anna.k"}]})
+
+    verdict: Literal["normal", "anomalous"] = Field(description="what the image really shows")
+    note: str | None = Field(None, min_length=1, max_length=MAX_REVIEW_NOTE_LENGTH,
+                             description="why, for the audit trail (line breaks allowed)")
+    reviewer: str | None = Field(None, min_length=1, max_length=MAX_REVIEWER_LENGTH,
+                                 description="who reviewed it (a name or an id)")
+
+    @field_validator("note")
+    @classmethod
+    def _printable_note(cls, note: str | None) -> str | None:
+        if note is not None and not note.replace("\r", "").replace("\n", "").replace("\t", "").isprintable():
+            raise ValueError("must be printable text; line breaks and tabs are allowed, other control characters "
+                             "are not")
+        return note
+
+    @field_validator("reviewer")
+    @classmethod
+    def _printable_reviewer(cls, reviewer: str | None) -> str | None:
+        if reviewer is not None and not reviewer.isprintable():
+            raise ValueError("must be printable text, without line breaks or other control characters")
+        return reviewer
+
+
+class ReviewOut(BaseModel):
+    verdict: Literal["normal", "anomalous"] = Field(description="the reviewer's verdict")
+    agrees: bool = Field(description="whether it agrees with the model's `is_anomaly`: false for a false alarm "
+                                     "(flagged, reviewed normal) or a missed anomaly")
+    note: str | None
+    reviewer: str | None
+    reviewed_at: str = Field(description="UTC time of the review (ISO 8601)")
 
 
 class ScoreResult(BaseModel):
@@ -25,7 +66,7 @@ class ScoreResult(BaseModel):
         "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "image_url": "/image/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
-        "panel_url": "/panel/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"}]})
+        "panel_url": "/panel/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "review": None}]})
 
     id: str = Field(description="result id; GET /results/{id} returns this result again")
     created_at: str = Field(description="UTC time the image was scored (ISO 8601)")
@@ -51,6 +92,8 @@ class ScoreResult(BaseModel):
                                        "framing, the 28x28 image that was scored")
     panel_url: str = Field(description="PNG of the input, reconstruction and difference side by side, under "
                                        "the verdict")
+    review: ReviewOut | None = Field(description="a person's verdict, set with PUT /results/{id}/review; null "
+                                                  "until then")
 
 
 class ProblemDetail(BaseModel):
@@ -96,6 +139,9 @@ class ResultCounts(BaseModel):
                     "normal images would explain", min_length=2, max_length=2)
     first_at: str | None = Field(description="when the oldest of them was scored (UTC, ISO 8601)")
     last_at: str | None = Field(description="when the newest of them was scored")
+    reviewed: int = Field(description="of them, reviewed by a person (PUT /results/{id}/review)")
+    false_alarms: int = Field(description="of them, flagged and reviewed as normal")
+    missed_anomalies: int = Field(description="of them, not flagged and reviewed as anomalous")
 
 
 class ResultGroup(ResultCounts):
@@ -109,15 +155,17 @@ class ResultSummary(ResultCounts):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "count": 1500, "anomalies": 21, "anomaly_rate": 0.014, "anomaly_rate_interval": [0.0092, 0.0213],
         "first_at": "2026-11-28T06:00:01.402133+00:00",
-        "last_at": "2026-11-28T10:00:00.123456+00:00", "groups": [
+        "last_at": "2026-11-28T10:00:00.123456+00:00", "reviewed": 21, "false_alarms": 4, "missed_anomalies": 1,
+        "groups": [
             {"period": None, "source": "line-3", "model": {"name": "mnist-vae", "version": 4}, "count": 1000,
              "anomalies": 12,
              "anomaly_rate": 0.012, "anomaly_rate_interval": [0.0069, 0.0209], "first_at": "2026-11-28T06:00:01.402133+00:00",
-             "last_at": "2026-11-28T10:00:00.123456+00:00"},
+             "last_at": "2026-11-28T10:00:00.123456+00:00", "reviewed": 12, "false_alarms": 3, "missed_anomalies": 0},
             {"period": None, "source": "line-4", "model": {"name": "mnist-vae", "version": 4}, "count": 500,
              "anomalies": 9,
              "anomaly_rate": 0.018, "anomaly_rate_interval": [0.0095, 0.0339], "first_at": "2026-11-28T08:30:12.000871+00:00",
-             "last_at": "2026-11-28T09:59:58.731002+00:00"}]}]})
+             "last_at": "2026-11-28T09:59:58.731002+00:00", "reviewed": 9, "false_alarms": 1,
+             "missed_anomalies": 1}]}]})
 
     groups: list[ResultGroup] = Field(description="the same counts per source and model version, and per "
                                                   "period with ?every=")

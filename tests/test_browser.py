@@ -76,7 +76,8 @@ def test_the_api_docs_render_from_the_services_own_assets(service, tmp_path):
     base, _ = service
     swagger = rendered(f"{base}/docs", tmp_path)
     paths = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', swagger))
-    assert {"/score", "/score/batch", "/results/export", "/panel/{result_id}", "/healthz"} <= paths, paths
+    assert {"/score", "/score/batch", "/results/export", "/panel/{result_id}", "/results/{result_id}/review",
+            "/healthz"} <= paths, paths
     assert "Score one image" in rendered(f"{base}/redoc", tmp_path)
 
 
@@ -86,7 +87,7 @@ def test_a_page_on_an_allowed_origin_scores_and_reads_the_exposed_headers(servic
     result = _page_result(rendered(f"{page}/cors_page.html?api={base}&key={KEY}", tmp_path))
     assert result == {"status": 200, "is_anomaly": result["is_anomaly"], "request_id": "dashboard-1",
                       "replayed": None, "retry_replayed": "true", "refused": 401, "refused_title": "Unauthorized",
-                      "panel": 200, "panel_type": "image/png"}, result
+                      "panel": 200, "panel_type": "image/png", "review": 200, "reviewer": "page"}, result
 
 
 def test_a_page_on_another_origin_cannot_read_the_answers(service, page_server, tmp_path):

@@ -11,10 +11,12 @@ import csv
 import io
 import math
 
-from app.results import ResultTally, StoredResult
+from app.results import COUNTS, ResultTally, Review, StoredResult
 
+# Review columns come last, so that a spreadsheet built on the earlier columns keeps working.
 CSV_COLUMNS = ("id", "created_at", "source", "ref", "is_anomaly", "score", "threshold", "p_value", "score_method",
-               "threshold_source", "target_fpr", "model_name", "model_version")
+               "threshold_source", "target_fpr", "model_name", "model_version", "review", "reviewer", "reviewed_at",
+               "review_note")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); refs are the
 # clients' text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -31,20 +33,31 @@ def score_result(result: StoredResult) -> dict:
         "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
         "difference_url": f"/difference/{result.id}", "image_url": f"/image/{result.id}",
         "panel_url": f"/panel/{result.id}",
+        "review": review_body(result.review, result.is_anomaly),
     }
+
+
+def review_body(review: Review | None, is_anomaly: bool) -> dict | None:
+    if review is None:
+        return None
+    return {"verdict": review.verdict, "agrees": (review.verdict == "anomalous") == is_anomaly,
+            "note": review.note, "reviewer": review.reviewer, "reviewed_at": review.reviewed_at}
 
 
 def result_summary(tallies: list[ResultTally]) -> dict:
     groups = [{"period": t.period, "source": t.source, "model": {"name": t.model_name, "version": t.model_version},
-               **_counts(t.count, t.anomalies, t.first_at, t.last_at)} for t in tallies]
-    total = _counts(sum(t.count for t in tallies), sum(t.anomalies for t in tallies),
+               **_counts({name: getattr(t, name) for name in COUNTS}, t.first_at, t.last_at)} for t in tallies]
+    total = _counts({name: sum(getattr(t, name) for t in tallies) for name in COUNTS},
                     min((t.first_at for t in tallies), default=None), max((t.last_at for t in tallies), default=None))
     return {**total, "groups": groups}
 
 
-def _counts(count: int, anomalies: int, first_at: str | None, last_at: str | None) -> dict:
+def _counts(counts: dict[str, int], first_at: str | None, last_at: str | None) -> dict:
+    count, anomalies = counts["count"], counts["anomalies"]
     return {"count": count, "anomalies": anomalies, "anomaly_rate": anomalies / count if count else None,
-            "anomaly_rate_interval": wilson_interval(anomalies, count), "first_at": first_at, "last_at": last_at}
+            "anomaly_rate_interval": wilson_interval(anomalies, count), "first_at": first_at, "last_at": last_at,
+            "reviewed": counts["reviewed"], "false_alarms": counts["false_alarms"],
+            "missed_anomalies": counts["missed_anomalies"]}
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> list[float] | None:
@@ -68,8 +81,15 @@ def csv_rows(results: list[StoredResult], header: bool = False) -> str:
     for r in results:
         writer.writerow((r.id, r.created_at, _cell(r.source), _cell(r.ref), "true" if r.is_anomaly else "false",
                          repr(r.score), repr(r.threshold), repr(r.p_value), r.score_method, r.threshold_source,
-                         "" if r.target_fpr is None else repr(r.target_fpr), r.model_name, r.model_version))
+                         "" if r.target_fpr is None else repr(r.target_fpr), r.model_name, r.model_version,
+                         *_review_cells(r.review)))
     return buffer.getvalue()
+
+
+def _review_cells(review: Review | None) -> tuple[str, ...]:
+    if review is None:
+        return ("", "", "", "")
+    return (review.verdict, _cell(review.reviewer), review.reviewed_at, _cell(review.note))
 
 
 def _cell(text: str | None) -> str:

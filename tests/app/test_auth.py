@@ -12,7 +12,10 @@ from tests.app.conftest import png_bytes
 KEY, OTHER_KEY = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
 GUARDED = [("GET", "/model"), ("GET", "/metrics"), ("GET", "/results"), ("GET", "/results/" + "0" * 32),
            ("GET", "/reconstruction/" + "0" * 32), ("GET", "/difference/" + "0" * 32),
-           ("GET", "/image/" + "0" * 32), ("POST", "/score"), ("POST", "/score/batch")]
+           ("GET", "/image/" + "0" * 32), ("POST", "/score"), ("POST", "/score/batch"),
+           ("GET", "/panel/" + "0" * 32), ("GET", "/results/export"), ("GET", "/results/summary"),
+           ("PUT", "/results/" + "0" * 32 + "/review"), ("DELETE", "/results/" + "0" * 32 + "/review")]
+OPEN = ["/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"]
 
 
 def _bearer(key: str) -> dict:
@@ -40,9 +43,17 @@ def test_every_endpoint_that_serves_data_needs_a_key(guarded_client, method, pat
     assert "Authorization: Bearer <key>" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"])
+@pytest.mark.parametrize("path", OPEN)
 def test_probes_and_docs_stay_open(guarded_client, path):
     assert guarded_client.get(path).status_code == 200
+
+
+def test_the_lists_above_name_every_endpoint(guarded_client):
+    # A new endpoint must be added to GUARDED (and so be shown to need a key) or to OPEN.
+    spec = guarded_client.get("/openapi.json").json()
+    documented = {(method.upper(), path) for path, operations in spec["paths"].items() for method in operations}
+    listed = {(method, path.replace("0" * 32, "{result_id}")) for method, path in GUARDED}
+    assert documented - listed <= {("GET", path) for path in OPEN}, documented - listed
 
 
 def test_a_wrong_key_or_scheme_is_refused_before_the_request_is_parsed(guarded_client, normal_pixels):

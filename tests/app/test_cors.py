@@ -31,6 +31,21 @@ def test_a_listed_origin_may_score_with_a_key_and_its_preflight_needs_none(start
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == DASHBOARD
 
 
+def test_a_listed_origin_may_review_a_result(start_client, anomalous_pixels):
+    # A PUT with a JSON body is not a "simple" request: the browser asks first, and must be allowed.
+    client = start_client(cors_origins=DASHBOARD, api_keys=KEY)
+    headers = {"Origin": DASHBOARD, "Authorization": f"Bearer {KEY}"}
+    scored = client.post("/score", files={"file": ("x.png", png_bytes(anomalous_pixels), "image/png")},
+                         headers=headers).json()
+    for method in ("PUT", "DELETE"):
+        preflight = client.options(f"/results/{scored['id']}/review", headers={
+            **PREFLIGHT, "Access-Control-Request-Method": method})
+        assert preflight.status_code == 200 and method in preflight.headers["access-control-allow-methods"]
+    reviewed = client.put(f"/results/{scored['id']}/review", json={"verdict": "normal"}, headers=headers)
+    assert reviewed.status_code == 200 and reviewed.headers["access-control-allow-origin"] == DASHBOARD
+    assert reviewed.json()["review"]["verdict"] == "normal"
+
+
 def test_other_origins_and_the_default_get_no_cors_headers(start_client, client):
     listed = start_client(cors_origins=DASHBOARD)
     other = {**PREFLIGHT, "Origin": "https://evil.example.com"}

@@ -139,6 +139,23 @@ def _requests(image: bytes, result_id: str) -> list[tuple[str, str, dict]]:
         ("GET", "/results?limit=0", {"headers": {"X-Request-ID": "x" * 10_000}}),
         ("GET", "/results?limit=0", {"headers": {"X-Request-ID": "\u00e9\r\n".encode("latin-1")}}),
         ("GET", f"/panel/{result_id}?scale=16", {"headers": {"X-Request-ID": "%s%s%n"}}),
+        ("PUT", f"/results/{result_id}/review", {"content": b"[" * 100_000, "headers": json_type}),
+        ("PUT", f"/results/{result_id}/review", {"content": b"\xff\xfe\x00", "headers": json_type}),
+        ("PUT", f"/results/{result_id}/review", {"content": b'{"verdict": "normal", "verdict": 1e999}',
+                                                  "headers": json_type}),
+        ("PUT", f"/results/{result_id}/review", {"json": {"verdict": {"$ne": None}}}),
+        ("PUT", f"/results/{result_id}/review", {"content": b'{"verdict": "normal", "note": "\\ud800"}',
+                                                  "headers": json_type}),
+        ("PUT", f"/results/{result_id}/review", {"json": {"verdict": "normal", "reviewer": "x" * 100_000}}),
+        ("PUT", f"/results/{result_id}/review", {"json": {"verdict": "normal", "note": ["a"] * 1000}}),
+        ("PUT", f"/results/{result_id}/review", {"content": b"", "headers": json_type}),
+        ("PUT", f"/results/{result_id}/review", {"content": b"null", "headers": json_type}),
+        ("PUT", f"/results/{result_id}/review", {"content": b"verdict=normal"}),
+        ("PUT", f"/results/{result_id}/review", {"files": {"file": ("a.png", image, "image/png")}}),
+        ("PUT", "/results/%00/review", {"json": {"verdict": "normal"}}),
+        ("DELETE", "/results/" + "a" * 10_000 + "/review", {}),
+        ("GET", "/results?review=%00", {}),
+        ("GET", "/results/export?review=" + "n" * 10_000, {}),
     ]
     for name, data in _hostile_images().items():
         for query in ("", "?resize=true", "?resize=true&invert=true"):

@@ -167,7 +167,8 @@ def test_unknown_listing_parameters_are_422_not_ignored(client, normal_pixels, q
 def test_the_summary_counts_results_per_source_and_model_version(client, normal_pixels, anomalous_pixels):
     empty = client.get("/results/summary").json()
     assert empty == {"count": 0, "anomalies": 0, "anomaly_rate": None, "anomaly_rate_interval": None,
-                     "first_at": None, "last_at": None, "groups": []}
+                     "first_at": None, "last_at": None, "reviewed": 0, "false_alarms": 0, "missed_anomalies": 0,
+                     "groups": []}
     first = _score(client, normal_pixels, "?source=line-3")
     _score(client, anomalous_pixels, "?source=line-3")
     _score(client, normal_pixels, "?source=line-3")
@@ -275,7 +276,8 @@ def test_the_export_is_csv_of_every_matching_result_oldest_first(client, normal_
                        "ref": "SN-1", "is_anomaly": "true", "score": repr(scored[1]["score"]),
                        "threshold": repr(scored[1]["threshold"]), "p_value": repr(scored[1]["p_value"]),
                        "score_method": scored[1]["score_method"], "threshold_source": "model",
-                       "target_fpr": repr(scored[1]["target_fpr"]), "model_name": "tiny", "model_version": "1"}
+                       "target_fpr": repr(scored[1]["target_fpr"]), "model_name": "tiny", "model_version": "1",
+                       "review": "", "reviewer": "", "reviewed_at": "", "review_note": ""}
     assert [row["ref"] for row in _export(client, "?source=line-0")] == ["SN-0", "SN-2", "SN-4"]
     assert [row["ref"] for row in _export(client, "?anomalous=true")] == ["SN-1", "SN-3"]
     assert [row["ref"] for row in _export(client, f"?since={quote(scored[3]['created_at'])}")] == ["SN-3", "SN-4"]
@@ -292,7 +294,8 @@ def test_the_export_keeps_a_clients_text_from_running_as_a_spreadsheet_formula(c
 
 
 @pytest.mark.parametrize(("query", "detail"), [
-    ("limit=10", "unknown query parameter 'limit'; /results/export accepts anomalous, source, ref, since, until"),
+    ("limit=10", "unknown query parameter 'limit'; /results/export accepts anomalous, source, ref, since, until, "
+                 "review"),
     ("since=yesterday", "query.since: Input should be a valid datetime"),
     ("anomalous=maybe", "query.anomalous: Input should be a valid boolean"),
 ])

@@ -113,6 +113,42 @@ def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_r
         assert [r.id for r in store.page(anomalous=None, limit=10, before=None, ref="SN-9")] == ["d" * 32]
         assert [(t.source, t.count) for t in store.tally()] == [(None, 1), ("line-1", 1)]
         assert before.idempotency_key is None and store.get_by_idempotency_key("k") is None
+        assert before.review is None
+        review = results.Review("anomalous", "2026-01-02T00:00:00.000000+00:00", "crack", "anna")
+        assert asyncio.run(store.review("c" * 32, review)) is True
+        assert store.get("c" * 32).review == review
+    finally:
+        store.close()
+
+
+def test_a_review_is_written_by_the_writer_and_finds_its_result_in_the_same_commit(tmp_path):
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+    review = results.Review("normal", "2026-01-02T00:00:00.000000+00:00")
+
+    async def main():
+        # Queued together, the writer commits both in one transaction: the insert first.
+        return await asyncio.gather(store.save([_result("a" * 32)]), store.review("a" * 32, review),
+                                    store.review("f" * 32, review))
+
+    try:
+        assert asyncio.run(main()) == [frozenset(), True, False]
+        assert store.get("a" * 32).review == review
+        assert asyncio.run(store.review("a" * 32, None)) is True and store.get("a" * 32).review is None
+    finally:
+        store.close()
+
+
+def test_the_work_list_reads_only_the_rows_it_lists(tmp_path):
+    # Without results_by_review, "flagged and not reviewed" scans every flagged row, image blobs and all.
+    store = ResultStore(tmp_path / "r.db", max_rows=10)
+    store.open()
+    try:
+        for review, detail in (("none", "(review=? AND is_anomaly=?)"), ("normal", "(review=? AND is_anomaly=?)")):
+            where, parameters = results._where(*results._result_filters(True, None, None, None, None, review))
+            plan = store._query(f"EXPLAIN QUERY PLAN SELECT * FROM results {where} ORDER BY seq DESC LIMIT 50",
+                                parameters)
+            assert [row["detail"] for row in plan] == [f"SEARCH results USING INDEX results_by_review {detail}"]
     finally:
         store.close()
 
@@ -125,10 +161,9 @@ def test_the_summary_is_counted_from_its_index_not_from_the_rows(tmp_path):
         for filters in ({}, {"source": "line-1"}, {"since": "2026-01-01"}, {"source": "l", "until": "2027"}):
             sql, parameters = results.tally_query(**{"source": None, "since": None, "until": None, **filters})
             plan = store._query(f"EXPLAIN QUERY PLAN {sql}", parameters)
-            assert [row["detail"] for row in plan] == ["SCAN results USING COVERING INDEX results_for_tally"
-                                                       if "source" not in filters else
-                                                       "SEARCH results USING COVERING INDEX results_for_tally "
-                                                       "(source=?)"], filters
+            index = "COVERING INDEX results_for_tally_with_reviews"
+            assert [row["detail"] for row in plan] == [f"SCAN results USING {index}" if "source" not in filters
+                                                       else f"SEARCH results USING {index} (source=?)"], filters
     finally:
         store.close()
 

@@ -32,6 +32,10 @@ SourceFilter = Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
                                            description="only results scored with this ?source=")]
 SinceFilter = Annotated[AwareDatetime | None, Query(description="only results scored at or after this time "
                                                                 "(ISO 8601 with a time zone)")]
+ReviewFilter = Annotated[Literal["normal", "anomalous", "none", "any"] | None, Query(
+    description="only results reviewed as normal or anomalous (PUT /results/{id}/review), not reviewed (none) or "
+                "reviewed at all (any). `?anomalous=true&review=none` is the list of flags nobody has looked at "
+                "yet; `?anomalous=true&review=normal` the false alarms")]
 UntilFilter = Annotated[AwareDatetime | None, Query(description="only results scored before this time "
                                                                 "(ISO 8601 with a time zone)")]
 
@@ -78,9 +82,10 @@ async def export_results(
     ref: RefFilter = None,
     since: SinceFilter = None,
     until: UntilFilter = None,
+    review: ReviewFilter = None,
 ) -> StreamingResponse:
     filters = {"anomalous": anomalous, "source": source, "ref": ref, "since": _stored_time(since, "since"),
-               "until": _stored_time(until, "until")}
+               "until": _stored_time(until, "until"), "review": review}
     through = await asyncio.to_thread(store.newest_seq)
 
     def page(after: int) -> tuple[str, int | None]:
@@ -124,10 +129,11 @@ async def list_results(
     ref: RefFilter = None,
     since: SinceFilter = None,
     until: UntilFilter = None,
+    review: ReviewFilter = None,
 ) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before, source=source,
                                    ref=ref, since=_stored_time(since, "since"),
-                                   until=_stored_time(until, "until"))
+                                   until=_stored_time(until, "until"), review=review)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
     return JSONResponse({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})
 

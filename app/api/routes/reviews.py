@@ -1,0 +1,84 @@
+"""PUT and DELETE /results/{id}/review: a person's verdict on a result, for the audit trail and the work list."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from app.api.deps import (
+    MetricsDep,
+    ResultIdDep,
+    StoreDep,
+    reject_unknown_query_parameters,
+)
+from app.api.json_body import json_object
+from app.api.presenters import score_result
+from app.errors import InvalidInput, NotFound, UnsupportedMediaType
+from app.results import ResultStore, Review, StoredResult, stored_time
+from app.schemas import (
+    STORED_RESULT_PROBLEMS,
+    ReviewRequest,
+    ScoreResult,
+    problem_responses,
+)
+
+router = APIRouter(prefix="/results", tags=["reviews"], dependencies=[Depends(reject_unknown_query_parameters)])
+
+MAX_REVIEW_BYTES = 16 * 1024  # a verdict, a note of 1,000 characters and a name, with room for escapes
+
+_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ReviewRequest.model_json_schema()}}}}
+
+
+async def _review_request(request: Request) -> ReviewRequest:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send "
+                                   'application/json such as {"verdict": "normal"}')
+    document = json_object(await request.body(), MAX_REVIEW_BYTES,
+                           what='a review, {"verdict": "normal" or "anomalous", "note": ..., "reviewer": ...}')
+    try:
+        return ReviewRequest.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInput("; ".join(f"body.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                     for e in error.errors(include_url=False))) from None
+
+
+ReviewRequestDep = Annotated[ReviewRequest, Depends(_review_request)]
+
+
+@router.put("/{result_id}/review", response_model=ScoreResult, openapi_extra=_BODY,
+            responses={**STORED_RESULT_PROBLEMS, **problem_responses(400, 413, 415)},
+            summary="Record a person's verdict on a result",
+            description="After someone has looked at the image (`panel_url`): `normal` for a false alarm or a "
+                        "confirmed normal part, `anomalous` for a confirmed or a missed defect. A second review "
+                        "replaces the first. Returns the result with its `review`; `GET /results?review=none"
+                        "&anomalous=true` lists the flagged results nobody has reviewed yet.")
+async def review_result(result_id: ResultIdDep, store: StoreDep, metrics: MetricsDep,
+                        body: ReviewRequestDep) -> JSONResponse:
+    review = Review(body.verdict, stored_time(dt.datetime.now(dt.UTC)), body.note, body.reviewer)
+    result = await _set_review(store, result_id, review)
+    metrics.reviews.labels(body.verdict, "agrees" if (body.verdict == "anomalous") == result.is_anomaly
+                           else "disagrees").inc()
+    return JSONResponse(score_result(result))
+
+
+@router.delete("/{result_id}/review", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
+               summary="Withdraw the review of a result",
+               description="Back to unreviewed, as after scoring (for a review given to the wrong result).")
+async def withdraw_review(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
+    return JSONResponse(score_result(await _set_review(store, result_id, None)))
+
+
+async def _set_review(store: ResultStore, result_id: str, review: Review | None) -> StoredResult:
+    if not await store.review(result_id, review):
+        raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
+    result = await asyncio.to_thread(store.get, result_id)
+    if result is None:  # pruned between the review and this read
+        raise NotFound(f"no result with id {result_id} (it was pruned by retention just now)")
+    return result

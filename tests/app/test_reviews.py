@@ -1,0 +1,141 @@
+"""PUT/DELETE /results/{id}/review: a person's verdict, stored with the result, listed, exported and counted."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from tests.app.test_results import _export, _score
+from tests.app.test_score import assert_problem
+
+
+def _review(client, result_id: str, **body):
+    response = client.put(f"/results/{result_id}/review", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_review_is_stored_with_the_result_and_says_whether_it_agrees(client, normal_pixels, anomalous_pixels):
+    flagged = _score(client, anomalous_pixels, "?source=line-3")
+    assert flagged["is_anomaly"] and flagged["review"] is None
+    before = dt.datetime.now(dt.UTC)
+    reviewed = _review(client, flagged["id"], verdict="normal", note="glare on the lens;\nthe part is fine",
+                       reviewer="anna.k")
+    review = reviewed["review"]
+    assert review["verdict"] == "normal" and review["agrees"] is False  # a false alarm
+    assert review["note"] == "glare on the lens;\nthe part is fine" and review["reviewer"] == "anna.k"
+    assert before <= dt.datetime.fromisoformat(review["reviewed_at"]) <= dt.datetime.now(dt.UTC)
+    assert {k: v for k, v in reviewed.items() if k != "review"} == {k: v for k, v in flagged.items() if k != "review"}
+    assert client.get(f"/results/{flagged['id']}").json() == reviewed
+
+    # A second review replaces the first; the fields it leaves out are cleared, not kept.
+    again = _review(client, flagged["id"], verdict="anomalous")["review"]
+    assert (again["verdict"], again["agrees"], again["note"], again["reviewer"]) == ("anomalous", True, None, None)
+
+    normal = _score(client, normal_pixels)
+    assert _review(client, normal["id"], verdict="anomalous")["review"]["agrees"] is False  # a missed defect
+    assert _review(client, normal["id"], verdict="normal")["review"]["agrees"] is True
+
+
+def test_a_review_can_be_withdrawn(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    _review(client, scored["id"], verdict="normal")
+    response = client.delete(f"/results/{scored['id']}/review")
+    assert response.status_code == 200, response.text
+    assert response.json() == scored
+    assert client.get(f"/results/{scored['id']}").json()["review"] is None
+
+
+def test_the_work_list_and_the_false_alarms_are_filters_of_the_log(client, normal_pixels, anomalous_pixels):
+    flagged = [_score(client, anomalous_pixels)["id"] for _ in range(3)]
+    passed = _score(client, normal_pixels)["id"]
+    _review(client, flagged[0], verdict="normal")
+    _review(client, flagged[1], verdict="anomalous")
+
+    def listed(query: str) -> list[str]:
+        return [item["id"] for item in client.get(f"/results?{query}").json()["items"]]
+
+    assert listed("anomalous=true&review=none") == [flagged[2]]  # nobody has looked at it yet
+    assert listed("anomalous=true&review=normal") == [flagged[0]]  # the false alarms
+    assert listed("review=anomalous") == [flagged[1]]
+    assert listed("review=any") == [flagged[1], flagged[0]]
+    assert listed("review=none") == [passed, flagged[2]]
+    assert listed("anomalous=true&review=none&limit=1") == [flagged[2]]
+
+
+def test_the_export_carries_the_reviews(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    _score(client, anomalous_pixels)
+    review = _review(client, scored["id"], verdict="normal", note="=cmd|' /C calc'!A0", reviewer="@anna")["review"]
+    rows = _export(client)
+    assert {k: rows[0][k] for k in ("review", "reviewer", "reviewed_at", "review_note")} == {
+        "review": "normal", "reviewer": "'@anna", "reviewed_at": review["reviewed_at"],
+        "review_note": "'=cmd|' /C calc'!A0"}  # kept from running as a spreadsheet formula
+    assert (rows[1]["review"], rows[1]["review_note"]) == ("", "")
+    assert [row["id"] for row in _export(client, "?review=normal")] == [scored["id"]]
+
+
+def test_the_summary_counts_reviews_false_alarms_and_missed_anomalies(client, normal_pixels, anomalous_pixels):
+    flagged = [_score(client, anomalous_pixels, "?source=line-3")["id"] for _ in range(3)]
+    passed = [_score(client, normal_pixels, "?source=line-3")["id"] for _ in range(2)]
+    _score(client, anomalous_pixels, "?source=line-4")
+    _review(client, flagged[0], verdict="normal")
+    _review(client, flagged[1], verdict="normal")
+    _review(client, flagged[2], verdict="anomalous")
+    _review(client, passed[0], verdict="anomalous")
+    _review(client, passed[1], verdict="normal")
+
+    def counts(body: dict) -> tuple:
+        return body["count"], body["anomalies"], body["reviewed"], body["false_alarms"], body["missed_anomalies"]
+
+    summary = client.get("/results/summary").json()
+    assert counts(summary) == (6, 4, 5, 2, 1)
+    assert [counts(g) for g in summary["groups"]] == [(5, 3, 5, 2, 1), (1, 1, 0, 0, 0)]
+    daily = client.get("/results/summary?every=day&tz=Europe/Berlin").json()
+    assert counts(daily) == (6, 4, 5, 2, 1)
+
+
+def test_reviews_are_counted_in_the_metrics(client, normal_pixels, anomalous_pixels):
+    _review(client, _score(client, anomalous_pixels)["id"], verdict="normal")
+    _review(client, _score(client, normal_pixels)["id"], verdict="normal")
+    metrics = client.get("/metrics").text
+    assert 'vae_reviews_total{agreement="disagrees",verdict="normal"} 1.0' in metrics
+    assert 'vae_reviews_total{agreement="agrees",verdict="normal"} 1.0' in metrics
+
+
+def test_reviews_of_unknown_or_malformed_ids(client):
+    assert_problem(client.put("/results/" + "0" * 32 + "/review", json={"verdict": "normal"}), 404,
+                   "no result with id")
+    assert_problem(client.delete("/results/" + "0" * 32 + "/review"), 404, "no result with id")
+    assert_problem(client.put("/results/nope/review", json={"verdict": "normal"}), 422, "is not a result id")
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "detail"), [
+    ({"verdict": "fine"}, None, 422, "body.verdict: Input should be 'normal' or 'anomalous'"),
+    ({}, None, 422, "body.verdict: Field required"),
+    ({"verdict": "normal", "verdit": "x"}, None, 422, "body.verdit: Extra inputs are not permitted"),
+    ({"verdict": "normal", "note": "x" * 1001}, None, 422, "body.note: String should have at most 1000"),
+    ({"verdict": "normal", "note": ""}, None, 422, "body.note: String should have at least 1"),
+    ({"verdict": "normal", "note": "bell\x07"}, None, 422, "body.note: Value error, must be printable text"),
+    ({"verdict": "normal", "reviewer": "anna\nk"}, None, 422, "body.reviewer: Value error, must be printable"),
+    ({"verdict": "normal", "reviewer": 7}, None, 422, "body.reviewer: Input should be a valid string"),
+    (["normal"], None, 422, "the JSON body must be an object"),
+    ("{verdict: normal", {"Content-Type": "application/json"}, 400, "the JSON body does not parse"),
+    ("verdict=normal", {"Content-Type": "application/x-www-form-urlencoded"}, 415,
+     "content type 'application/x-www-form-urlencoded' is not accepted"),
+    ("[" * 10_000, {"Content-Type": "application/json"}, 400, "nested too deeply"),
+    (json.dumps({"verdict": "normal", "note": "x" * 20_000}), {"Content-Type": "application/json"}, 413,
+     "the JSON body is 20033 bytes"),
+])
+def test_bad_reviews_are_4xx_and_change_nothing(client, anomalous_pixels, body, headers, status, detail):
+    scored = _score(client, anomalous_pixels)
+    sent = {"content": body} if isinstance(body, str) else {"json": body}
+    assert_problem(client.put(f"/results/{scored['id']}/review", headers=headers, **sent), status, detail)
+    assert client.get(f"/results/{scored['id']}").json()["review"] is None
+
+
+def test_unknown_review_filters_and_parameters_are_422(client, anomalous_pixels):
+    assert_problem(client.get("/results?review=maybe"), 422, "query.review: Input should be 'normal', 'anomalous'")
+    scored = _score(client, anomalous_pixels)
+    assert_problem(client.put(f"/results/{scored['id']}/review?verdict=normal", json={"verdict": "normal"}), 422,
+                   "unknown query parameter 'verdict'")
