@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ from training.scores import SCORE_METHODS
 from training.train import TrainConfig, TrainingDiverged
 
 DEFAULTS = TrainConfig()
+log = logging.getLogger(__name__)
 
 
 def _digits(text: str) -> list[int]:
@@ -65,6 +67,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _aware_time(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one, e.g. {text}+00:00 for UTC")
+    return moment
+
+
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=DEFAULTS.store,
                         help=f"model store root (default: {DEFAULTS.store})")
@@ -110,8 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="where to write metrics.json, report.md and the plots (default: reports/)")
     recalibrate = commands.add_parser(
         "recalibrate", help="publish a version's model again, with its threshold calibrated on new normal images")
-    recalibrate.add_argument("--images", required=True, metavar="DIR",
-                             help="folder of normal images from where the model is used (never trained on)")
+    normals = recalibrate.add_mutually_exclusive_group(required=True)
+    normals.add_argument("--images", metavar="DIR",
+                         help="folder of normal images from where the model is used (never trained on)")
+    normals.add_argument("--results", type=Path, metavar="DB",
+                         help="the service's results store (VAE_RESULTS_DB): calibrate on the images it scored "
+                              "with this model, all flags reviewed, those reviewed as anomalous left out")
+    recalibrate.add_argument("--source", help="with --results: only the results of this ?source= (a line)")
+    recalibrate.add_argument("--since", type=_aware_time, metavar="TIME",
+                             help="with --results: only results scored at or after this time (ISO 8601 with a "
+                                  "time zone, e.g. 2026-11-01T00:00:00+01:00)")
+    recalibrate.add_argument("--until", type=_aware_time, metavar="TIME",
+                             help="with --results: only results scored before this time")
     recalibrate.add_argument("--invert", action="store_true",
                              help="the images are dark on light (scans, drawings on white): invert them, "
                                   "as ?invert=true does when scoring")
@@ -150,18 +172,14 @@ def _version_dir(args) -> Path:
 
 
 def _recalibrate(args) -> int:
-    from training.data import fingerprint, load_image_folder, load_mnist
-    from training.recalibrate import LabelledTestSet, NormalImages, recalibrate_and_publish
-    from training.preprocessing import framing_of_version
+    from training.data import load_mnist
+    from training.recalibrate import LabelledTestSet, recalibrate_and_publish
     from training.store import read_metadata
 
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
-    try:
-        framing = framing_of_version(source)
-    except ValueError as error:
-        raise _UsageError(f"{version_dir}: {error}") from error
-    images = load_image_folder(args.images, invert=args.invert, framing=framing)
+    read_normals = _stored_normals if args.results else _folder_normals
+    normals = read_normals(args, version_dir, source)
     test_set = None
     if any(isinstance(c, int) for c in source["normal_classes"]) and not args.no_report:
         try:  # a version of an MNIST model ships its MNIST evaluation, unless asked not to
@@ -170,18 +188,65 @@ def _recalibrate(args) -> int:
             raise _UsageError(f"{error}. The new version's report needs MNIST; "
                               "pass --no-report to publish without it") from error
         test_set = LabelledTestSet(mnist.x_test, mnist.y_test)
-    normals = NormalImages(images, f"folder {args.images}" + (", inverted" if args.invert else ""),
-                           fingerprint(images))
     published = recalibrate_and_publish(version_dir, normals, args.target_fpr, test_set, progress=True)
     metadata = published.metadata
     summary = {"version": published.version, "path": str(published.path),
-               "recalibrated_from": source["version"], "n_images": len(images),
+               "recalibrated_from": source["version"], "n_images": len(normals.images),
                "score_method": metadata["score_method"], "target_fpr": metadata["target_fpr"],
                "threshold": metadata["threshold"], "previous_threshold": source["threshold"],
                "fpr_at_previous_threshold": metadata["calibration"]["fpr_at_previous_threshold"],
                "test_metrics": {k: v for k, v in (metadata["test_metrics"] or {}).items() if k != "by_method"}}
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def _folder_normals(args, version_dir: Path, source: dict):
+    from training.data import fingerprint, load_image_folder
+    from training.recalibrate import NormalImages
+
+    for option in ("source", "since", "until"):
+        if getattr(args, option) is not None:
+            raise _UsageError(f"--{option} selects stored results; it applies with --results, not --images")
+    images = load_image_folder(args.images, invert=args.invert, framing=_framing(version_dir, source))
+    return NormalImages(images, f"folder {args.images}" + (", inverted" if args.invert else ""), fingerprint(images))
+
+
+def _stored_normals(args, version_dir: Path, source: dict):
+    from training.data import fingerprint
+    from training.recalibrate import NormalImages
+    from training.store import read_metadata
+    from training.stored_results import ResultWindow, load_stored_normals
+
+    if args.invert:
+        raise _UsageError("--invert applies to --images; stored results are kept as the model saw them, "
+                          "already inverted where ?invert=true was sent")
+    window = ResultWindow(source["name"], args.source, args.since, args.until)
+    images, counts = load_stored_normals(args.results, window)
+    framing = _framing(version_dir, source)
+    for version in counts["model_versions"]:
+        scored_by = version_dir.parent / str(version)
+        if not scored_by.is_dir():
+            log.warning("version %s, which scored some of these results, is no longer in the store: its "
+                        "framing cannot be checked against version %s's", version, source["version"])
+            continue
+        other = _framing(scored_by, read_metadata(scored_by))
+        if other != framing:
+            raise _UsageError(f"some of these results were scored by version {version}, which frames resized "
+                              f"uploads as {other!r}, not {framing!r} as version {source['version']} does; "
+                              "choose a window (--since) after the switch to a version that frames like it")
+    log.info("%d stored results (%s): %d normal images, %d false alarms among them; %d reviewed as "
+             "anomalous left out", counts["n_results"], window.describe(), len(images),
+             counts["n_false_alarms_included"], counts["n_reviewed_anomalous_left_out"])
+    return NormalImages(images, f"results store {args.results} ({window.describe()})", fingerprint(images))
+
+
+def _framing(version_dir: Path, metadata: dict) -> str:
+    from training.preprocessing import framing_of_version
+
+    try:
+        return framing_of_version(metadata)
+    except ValueError as error:
+        raise _UsageError(f"{version_dir}: {error}") from error
 
 
 def _evaluate(args) -> int:
