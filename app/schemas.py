@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4, "unregularized": 28.6, "kl": 6.8,
                   "latent_knn": 0.56, "dssim_knn": -1.25}
@@ -14,6 +14,17 @@ class ModelRef(BaseModel):
     name: str = Field(examples=["mnist-vae"])
     version: int = Field(examples=[3])
 
+
+def _printable(text: str) -> str:
+    if not text.isprintable():
+        raise ValueError("must be printable text, without line breaks or other control characters")
+    return text
+
+
+def printable_text(max_length: int):
+    """The type of one line of a client's text (a ref, a reviewer's name), of 1 to `max_length` characters:
+    control characters would break the log lines and CSV rows it is written into."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length), AfterValidator(_printable)]
 
 MAX_REVIEW_NOTE_LENGTH = 1000
 MAX_REVIEWER_LENGTH = 64
@@ -28,8 +39,8 @@ class ReviewRequest(BaseModel):
     verdict: Literal["normal", "anomalous"] = Field(description="what the image really shows")
     note: str | None = Field(None, min_length=1, max_length=MAX_REVIEW_NOTE_LENGTH,
                              description="why, for the audit trail (line breaks allowed)")
-    reviewer: str | None = Field(None, min_length=1, max_length=MAX_REVIEWER_LENGTH,
-                                 description="who reviewed it (a name or an id)")
+    reviewer: printable_text(MAX_REVIEWER_LENGTH) | None = Field(None, description="who reviewed it (a name or "
+                                                                                   "an id)")
 
     @field_validator("note")
     @classmethod
@@ -38,13 +49,6 @@ class ReviewRequest(BaseModel):
             raise ValueError("must be printable text; line breaks and tabs are allowed, other control characters "
                              "are not")
         return note
-
-    @field_validator("reviewer")
-    @classmethod
-    def _printable_reviewer(cls, reviewer: str | None) -> str | None:
-        if reviewer is not None and not reviewer.isprintable():
-            raise ValueError("must be printable text, without line breaks or other control characters")
-        return reviewer
 
 
 class ReviewOut(BaseModel):

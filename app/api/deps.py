@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import idempotency
 from app.auth import ApiKeys
@@ -22,6 +22,7 @@ from app.errors import InvalidInput, Unauthorized
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
 from app.results import MAX_REF_LENGTH, SOURCE_PATTERN, ResultStore
+from app.schemas import printable_text
 from app.scoring import Scorer, ThresholdOverride
 
 
@@ -85,17 +86,9 @@ class ScoreQuery(BaseModel):
                                description="which line, camera or client sent the image (letters, digits and "
                                            "._:/@-, at most 64); stored with the result, and GET /results can "
                                            "filter by it")
-    ref: str | None = Field(None, min_length=1, max_length=MAX_REF_LENGTH,
-                            description="your reference for the image, e.g. the part's serial number; stored "
-                                        "with the result, and GET /results can filter by it. Default: the "
-                                        "uploaded file's name")
-
-    @field_validator("ref")
-    @classmethod
-    def _printable(cls, ref: str | None) -> str | None:
-        if ref is not None and not ref.isprintable():
-            raise ValueError("must be printable text, without line breaks or other control characters")
-        return ref
+    ref: printable_text(MAX_REF_LENGTH) | None = Field(
+        None, description="your reference for the image, e.g. the part's serial number; stored with the result, "
+                          "and GET /results can filter by it. Default: the uploaded file's name")
 
     @property
     def override(self) -> ThresholdOverride:

@@ -121,9 +121,15 @@ def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_r
         store.close()
 
 
-def test_a_review_is_written_by_the_writer_and_finds_its_result_in_the_same_commit(tmp_path):
-    store = ResultStore(tmp_path / "r.db", max_rows=10)
-    store.open()
+@pytest.fixture
+def store(tmp_path):
+    opened = ResultStore(tmp_path / "r.db", max_rows=10)
+    opened.open()
+    yield opened
+    opened.close()
+
+
+def test_a_review_is_written_by_the_writer_and_finds_its_result_in_the_same_commit(store):
     review = results.Review("normal", "2026-01-02T00:00:00.000000+00:00")
 
     async def main():
@@ -131,41 +137,29 @@ def test_a_review_is_written_by_the_writer_and_finds_its_result_in_the_same_comm
         return await asyncio.gather(store.save([_result("a" * 32)]), store.review("a" * 32, review),
                                     store.review("f" * 32, review))
 
-    try:
-        assert asyncio.run(main()) == [frozenset(), True, False]
-        assert store.get("a" * 32).review == review
-        assert asyncio.run(store.review("a" * 32, None)) is True and store.get("a" * 32).review is None
-    finally:
-        store.close()
+    assert asyncio.run(main()) == [frozenset(), True, False]
+    assert store.get("a" * 32).review == review
+    assert asyncio.run(store.review("a" * 32, None)) is True and store.get("a" * 32).review is None
 
 
-def test_the_work_list_reads_only_the_rows_it_lists(tmp_path):
+def test_the_work_list_reads_only_the_rows_it_lists(store):
     # Without results_by_review, "flagged and not reviewed" scans every flagged row, image blobs and all.
-    store = ResultStore(tmp_path / "r.db", max_rows=10)
-    store.open()
-    try:
-        for review, detail in (("none", "(review=? AND is_anomaly=?)"), ("normal", "(review=? AND is_anomaly=?)")):
-            where, parameters = results._where(*results._result_filters(True, None, None, None, None, review))
-            plan = store._query(f"EXPLAIN QUERY PLAN SELECT * FROM results {where} ORDER BY seq DESC LIMIT 50",
-                                parameters)
-            assert [row["detail"] for row in plan] == [f"SEARCH results USING INDEX results_by_review {detail}"]
-    finally:
-        store.close()
+    for review in ("none", "normal"):
+        where, parameters = results._where(*results._result_filters(True, None, None, None, None, review))
+        plan = store._query(f"EXPLAIN QUERY PLAN SELECT * FROM results {where} ORDER BY seq DESC LIMIT 50",
+                            parameters)
+        assert [row["detail"] for row in plan] == [
+            "SEARCH results USING INDEX results_by_review (review=? AND is_anomaly=?)"], review
 
 
-def test_the_summary_is_counted_from_its_index_not_from_the_rows(tmp_path):
+def test_the_summary_is_counted_from_its_index_not_from_the_rows(store):
     # Counting from the table reads every row's image blobs to reach `source`: 6x slower at 100,000 rows.
-    store = ResultStore(tmp_path / "r.db", max_rows=10)
-    store.open()
-    try:
-        for filters in ({}, {"source": "line-1"}, {"since": "2026-01-01"}, {"source": "l", "until": "2027"}):
-            sql, parameters = results.tally_query(**{"source": None, "since": None, "until": None, **filters})
-            plan = store._query(f"EXPLAIN QUERY PLAN {sql}", parameters)
-            index = "COVERING INDEX results_for_tally_with_reviews"
-            assert [row["detail"] for row in plan] == [f"SCAN results USING {index}" if "source" not in filters
-                                                       else f"SEARCH results USING {index} (source=?)"], filters
-    finally:
-        store.close()
+    for filters in ({}, {"source": "line-1"}, {"since": "2026-01-01"}, {"source": "l", "until": "2027"}):
+        sql, parameters = results.tally_query(**{"source": None, "since": None, "until": None, **filters})
+        plan = store._query(f"EXPLAIN QUERY PLAN {sql}", parameters)
+        index = "COVERING INDEX results_for_tally_with_reviews"
+        assert [row["detail"] for row in plan] == [f"SCAN results USING {index}" if "source" not in filters
+                                                   else f"SEARCH results USING {index} (source=?)"], filters
 
 
 def test_a_second_result_with_an_idempotency_key_is_skipped_and_the_rest_are_stored(tmp_path):
