@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4, "unregularized": 28.6, "kl": 6.8,
                   "latent_knn": 0.56, "dssim_knn": -1.25}
@@ -15,16 +15,24 @@ class ModelRef(BaseModel):
     version: int = Field(examples=[3])
 
 
-def _printable(text: str) -> str:
+def _one_line(text: str) -> str:
     if not text.isprintable():
         raise ValueError("must be printable text, without line breaks or other control characters")
     return text
 
 
-def printable_text(max_length: int):
-    """The type of one line of a client's text (a ref, a reviewer's name), of 1 to `max_length` characters:
-    control characters would break the log lines and CSV rows it is written into."""
-    return Annotated[str, StringConstraints(min_length=1, max_length=max_length), AfterValidator(_printable)]
+def _lines(text: str) -> str:
+    if not text.replace("\r", "").replace("\n", "").replace("\t", "").isprintable():
+        raise ValueError("must be printable text; line breaks and tabs are allowed, other control characters are not")
+    return text
+
+
+def printable_text(max_length: int, lines: bool = False):
+    """The type of a client's text (a ref, a reviewer's name; with `lines`, a note) of 1 to `max_length`
+    characters: other control characters would garble the log lines and CSV rows it is written into."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length),
+                     AfterValidator(_lines if lines else _one_line)]
+
 
 MAX_REVIEW_NOTE_LENGTH = 1000
 MAX_REVIEWER_LENGTH = 64
@@ -37,18 +45,9 @@ class ReviewRequest(BaseModel):
         {"verdict": "normal", "note": "glare on the lens, part is fine", "reviewer": "anna.k"}]})
 
     verdict: Literal["normal", "anomalous"] = Field(description="what the image really shows")
-    note: str | None = Field(None, min_length=1, max_length=MAX_REVIEW_NOTE_LENGTH,
-                             description="why, for the audit trail (line breaks allowed)")
-    reviewer: printable_text(MAX_REVIEWER_LENGTH) | None = Field(None, description="who reviewed it (a name or "
-                                                                                   "an id)")
-
-    @field_validator("note")
-    @classmethod
-    def _printable_note(cls, note: str | None) -> str | None:
-        if note is not None and not note.replace("\r", "").replace("\n", "").replace("\t", "").isprintable():
-            raise ValueError("must be printable text; line breaks and tabs are allowed, other control characters "
-                             "are not")
-        return note
+    note: printable_text(MAX_REVIEW_NOTE_LENGTH, lines=True) | None = Field(
+        None, description="why, for the audit trail (line breaks allowed)")
+    reviewer: printable_text(MAX_REVIEWER_LENGTH) | None = Field(None, description="who reviewed it (a name or an id)")
 
 
 class ReviewOut(BaseModel):
