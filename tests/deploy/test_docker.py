@@ -208,3 +208,34 @@ def test_recalibrates_the_served_version_on_a_folder_of_normals(stack, tmp_path_
     assert model["calibration"]["n_images"] == 150
     assert model["calibration"]["recalibrated_from"]["version"] == served["version"]
     assert model["threshold"] != served["threshold"]
+
+
+def test_recalibrates_on_the_results_the_service_stored_once_their_flags_are_reviewed(stack):
+    api, base, compose = stack["api"], stack["base"], stack["compose"]
+    with np.load(stack["mnist"]) as data:
+        ones = data["x_test"][data["y_test"] == 1][200:350]
+        nine = data["x_test"][data["y_test"] == 9][0]
+    scored = []
+    for start in range(0, len(ones), 50):
+        files = [("files", (f"{start + i}.png", _png(image), "image/png"))
+                 for i, image in enumerate(ones[start:start + 50])]
+        response = api.post("/score/batch?source=docker-line", files=files)
+        assert response.status_code == 200, response.text
+        scored += [item["result"] for item in response.json()["items"]]
+    defect = api.post("/score?source=docker-line", files={"file": ("9.png", _png(nine), "image/png")}).json()
+    assert defect["is_anomaly"]
+    recalibrate = [*compose, "--profile", "train", "run", "--rm", "recalibrate", "--results", "/srv/data/results.db",
+                   "--source", "docker-line", "--data", "/data/mnist.npz"]
+    refused = _run(recalibrate, stack["env"], timeout=600, check=False)  # flags nobody has reviewed yet
+    assert refused.returncode == 2 and "without a review" in refused.stderr, refused.stderr[-2000:]
+    assert api.put(f"/results/{defect['id']}/review", json={"verdict": "anomalous"}).status_code == 200
+    for result in scored:
+        if result["is_anomaly"]:  # each is a "1": a false alarm
+            assert api.put(f"/results/{result['id']}/review", json={"verdict": "normal"}).status_code == 200
+    served = api.get("/model").json()
+    _run(recalibrate, stack["env"], timeout=600)
+    _wait_for_version(base, served["version"] + 1, timeout=120)
+    model = api.get("/model").json()
+    assert model["calibration"]["n_images"] == 150  # the "1"s, false alarms included; the "9" left out
+    assert model["calibration"]["source"].startswith("results store /srv/data/results.db (model mnist-vae, "
+                                                     "source docker-line")
