@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from app import idempotency
 from app.api.deps import require_api_key
-from app.api.routes import images, operations, results, reviews, score
+from app.api.routes import images, operations, pages, results, reviews, score
 from app.auth import ApiKeys
 from app.config import Settings
 from app.decode_pool import DecodePool
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None,
     guarded = ({"dependencies": [Depends(require_api_key)], "responses": problem_responses(401)}
                if api_keys.required else {})
     app.include_router(operations.probes)
+    app.include_router(pages.router)  # the page is open; the API calls it makes need the key
     for module in (score, results, reviews, images, operations):
         app.include_router(module.router, **guarded)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, refusals=refusals)

@@ -15,7 +15,7 @@ GUARDED = [("GET", "/model"), ("GET", "/metrics"), ("GET", "/results"), ("GET", 
            ("GET", "/image/" + "0" * 32), ("POST", "/score"), ("POST", "/score/batch"),
            ("GET", "/panel/" + "0" * 32), ("GET", "/results/export"), ("GET", "/results/summary"),
            ("PUT", "/results/" + "0" * 32 + "/review"), ("DELETE", "/results/" + "0" * 32 + "/review")]
-OPEN = ["/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"]
+OPEN = ["/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/review-queue", "/review-queue/app.js"]
 
 
 def _bearer(key: str) -> dict:

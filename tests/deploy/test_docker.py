@@ -166,6 +166,8 @@ def test_scores_restarts_and_trains_a_new_version(stack):
     docs = httpx.get(f"{base}/", follow_redirects=True, timeout=30)  # the API docs, with no CDN to reach
     assert docs.status_code == 200 and "/static-offline-docs/swagger-ui-bundle.js" in docs.text
     assert httpx.get(f"{base}/static-offline-docs/swagger-ui-bundle.js", timeout=30).status_code == 200
+    queue = httpx.get(f"{base}/review-queue/app.js", timeout=30)  # the page's files ship in the image
+    assert queue.status_code == 200 and "review" in queue.text
 
     _run([*compose, "restart", "api"], env, timeout=300)
     _wait_healthy(stack["container"], timeout=180)

@@ -1,0 +1,129 @@
+// The review queue: flagged results nobody has reviewed, each with its picture and two buttons. It uses the
+// public API only (GET /results, GET /panel, PUT /results/{id}/review), with the key typed into this tab.
+// Client text (refs, sources, problem details) is only ever set as textContent, never parsed as HTML.
+"use strict";
+
+const PAGE_SIZE = 20;
+const $ = (id) => document.getElementById(id);
+const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0};
+$("reviewer").value = localStorage.getItem("vae-reviewer") || "";
+$("source").value = new URLSearchParams(location.search).get("source") || "";
+
+class NeedsKey extends Error {}
+
+async function api(path, options = {}) {
+  const headers = {...(options.headers || {})};
+  if (session.key) headers.Authorization = "Bearer " + session.key;
+  const response = await fetch(path, {...options, headers});
+  if (response.status === 401) {
+    $("key-form").hidden = false;
+    throw new NeedsKey(session.key ? "that API key is not valid" : "this service needs an API key");
+  }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try { detail = (await response.json()).detail; } catch (ignored) { /* not a problem document */ }
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return response;
+}
+
+function say(text, isError = false) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+function counted() {
+  $("count").textContent = session.reviewed ? `${session.reviewed} reviewed in this tab` : "";
+}
+
+function element(tag, properties = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), properties);
+  node.append(...children);
+  return node;
+}
+
+function describe(result) {
+  const when = new Date(result.created_at).toLocaleString();
+  const where = [result.source ? `line ${result.source}` : "no line", result.ref ? `ref ${result.ref}` : "no ref"];
+  return `${where.join(" · ")} · ${when} · score ${result.score.toFixed(2)} above threshold ` +
+         `${result.threshold.toFixed(2)} · p-value ${result.p_value.toPrecision(2)} · ` +
+         `model ${result.model.name} v${result.model.version}`;
+}
+
+function card(result) {
+  const picture = element("img", {alt: "input, reconstruction and difference of result " + result.id});
+  api(result.panel_url).then((response) => response.blob())
+    .then((blob) => { picture.src = URL.createObjectURL(blob); })
+    .catch((error) => { picture.alt = "picture unavailable: " + error.message; });
+  const note = element("input", {placeholder: "note (optional), e.g. glare on the lens", maxLength: 1000});
+  const normal = element("button", {type: "button", className: "normal", textContent: "Normal: false alarm"});
+  const defect = element("button", {type: "button", className: "defect", textContent: "Defect: confirmed"});
+  const article = element("article", {className: "card"}, [
+    picture, element("p", {className: "facts", textContent: describe(result)}),
+    element("div", {className: "actions"}, [normal, defect, note])]);
+  article.dataset.id = result.id;
+  article.review = (verdict) => review(article, verdict, note.value.trim());
+  normal.addEventListener("click", () => article.review("normal"));
+  defect.addEventListener("click", () => article.review("anomalous"));
+  return article;
+}
+
+async function review(article, verdict, note) {
+  if (article.dataset.busy) return;  // a second click or key press while the first is on its way
+  article.dataset.busy = "yes";
+  const body = {verdict};
+  if (note) body.note = note;
+  const reviewer = $("reviewer").value.trim();
+  localStorage.setItem("vae-reviewer", reviewer);
+  if (reviewer) body.reviewer = reviewer;
+  article.querySelectorAll("button").forEach((button) => { button.disabled = true; });
+  try {
+    await api(`/results/${article.dataset.id}/review`, {
+      method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    article.remove();
+    session.reviewed += 1;
+    counted();
+    say(`Reviewed as ${verdict}.`);
+    if (!$("queue").children.length) await load();
+  } catch (error) {
+    delete article.dataset.busy;
+    article.querySelectorAll("button").forEach((button) => { button.disabled = false; });
+    say(error.message, true);
+  }
+}
+
+async function load() {
+  const query = new URLSearchParams({anomalous: "true", review: "none", limit: String(PAGE_SIZE)});
+  const source = $("source").value.trim();
+  if (source) query.set("source", source);
+  say("Loading…");
+  try {
+    const page = await (await api("/results?" + query)).json();
+    $("queue").replaceChildren(...page.items.map(card));
+    say(page.items.length ? "" : "Nothing to review.");
+  } catch (error) {
+    $("queue").replaceChildren();
+    say(error.message, true);
+  }
+}
+
+$("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  localStorage.setItem("vae-reviewer", $("reviewer").value.trim());
+  load();
+});
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  session.key = $("key").value.trim();
+  sessionStorage.setItem("vae-api-key", session.key);
+  $("key").value = "";
+  $("key-form").hidden = true;
+  load();
+});
+document.addEventListener("keydown", (event) => {
+  const first = $("queue").firstElementChild;
+  if (!first || event.target.closest("input") || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "n" || event.key === "N") first.review("normal");
+  if (event.key === "d" || event.key === "D") first.review("anomalous");
+});
+load();

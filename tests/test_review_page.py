@@ -1,0 +1,120 @@
+"""The review queue page in a real browser (Chromium driven by Playwright): an operator enters the key,
+sees the unreviewed flags with their pictures, and reviews them with the buttons and the keyboard."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.service import start_service
+from tests.test_browser import CHROMIUM
+
+KEY = "review-page-key-0123456789"
+HOSTILE_REF = "<img src=x onerror=\"document.title='pwned'\">"
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # only CI requires the browser tests
+    sync_playwright = None
+
+pytestmark = pytest.mark.skipif((sync_playwright is None or CHROMIUM is None)
+                                and not os.environ.get("VAE_TEST_REQUIRE_BROWSER"),
+                                reason="needs Playwright (pip install '.[dev]') and Chromium")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    process, base, _ = start_service(tmp_path_factory.mktemp("db") / "results.db", VAE_API_KEYS=KEY)
+    try:
+        yield base, httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    assert sync_playwright is not None and CHROMIUM, "Playwright and Chromium are required here"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def _score(api: httpx.Client, *, source: str, ref: str, flagged: bool) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buffer, "PNG")
+    # The request's own threshold decides the verdict, so the test does not depend on what the model makes
+    # of the image.
+    response = api.post("/score", params={"source": source, "ref": ref, "threshold": -1e9 if flagged else 1e9},
+                        files={"file": ("x.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def test_an_operator_reviews_the_flags_of_a_line(service, browser):
+    base, api = service
+    hostile = _score(api, source="line-7", ref=HOSTILE_REF, flagged=True)
+    plain = _score(api, source="line-7", ref="SN-2", flagged=True)
+    _score(api, source="line-7", ref="SN-3", flagged=False)
+    _score(api, source="line-8", ref="SN-4", flagged=True)
+
+    page = browser.new_page()
+    problems = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("response", lambda response: response.status >= 400 and problems.append(
+        f"{response.status} {response.url}"))
+    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
+    page.goto(f"{base}/review-queue?source=line-7")
+    expect(page.locator("#status")).to_have_text("this service needs an API key")
+    page.fill("#key", KEY)
+    page.click("#key-form button")
+    cards = page.locator("article.card")
+    expect(cards).to_have_count(2)  # line 7's two flags; not its normal result, not line 8's flag
+    assert [cards.nth(i).get_attribute("data-id") for i in range(2)] == [plain, hostile]  # newest first
+
+    # A client's text is shown as text: the ref's markup neither renders nor runs.
+    expect(cards.nth(1).locator(".facts")).to_contain_text(HOSTILE_REF)
+    assert page.locator("img[src='x']").count() == 0 and page.title() != "pwned"
+    # Each card shows the result's picture, fetched with the key.
+    page.wait_for_function("[...document.querySelectorAll('article img')].every(i => i.naturalWidth === 736)")
+
+    page.fill("#reviewer", "op-1")
+    cards.nth(0).locator("button.normal").click()
+    expect(cards).to_have_count(1)
+    cards.nth(0).locator("input").fill("crack at the top")
+    cards.nth(0).locator("button.defect").click()
+    expect(page.locator("#status")).to_have_text("Nothing to review.")
+    expect(page.locator("#count")).to_have_text("2 reviewed in this tab")
+
+    reviews = {result_id: api.get(f"/results/{result_id}").json()["review"] for result_id in (plain, hostile)}
+    assert (reviews[plain]["verdict"], reviews[plain]["reviewer"], reviews[plain]["agrees"]) == ("normal", "op-1",
+                                                                                                  False)
+    assert (reviews[hostile]["verdict"], reviews[hostile]["note"]) == ("anomalous", "crack at the top")
+
+    # The keyboard: N reviews the first flag as normal. The key stays in the tab, the name in the browser.
+    keyed = _score(api, source="line-7", ref="SN-5", flagged=True)
+    page.click("#filters button")
+    expect(cards).to_have_count(1)
+    page.locator("h1").click()  # focus outside the inputs
+    page.keyboard.press("n")
+    expect(page.locator("#status")).to_have_text("Nothing to review.")
+    assert api.get(f"/results/{keyed}").json()["review"]["reviewer"] == "op-1"
+    # No script or style was blocked, nothing else failed: the first call's 401 is the only error.
+    assert [p for p in problems if not re.search(r"status of 401|^401 .*/results\?", p)] == [], problems
+
+
+def test_a_wrong_key_is_said_and_the_queue_stays_empty(service, browser):
+    base, _ = service
+    page = browser.new_page()
+    page.goto(f"{base}/review-queue")
+    page.fill("#key", "not-the-key-0123456789")
+    page.click("#key-form button")
+    expect(page.locator("#status")).to_have_text("that API key is not valid")
+    expect(page.locator("article.card")).to_have_count(0)
