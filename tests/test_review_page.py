@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 
 import httpx
 import numpy as np
@@ -58,6 +59,14 @@ def _score(api: httpx.Client, *, source: str, ref: str, flagged: bool) -> str:
     return response.json()["id"]
 
 
+def _wait_until(condition, timeout: float = 10.0) -> None:
+    # Not page.wait_for_function: its polling evaluates a string, which the page's content policy forbids.
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     base, api = service
     hostile = _score(api, source="line-7", ref=HOSTILE_REF, flagged=True)
@@ -77,13 +86,14 @@ def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     page.click("#key-form button")
     cards = page.locator("article.card")
     expect(cards).to_have_count(2)  # line 7's two flags; not its normal result, not line 8's flag
+    expect(page.locator("#key-form")).to_be_hidden()
     assert [cards.nth(i).get_attribute("data-id") for i in range(2)] == [plain, hostile]  # newest first
 
     # A client's text is shown as text: the ref's markup neither renders nor runs.
     expect(cards.nth(1).locator(".facts")).to_contain_text(HOSTILE_REF)
     assert page.locator("img[src='x']").count() == 0 and page.title() != "pwned"
     # Each card shows the result's picture, fetched with the key.
-    page.wait_for_function("[...document.querySelectorAll('article img')].every(i => i.naturalWidth === 736)")
+    _wait_until(lambda: cards.locator("img").evaluate_all("images => images.map(i => i.naturalWidth)") == [736, 736])
 
     page.fill("#reviewer", "op-1")
     cards.nth(0).locator("button.normal").click()
@@ -108,6 +118,18 @@ def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     assert api.get(f"/results/{keyed}").json()["review"]["reviewer"] == "op-1"
     # No script or style was blocked, nothing else failed: the first call's 401 is the only error.
     assert [p for p in problems if not re.search(r"status of 401|^401 .*/results\?", p)] == [], problems
+
+
+def test_without_keys_the_page_asks_for_none(tmp_path, browser):
+    process, base, _ = start_service(tmp_path / "results.db")
+    try:
+        page = browser.new_page()
+        page.goto(f"{base}/review-queue")
+        expect(page.locator("#status")).to_have_text("Nothing to review.")
+        expect(page.locator("#key-form")).to_be_hidden()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_a_wrong_key_is_said_and_the_queue_stays_empty(service, browser):

@@ -44,7 +44,7 @@ function element(tag, properties = {}, children = []) {
 
 function describe(result) {
   const when = new Date(result.created_at).toLocaleString();
-  const where = [result.source ? `line ${result.source}` : "no line", result.ref ? `ref ${result.ref}` : "no ref"];
+  const where = [result.source ?? "no source", result.ref ? `ref ${result.ref}` : "no ref"];
   return `${where.join(" · ")} · ${when} · score ${result.score.toFixed(2)} above threshold ` +
          `${result.threshold.toFixed(2)} · p-value ${result.p_value.toPrecision(2)} · ` +
          `model ${result.model.name} v${result.model.version}`;
