@@ -103,13 +103,10 @@ def ref_from_filename(filename: str | None) -> str | None:
     return ref or None
 
 
-REVIEW_VERDICTS = ("normal", "anomalous")
-
-
 @dataclass(frozen=True)
 class Review:
     """A person's verdict on a result, after looking at it: a flagged image that is normal is a false alarm."""
-    verdict: str  # one of REVIEW_VERDICTS
+    verdict: str  # "normal" or "anomalous"
     reviewed_at: str  # when it was given, in the stored time format
     note: str | None = None
     reviewer: str | None = None
@@ -380,7 +377,7 @@ class ResultStore:
              review: str | None = None) -> list[StoredResult]:
         """Newest first; `before` is the `seq` cursor of the last row of the previous page. `since` and
         `until` are UTC times in the stored format (ISO 8601 with microseconds): since <= created_at < until.
-        `review`: one of REVIEW_FILTERS."""
+        `review`: "normal" or "anomalous" (reviewed so), "none" (not reviewed) or "any" (reviewed)."""
         return self._listing(_result_filters(anomalous, source, ref, since, until, review), [("seq < ?", before)],
                              "seq DESC", limit)
 
@@ -486,9 +483,6 @@ def _result_filters(anomalous: bool | None, source: str | None, ref: str | None,
     reviewed) or "any" (reviewed)."""
     return [("is_anomaly = ?", None if anomalous is None else int(anomalous)), ("ref = ?", ref),
             *_tally_filters(source, since, until), _review_filter(review)]
-
-
-REVIEW_FILTERS = (*REVIEW_VERDICTS, "none", "any")
 
 
 def _review_filter(review: str | None) -> tuple[str, object]:
