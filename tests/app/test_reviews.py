@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tests.app.conftest import png_bytes
 from tests.app.test_results import _export, _score
 from tests.app.test_score import assert_problem
 
@@ -139,3 +140,14 @@ def test_unknown_review_filters_and_parameters_are_422(client, anomalous_pixels)
     scored = _score(client, anomalous_pixels)
     assert_problem(client.put(f"/results/{scored['id']}/review?verdict=normal", json={"verdict": "normal"}), 422,
                    "unknown query parameter 'verdict'")
+
+
+def test_a_retry_after_a_review_replays_the_result_as_stored_now(client, anomalous_pixels):
+    def send():
+        return client.post("/score", files={"file": ("x.png", png_bytes(anomalous_pixels), "image/png")},
+                           headers={"Idempotency-Key": "reviewed-retry-1"})
+
+    first = send().json()
+    reviewed = _review(client, first["id"], verdict="normal")
+    retry = send()
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.json() == reviewed
