@@ -55,6 +55,16 @@ CREATE TABLE IF NOT EXISTS results (
     reviewer TEXT,
     reviewed_at TEXT
 );
+-- Every review ever given, and every withdrawal (verdict NULL): the results' review columns hold only the
+-- latest, and an audit must be able to see what was replaced. Pruned together with its result.
+CREATE TABLE IF NOT EXISTS reviews (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    result_id TEXT NOT NULL,
+    verdict TEXT,
+    note TEXT,
+    reviewer TEXT,
+    reviewed_at TEXT NOT NULL
+);
 """
 # Columns added after the first release: a results database from before gets them when it is opened.
 ADDED_COLUMNS = {"source": "TEXT", "ref": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT",
@@ -68,6 +78,7 @@ CREATE INDEX IF NOT EXISTS results_for_tally_with_reviews
     ON results (source, model_name, model_version, is_anomaly, created_at, review);
 CREATE INDEX IF NOT EXISTS results_by_time ON results (created_at);
 CREATE INDEX IF NOT EXISTS results_by_review ON results (review, is_anomaly, seq);
+CREATE INDEX IF NOT EXISTS reviews_by_result ON reviews (result_id, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS results_by_idempotency_key ON results (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 """
@@ -85,6 +96,7 @@ INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)
           f"VALUES ({', '.join('?' * (len(SUMMARY_COLUMNS) - 1 + len(ARRAY_COLUMNS)))}) "
           "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
 REVIEW = "UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed_at = ? WHERE id = ?"
+RECORD_REVIEW = "INSERT INTO reviews (verdict, note, reviewer, reviewed_at, result_id) VALUES (?, ?, ?, ?, ?)"
 AGE_PRUNE_INTERVAL_S = 60.0  # how late a result past the age limit may be pruned while no results come
 MAX_REF_LENGTH = 200
 SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
@@ -106,8 +118,8 @@ def ref_from_filename(filename: str | None) -> str | None:
 @dataclass(frozen=True)
 class Review:
     """A person's verdict on a result, after looking at it: a flagged image that is normal is a false alarm."""
-    verdict: str  # "normal" or "anomalous"
-    reviewed_at: str  # when it was given, in the stored time format
+    verdict: str | None  # "normal" or "anomalous"; None only in a review history, for a withdrawal
+    reviewed_at: str  # when it was given (or withdrawn), in the stored time format
     note: str | None = None
     reviewer: str | None = None
 
@@ -222,9 +234,18 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 @dataclass(frozen=True)
 class _ReviewUpdate:
-    """A queued write of one result's review (None: withdraw it)."""
+    """A queued write of one result's review (a verdict of None withdraws it)."""
     result_id: str
-    review: Review | None
+    review: Review
+
+    def latest(self) -> tuple:
+        """The results table's review columns after it, in REVIEW's order."""
+        return (*_review_values(self.review if self.review.verdict is not None else None), self.result_id)
+
+    def history_row(self) -> tuple:
+        """Its row of the reviews table, in RECORD_REVIEW's order."""
+        r = self.review
+        return (r.verdict, r.note, r.reviewer, r.reviewed_at, self.result_id)
 
 
 def _describe_writes(results: int, reviews: int) -> str:
@@ -265,9 +286,10 @@ class ResultStore:
         self._queue.put((results, loop, done))
         return await done
 
-    async def review(self, result_id: str, review: Review | None) -> bool:
-        """Sets (or, with None, withdraws) the review of a stored result; returns once committed: False when
-        no result has that id (never stored, or pruned by retention)."""
+    async def review(self, result_id: str, review: Review) -> bool:
+        """Sets the review of a stored result (a verdict of None withdraws it) and adds it to the result's
+        review history; returns once committed: False when no result has that id (never stored, or pruned by
+        retention)."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._queue.put((_ReviewUpdate(result_id, review), loop, done))
@@ -304,8 +326,9 @@ class ResultStore:
                     # Reviews after the inserts: a review queued with its result's own insert finds it.
                     for index, (work, _, _) in enumerate(jobs):
                         if isinstance(work, _ReviewUpdate):
-                            found[index] = connection.execute(
-                                REVIEW, (*_review_values(work.review), work.result_id)).rowcount == 1
+                            found[index] = connection.execute(REVIEW, work.latest()).rowcount == 1
+                            if found[index]:
+                                connection.execute(RECORD_REVIEW, work.history_row())
                     self._prune(connection)
             except sqlite3.Error as exc:
                 error = self._unavailable(exc, _describe_writes(len(stored), len(found)))
@@ -318,10 +341,16 @@ class ResultStore:
         connection.close()
 
     def _prune(self, connection: sqlite3.Connection) -> None:
-        connection.execute("DELETE FROM results WHERE seq <= (SELECT MAX(seq) FROM results) - ?", (self._max_rows,))
+        self._delete(connection, "seq <= (SELECT MAX(seq) FROM results) - ?", self._max_rows)
         if self._max_age is not None:
-            connection.execute("DELETE FROM results WHERE created_at < ?",
-                               (stored_time(dt.datetime.now(dt.UTC) - self._max_age),))
+            self._delete(connection, "created_at < ?", stored_time(dt.datetime.now(dt.UTC) - self._max_age))
+
+    @staticmethod
+    def _delete(connection: sqlite3.Connection, condition: str, value: object) -> None:
+        """Deletes the results that meet `condition`, and their review history first."""
+        connection.execute(f"DELETE FROM reviews WHERE result_id IN (SELECT id FROM results WHERE {condition})",
+                           (value,))
+        connection.execute(f"DELETE FROM results WHERE {condition}", (value,))
 
     def _prune_now(self, connection: sqlite3.Connection) -> None:
         """Pruning outside a commit of new results; a failure (a full disk) is logged, and the store serves
@@ -358,6 +387,12 @@ class ResultStore:
         """Blocking read (call via a worker thread)."""
         rows = self._query("SELECT * FROM results WHERE id = ?", (result_id,))
         return _from_row(rows[0], with_arrays=True) if rows else None
+
+    def review_history(self, result_id: str) -> list[Review]:
+        """Every review of a result, oldest first, withdrawals included (verdict None)."""
+        rows = self._query("SELECT verdict, reviewed_at, note, reviewer FROM reviews WHERE result_id = ? ORDER BY seq",
+                           (result_id,))
+        return [Review(*row) for row in rows]
 
     def get_by_idempotency_key(self, key: str) -> StoredResult | None:
         """The result stored for a request with this Idempotency-Key, if retention has kept it."""

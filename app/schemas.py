@@ -59,6 +59,18 @@ class ReviewOut(BaseModel):
     reviewed_at: str = Field(description="UTC time of the review (ISO 8601)")
 
 
+class ReviewEntry(BaseModel):
+    verdict: Literal["normal", "anomalous"] | None = Field(description="the verdict given; null where a review "
+                                                                       "was withdrawn")
+    note: str | None
+    reviewer: str | None
+    reviewed_at: str = Field(description="UTC time it was given or withdrawn (ISO 8601)")
+
+
+class ReviewHistory(BaseModel):
+    items: list[ReviewEntry] = Field(description="oldest first")
+
+
 class ScoreResult(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "created_at": "2026-11-28T10:00:00.123456+00:00",

@@ -37,6 +37,12 @@ def score_result(result: StoredResult) -> dict:
     }
 
 
+def review_entry(review: Review) -> dict:
+    """One entry of a review history (verdict None: a withdrawal)."""
+    return {"verdict": review.verdict, "note": review.note, "reviewer": review.reviewer,
+            "reviewed_at": review.reviewed_at}
+
+
 def review_body(review: Review | None, is_anomaly: bool) -> dict | None:
     if review is None:
         return None

@@ -14,7 +14,8 @@ GUARDED = [("GET", "/model"), ("GET", "/metrics"), ("GET", "/results"), ("GET", 
            ("GET", "/reconstruction/" + "0" * 32), ("GET", "/difference/" + "0" * 32),
            ("GET", "/image/" + "0" * 32), ("POST", "/score"), ("POST", "/score/batch"),
            ("GET", "/panel/" + "0" * 32), ("GET", "/results/export"), ("GET", "/results/summary"),
-           ("PUT", "/results/" + "0" * 32 + "/review"), ("DELETE", "/results/" + "0" * 32 + "/review")]
+           ("PUT", "/results/" + "0" * 32 + "/review"), ("DELETE", "/results/" + "0" * 32 + "/review"),
+           ("GET", "/results/" + "0" * 32 + "/reviews")]
 OPEN = ["/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/review-queue", "/review-queue/app.js"]
 
 

@@ -139,7 +139,35 @@ def test_a_review_is_written_by_the_writer_and_finds_its_result_in_the_same_comm
 
     assert asyncio.run(main()) == [frozenset(), True, False]
     assert store.get("a" * 32).review == review
-    assert asyncio.run(store.review("a" * 32, None)) is True and store.get("a" * 32).review is None
+    withdrawal = results.Review(None, "2026-01-03T00:00:00.000000+00:00")
+    assert asyncio.run(store.review("a" * 32, withdrawal)) is True and store.get("a" * 32).review is None
+    assert store.review_history("a" * 32) == [review, withdrawal]  # the audit trail keeps both
+    assert store.review_history("f" * 32) == []  # nothing is recorded for a result that does not exist
+
+
+def test_a_results_review_history_is_pruned_with_it(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path / "r.db", max_rows=2, max_age=dt.timedelta(days=1))
+    store.open()
+    review = results.Review("normal", "2026-01-02T00:00:00.000000+00:00")
+    now = stored_time(dt.datetime.now(dt.UTC))
+
+    async def main():
+        await store.save([dataclasses.replace(_result(f"{i:032x}"), created_at=now) for i in range(2)])
+        for i in range(2):
+            await store.review(f"{i:032x}", review)
+        await store.save([dataclasses.replace(_result(f"{2:032x}"), created_at=now)])  # prunes result 0
+
+    try:
+        asyncio.run(main())
+        assert store.get(f"{0:032x}") is None and store.review_history(f"{0:032x}") == []
+        assert store.review_history(f"{1:032x}") == [review]
+        # By age as well: result 1 grows old, and its history goes with it.
+        monkeypatch.setattr(results, "stored_time", lambda moment: "9999-12-31T00:00:00.000000+00:00")
+        store._prune_now(results._connect(tmp_path / "r.db"))
+        assert store.get(f"{1:032x}") is None and store.review_history(f"{1:032x}") == []
+        assert store._query("SELECT COUNT(*) FROM reviews", ())[0][0] == 0
+    finally:
+        store.close()
 
 
 def test_the_work_list_reads_only_the_rows_it_lists(store):

@@ -47,6 +47,20 @@ def test_a_review_can_be_withdrawn(client, anomalous_pixels):
     assert client.get(f"/results/{scored['id']}").json()["review"] is None
 
 
+def test_every_review_and_withdrawal_stays_in_the_results_history(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    assert client.get(f"/results/{scored['id']}/reviews").json() == {"items": []}
+    first = _review(client, scored["id"], verdict="normal", note="looked fine", reviewer="anna.k")["review"]
+    second = _review(client, scored["id"], verdict="anomalous", note="hairline crack", reviewer="ben")["review"]
+    client.delete(f"/results/{scored['id']}/review")
+    history = client.get(f"/results/{scored['id']}/reviews").json()["items"]
+    assert [(h["verdict"], h["note"], h["reviewer"]) for h in history] == [
+        ("normal", "looked fine", "anna.k"), ("anomalous", "hairline crack", "ben"), (None, None, None)]
+    assert [h["reviewed_at"] for h in history[:2]] == [first["reviewed_at"], second["reviewed_at"]]
+    assert history[1]["reviewed_at"] <= history[2]["reviewed_at"]
+    assert_problem(client.get("/results/" + "0" * 32 + "/reviews"), 404, "no result with id")
+
+
 def test_the_work_list_and_the_false_alarms_are_filters_of_the_log(client, normal_pixels, anomalous_pixels):
     flagged = [_score(client, anomalous_pixels)["id"] for _ in range(3)]
     passed = _score(client, normal_pixels)["id"]

@@ -1,4 +1,5 @@
-"""PUT and DELETE /results/{id}/review: a person's verdict on a result, for the audit trail and the work list."""
+"""PUT and DELETE /results/{id}/review: a person's verdict on a result, for the work list and the audit trail
+(GET /results/{id}/reviews)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from app.api.deps import (
     reject_unknown_query_parameters,
 )
 from app.api.json_body import json_object
-from app.api.presenters import score_result
+from app.api.presenters import review_entry, score_result
 from app.errors import InvalidInput, NotFound, UnsupportedMediaType
 from app.results import ResultStore, Review, StoredResult, stored_time
 from app.schemas import (
     STORED_RESULT_PROBLEMS,
+    ReviewHistory,
     ReviewRequest,
     ScoreResult,
     problem_responses,
@@ -72,10 +74,22 @@ async def review_result(result_id: ResultIdDep, store: StoreDep, metrics: Metric
                summary="Withdraw the review of a result",
                description="Back to unreviewed, as after scoring (for a review given to the wrong result).")
 async def withdraw_review(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
-    return JSONResponse(score_result(await _set_review(store, result_id, None)))
+    withdrawal = Review(None, stored_time(dt.datetime.now(dt.UTC)))
+    return JSONResponse(score_result(await _set_review(store, result_id, withdrawal)))
 
 
-async def _set_review(store: ResultStore, result_id: str, review: Review | None) -> StoredResult:
+@router.get("/{result_id}/reviews", response_model=ReviewHistory,
+            responses=STORED_RESULT_PROBLEMS, summary="Every review of a result, oldest first",
+            description="Each review given and each withdrawal (`verdict` null), as the audit trail: a later "
+                        "review replaces the result's `review`, but not its entry here.")
+async def review_history(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
+    if await asyncio.to_thread(store.get, result_id) is None:
+        raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
+    history = await asyncio.to_thread(store.review_history, result_id)
+    return JSONResponse({"items": [review_entry(review) for review in history]})
+
+
+async def _set_review(store: ResultStore, result_id: str, review: Review) -> StoredResult:
     if not await store.review(result_id, review):
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
     result = await asyncio.to_thread(store.get, result_id)
