@@ -120,6 +120,32 @@ def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     assert [p for p in problems if not re.search(r"status of 401|^401 .*/results\?", p)] == [], problems
 
 
+def test_a_defect_found_later_is_looked_up_by_its_ref_and_marked_missed(service, browser):
+    base, api = service
+    passed = _score(api, source="line-9", ref="SN-LATER-1", flagged=False)
+    page = browser.new_page()
+    page.goto(f"{base}/review-queue")
+    page.fill("#key", KEY)
+    page.click("#key-form button")
+    page.fill("#ref", "SN-LATER-1")
+    page.click("#lookup button")
+    expect(page.locator("#heading")).to_have_text("Results for ref SN-LATER-1")
+    cards = page.locator("article.card")
+    expect(cards).to_have_count(1)
+    expect(cards.nth(0).locator(".facts")).to_contain_text("passed: score")
+    cards.nth(0).locator("input").fill("cracked at assembly")
+    cards.nth(0).locator("button.defect", has_text="Defect: missed").click()
+    expect(page.locator("#status")).to_have_text("Reviewed as anomalous.")
+    # The lookup shows the part again, now with its review.
+    expect(cards.nth(0).locator(".facts")).to_contain_text("reviewed anomalous")
+    review = api.get(f"/results/{passed}").json()["review"]
+    assert (review["verdict"], review["agrees"], review["note"]) == ("anomalous", False, "cracked at assembly")
+    assert api.get("/results/summary?source=line-9").json()["missed_anomalies"] == 1
+    page.fill("#ref", "SN-NOWHERE")
+    page.click("#lookup button")
+    expect(page.locator("#status")).to_have_text("No result has the ref SN-NOWHERE.")
+
+
 def test_without_keys_the_page_asks_for_none(tmp_path, browser):
     process, base, _ = start_service(tmp_path / "results.db")
     try:

@@ -5,7 +5,7 @@
 
 const PAGE_SIZE = 20;
 const $ = (id) => document.getElementById(id);
-const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0};
+const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null};
 $("reviewer").value = localStorage.getItem("vae-reviewer") || "";
 $("source").value = new URLSearchParams(location.search).get("source") || "";
 
@@ -45,9 +45,15 @@ function element(tag, properties = {}, children = []) {
 function describe(result) {
   const when = new Date(result.created_at).toLocaleString();
   const where = [result.source ?? "no source", result.ref ? `ref ${result.ref}` : "no ref"];
-  return `${where.join(" · ")} · ${when} · score ${result.score.toFixed(2)} above threshold ` +
-         `${result.threshold.toFixed(2)} · p-value ${result.p_value.toPrecision(2)} · ` +
-         `model ${result.model.name} v${result.model.version}`;
+  const verdict = result.is_anomaly ? "flagged: score" : "passed: score";
+  const relation = result.is_anomaly ? "above" : "at or below";
+  const facts = `${where.join(" · ")} · ${when} · ${verdict} ${result.score.toFixed(2)} ${relation} threshold ` +
+                `${result.threshold.toFixed(2)} · p-value ${result.p_value.toPrecision(2)} · ` +
+                `model ${result.model.name} v${result.model.version}`;
+  const reviewed = result.review && `reviewed ${result.review.verdict}` +
+                   (result.review.reviewer ? ` by ${result.review.reviewer}` : "") +
+                   ` on ${new Date(result.review.reviewed_at).toLocaleString()}`;
+  return reviewed ? `${facts} · ${reviewed}` : facts;
 }
 
 function card(result) {
@@ -56,8 +62,11 @@ function card(result) {
     .then((blob) => { picture.src = URL.createObjectURL(blob); })
     .catch((error) => { picture.alt = "picture unavailable: " + error.message; });
   const note = element("input", {placeholder: "note (optional), e.g. glare on the lens", maxLength: 1000});
-  const normal = element("button", {type: "button", className: "normal", textContent: "Normal: false alarm"});
-  const defect = element("button", {type: "button", className: "defect", textContent: "Defect: confirmed"});
+  // A passed part can be a missed defect, found later down the line (looked up by its ref).
+  const [normalLabel, defectLabel] = result.is_anomaly ? ["Normal: false alarm", "Defect: confirmed"]
+                                                       : ["Normal: confirmed", "Defect: missed"];
+  const normal = element("button", {type: "button", className: "normal", textContent: normalLabel});
+  const defect = element("button", {type: "button", className: "defect", textContent: defectLabel});
   const article = element("article", {className: "card"}, [
     picture, element("p", {className: "facts", textContent: describe(result)}),
     element("div", {className: "actions"}, [normal, defect, note])]);
@@ -78,13 +87,15 @@ async function review(article, verdict, note) {
   if (reviewer) body.reviewer = reviewer;
   article.querySelectorAll("button").forEach((button) => { button.disabled = true; });
   try {
-    await api(`/results/${article.dataset.id}/review`, {
+    const response = await api(`/results/${article.dataset.id}/review`, {
       method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-    article.remove();
+    const reviewed = await response.json();
+    // In the queue a reviewed flag leaves; a looked-up part stays, showing its review.
+    if (session.ref) article.replaceWith(card(reviewed)); else article.remove();
     session.reviewed += 1;
     counted();
     say(`Reviewed as ${verdict}.`);
-    if (!$("queue").children.length) await load();
+    if (!session.ref && !$("queue").children.length) await load();
   } catch (error) {
     delete article.dataset.busy;
     article.querySelectorAll("button").forEach((button) => { button.disabled = false; });
@@ -92,19 +103,31 @@ async function review(article, verdict, note) {
   }
 }
 
-async function load() {
-  const query = new URLSearchParams({anomalous: "true", review: "none", limit: String(PAGE_SIZE)});
-  const source = $("source").value.trim();
-  if (source) query.set("source", source);
+async function show(query, empty) {
   say("Loading…");
   try {
     const page = await (await api("/results?" + query)).json();
     $("queue").replaceChildren(...page.items.map(card));
-    say(page.items.length ? "" : "Nothing to review.");
+    say(page.items.length ? "" : empty);
   } catch (error) {
     $("queue").replaceChildren();
     say(error.message, true);
   }
+}
+
+async function lookUp(ref) {
+  session.ref = ref;
+  $("heading").textContent = `Results for ref ${ref}`;
+  await show(new URLSearchParams({ref, limit: String(PAGE_SIZE)}), `No result has the ref ${ref}.`);
+}
+
+async function load() {
+  session.ref = null;
+  $("heading").textContent = "Flags to review";
+  const query = new URLSearchParams({anomalous: "true", review: "none", limit: String(PAGE_SIZE)});
+  const source = $("source").value.trim();
+  if (source) query.set("source", source);
+  await show(query, "Nothing to review.");
 }
 
 $("filters").addEventListener("submit", (event) => {
@@ -112,13 +135,18 @@ $("filters").addEventListener("submit", (event) => {
   localStorage.setItem("vae-reviewer", $("reviewer").value.trim());
   load();
 });
+$("lookup").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const ref = $("ref").value.trim();
+  if (ref) lookUp(ref);
+});
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   session.key = $("key").value.trim();
   sessionStorage.setItem("vae-api-key", session.key);
   $("key").value = "";
   $("key-form").hidden = true;
-  load();
+  session.ref ? lookUp(session.ref) : load();
 });
 document.addEventListener("keydown", (event) => {
   const first = $("queue").firstElementChild;
