@@ -66,6 +66,8 @@ def load_stored_normals(database: Path, window: ResultWindow) -> tuple[np.ndarra
     """
     connection = _open_read_only(database)
     try:
+        # One snapshot for the check and the read: a flag the service stores meanwhile is in neither.
+        connection.execute("BEGIN")
         where, parameters = window.where()
         counts = connection.execute(
             "SELECT COUNT(*), SUM(is_anomaly = 1 AND review IS NULL), SUM(review IS 'anomalous'), "

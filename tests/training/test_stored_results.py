@@ -11,8 +11,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from app.results import Review, ResultStore, StoredResult, stored_time
+from app.results import ResultStore, Review, StoredResult, stored_time
 from tests.synthetic import make_images
+from training import stored_results
 from training.cli import main
 from training.store import list_versions, read_metadata
 from training.stored_results import ResultWindow, load_stored_normals
@@ -79,6 +80,35 @@ def test_a_flag_nobody_reviewed_is_refused_until_it_is(tmp_path):
         load_stored_normals(path, ResultWindow("tiny"))
     # A window without them is fine.
     assert len(load_stored_normals(path, ResultWindow("tiny", since=START + dt.timedelta(minutes=5)))[0]) == 15
+
+
+def test_the_check_and_the_read_see_one_snapshot(results_db, monkeypatch):
+    # A flag stored by the service between the check for unreviewed flags and the read of the images must be
+    # in neither, or an unreviewed (possibly defective) image would slip into the calibration.
+    real_open = stored_results._open_read_only
+
+    def open_then_flag_after_the_check(database):
+        connection = real_open(database)
+
+        class Interleaved:
+            def __init__(self):
+                self.queries = 0
+
+            def execute(self, sql, *args):
+                result = connection.execute(sql, *args)
+                self.queries += 1
+                if self.queries == 2:  # BEGIN, then the counts: now the service stores a flag
+                    _write_store(results_db, [_stored(500, make_images(np.zeros(1, int), seed=3)[0], flagged=True)])
+                return result
+
+            def close(self):
+                connection.close()
+
+        return Interleaved()
+
+    monkeypatch.setattr(stored_results, "_open_read_only", open_then_flag_after_the_check)
+    images, counts = load_stored_normals(results_db, ResultWindow("tiny", source="line-3"))
+    assert len(images) == 40 and counts["n_results"] == 41  # as before the flag arrived
 
 
 def test_the_training_job_never_writes_to_the_services_database(results_db, version_dir, capsys):
