@@ -34,3 +34,7 @@ class ServiceMetrics:
         self.reviews = Counter("vae_reviews_total", "Reviews given (PUT /results/{id}/review), by the reviewer's "
                                "verdict and whether it agrees with the model's", ["verdict", "agreement"],
                                registry=self.registry)
+        # The operators' backlog, counted when scraped: an alert on it says that flags wait unseen.
+        self.unreviewed_flags = Gauge("vae_unreviewed_flags", "Flagged results nobody has reviewed yet, of those "
+                                      "retention kept (NaN when the results store cannot be read)",
+                                      registry=self.registry)

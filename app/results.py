@@ -472,6 +472,10 @@ class ResultStore:
         ordered = [merged[key] for key in sorted(merged, key=lambda k: (k[0], k[1] is not None, k[1] or "", *k[2:]))]
         return ordered if max_groups is None else ordered[:max_groups + 1]
 
+    def unreviewed_flags(self) -> int:
+        """How many flagged results have no review (counted on results_by_review)."""
+        return self._query("SELECT COUNT(*) FROM results WHERE review IS NULL AND is_anomaly = 1", ())[0][0]
+
     def count(self) -> int:
         return self._query("SELECT COUNT(*) FROM results", ())[0][0]
 

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from app.errors import StoreUnavailable
+from app.results import ResultStore
 from tests.app.conftest import png_bytes
 from tests.app.test_results import _export, _score
 from tests.app.test_score import assert_problem
@@ -116,6 +118,22 @@ def test_reviews_are_counted_in_the_metrics(client, normal_pixels, anomalous_pix
     metrics = client.get("/metrics").text
     assert 'vae_reviews_total{agreement="disagrees",verdict="normal"} 1.0' in metrics
     assert 'vae_reviews_total{agreement="agrees",verdict="normal"} 1.0' in metrics
+
+
+def test_the_backlog_of_unreviewed_flags_is_a_metric(client, normal_pixels, anomalous_pixels, monkeypatch):
+    flagged = [_score(client, anomalous_pixels)["id"] for _ in range(2)]
+    _score(client, normal_pixels)
+    assert "vae_unreviewed_flags 2.0" in client.get("/metrics").text
+    _review(client, flagged[0], verdict="normal")
+    assert "vae_unreviewed_flags 1.0" in client.get("/metrics").text
+
+    def unreadable(self):
+        raise StoreUnavailable("the results store failed")
+
+    monkeypatch.setattr(ResultStore, "unreviewed_flags", unreadable)
+    response = client.get("/metrics")  # the other metrics still reach Prometheus
+    assert response.status_code == 200 and "vae_unreviewed_flags NaN" in response.text
+    assert "vae_reviews_total" in response.text
 
 
 def test_reviews_of_unknown_or_malformed_ids(client):

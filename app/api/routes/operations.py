@@ -6,11 +6,20 @@ call them without credentials. Model metadata and metrics describe the deploymen
 
 from __future__ import annotations
 
+import asyncio
+import math
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import MetricsDep, RegistryDep, reject_unknown_query_parameters
+from app.api.deps import (
+    MetricsDep,
+    RegistryDep,
+    StoreDep,
+    reject_unknown_query_parameters,
+)
+from app.errors import StoreUnavailable
 from app.schemas import Health, ModelRef, Readiness, problem_responses
 
 probes = APIRouter(tags=["operations"])
@@ -43,5 +52,10 @@ async def model(registry: RegistryDep) -> dict:
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-async def metrics(service_metrics: MetricsDep) -> Response:
+async def metrics(service_metrics: MetricsDep, store: StoreDep) -> Response:
+    try:
+        backlog = await asyncio.to_thread(store.unreviewed_flags)
+    except StoreUnavailable:  # logged by the store; every other metric must still reach Prometheus
+        backlog = math.nan
+    service_metrics.unreviewed_flags.set(backlog)
     return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
