@@ -294,8 +294,8 @@ def test_the_export_keeps_a_clients_text_from_running_as_a_spreadsheet_formula(c
 
 
 @pytest.mark.parametrize(("query", "detail"), [
-    ("limit=10", "unknown query parameter 'limit'; /results/export accepts anomalous, source, ref, since, until, "
-                 "review"),
+    ("limit=10", ("unknown query parameter 'limit'; /results/export accepts anomalous, source, ref, since, "
+                  "until, review")),
     ("since=yesterday", "query.since: Input should be a valid datetime"),
     ("anomalous=maybe", "query.anomalous: Input should be a valid boolean"),
 ])
