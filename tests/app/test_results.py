@@ -152,8 +152,8 @@ def test_bad_times_are_422(client, query, detail):
 
 @pytest.mark.parametrize(("query", "detail"), [
     # Ignored, the typo listed every result, the normal ones too.
-    ("anomolous=true", ("unknown query parameter 'anomolous'; /results accepts anomalous, limit, before, source, "
-                        "ref, since, until")),
+    ("anomolous=true", ("unknown query parameter 'anomolous'; /results accepts limit, before, anomalous, source, "
+                        "ref, since, until, review")),
     ("anomalous=true&Source=line-3&lmit=5", "unknown query parameters 'Source', 'lmit'; /results accepts"),
     ("&".join(f"p{i:03}=1" for i in range(1000)), ("unknown query parameters 'p000', 'p001', 'p002', 'p003', "
                                                    "'p004' and 995 more; /results accepts")),

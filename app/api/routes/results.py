@@ -40,6 +40,17 @@ UntilFilter = Annotated[AwareDatetime | None, Query(description="only results sc
                                                                 "(ISO 8601 with a time zone)")]
 
 
+async def _result_filters(anomalous: AnomalousFilter = None, source: SourceFilter = None, ref: RefFilter = None,
+                          since: SinceFilter = None, until: UntilFilter = None,
+                          review: ReviewFilter = None) -> dict[str, object]:
+    """The filters of the listing and the export, as the store's `page` and `oldest_first` take them."""
+    return {"anomalous": anomalous, "source": source, "ref": ref, "since": _stored_time(since, "since"),
+            "until": _stored_time(until, "until"), "review": review}
+
+
+ResultFiltersDep = Annotated[dict[str, object], Depends(_result_filters)]
+
+
 # Declared before /{result_id}, which would otherwise take "summary" for an id.
 @router.get("/summary", response_model=ResultSummary, responses=problem_responses(422, 503),
             summary="How many results, and how many anomalous, per source and model version",
@@ -75,17 +86,7 @@ async def summarise_results(
                         "the export started; the same filters as the listing. Columns: "
                         + ", ".join(CSV_COLUMNS) + ". A `source` or `ref` that a spreadsheet would run as a "
                         "formula (starting with =, +, -, @) gets a leading apostrophe.")
-async def export_results(
-    store: StoreDep,
-    anomalous: AnomalousFilter = None,
-    source: SourceFilter = None,
-    ref: RefFilter = None,
-    since: SinceFilter = None,
-    until: UntilFilter = None,
-    review: ReviewFilter = None,
-) -> StreamingResponse:
-    filters = {"anomalous": anomalous, "source": source, "ref": ref, "since": _stored_time(since, "since"),
-               "until": _stored_time(until, "until"), "review": review}
+async def export_results(store: StoreDep, filters: ResultFiltersDep) -> StreamingResponse:
     through = await asyncio.to_thread(store.newest_seq)
 
     def page(after: int) -> tuple[str, int | None]:
@@ -121,19 +122,12 @@ async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
             summary="Stored results, newest first")
 async def list_results(
     store: StoreDep,
-    anomalous: AnomalousFilter = None,
+    filters: ResultFiltersDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
                                         description="cursor: `next_cursor` of the previous page")] = None,
-    source: SourceFilter = None,
-    ref: RefFilter = None,
-    since: SinceFilter = None,
-    until: UntilFilter = None,
-    review: ReviewFilter = None,
 ) -> JSONResponse:
-    rows = await asyncio.to_thread(store.page, anomalous=anomalous, limit=limit, before=before, source=source,
-                                   ref=ref, since=_stored_time(since, "since"),
-                                   until=_stored_time(until, "until"), review=review)
+    rows = await asyncio.to_thread(store.page, limit=limit, before=before, **filters)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
     return JSONResponse({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})
 
