@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 from fastapi import APIRouter
@@ -24,12 +25,17 @@ _HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; s
             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
 
 
+@functools.cache
+def _content(filename: str) -> bytes:
+    """Read once, when first asked for: not at import, and not from disk on the event loop every time."""
+    return resources.files("app").joinpath("pages", filename).read_bytes()
+
+
 def _asset(name: str) -> Response:
     if name not in _ASSETS:
         raise NotFound(f"no file {name!r} in the review queue page")
     filename, media_type = _ASSETS[name]
-    content = resources.files("app").joinpath("pages", filename).read_bytes()
-    return Response(content, media_type=media_type, headers=_HEADERS)
+    return Response(_content(filename), media_type=media_type, headers=_HEADERS)
 
 
 @router.get("/review-queue")
