@@ -90,7 +90,8 @@ def request_id(scope) -> str | None:
 
 
 def _describe_validation_error(error: dict) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",))
+    # The full location, "query.limit" or "body.verdict": a field's name alone could be either.
+    where = ".".join(str(part) for part in error.get("loc", ()))
     return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -19,7 +20,7 @@ from app.api.deps import (
 )
 from app.api.json_body import json_object
 from app.api.presenters import review_entry, score_result
-from app.errors import InvalidInput, NotFound, UnsupportedMediaType
+from app.errors import NotFound, UnsupportedMediaType
 from app.results import ResultStore, Review, StoredResult, stored_time
 from app.schemas import (
     STORED_RESULT_PROBLEMS,
@@ -46,9 +47,9 @@ async def _review_request(request: Request) -> ReviewRequest:
                            what='a review, {"verdict": "normal" or "anomalous", "note": ..., "reviewer": ...}')
     try:
         return ReviewRequest.model_validate(document)
-    except ValidationError as error:
-        raise InvalidInput("; ".join(f"body.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                     for e in error.errors(include_url=False))) from None
+    except ValidationError as error:  # answered like any request FastAPI validates: a 422 with `errors`
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]) from None
 
 
 ReviewRequestDep = Annotated[ReviewRequest, Depends(_review_request)]
