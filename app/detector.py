@@ -16,6 +16,7 @@ import numpy as np
 from app.errors import ModelLoadError
 from training.calibration import p_values
 from training.preprocessing import framing_of_version, to_model_input
+from training.sources import SOURCE_RULE, is_source_name
 from training.store import read_metadata
 
 log = logging.getLogger(__name__)
@@ -35,18 +36,37 @@ class Predictions:
         return len(self.score)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """A threshold, the false-positive rate it was calibrated for, and the normal images' scores it came from
+    (for p-values and ?fpr=): the model's, or one source's own (`source` names it)."""
+    threshold: float
+    target_fpr: float
+    scores: np.ndarray  # sorted
+    source: str | None = None
+
+    @classmethod
+    def of(cls, fields: dict, source: str | None = None) -> Calibration:
+        # Sorted here, not trusted to be: p-values are counted by binary search over them.
+        return cls(float(fields["threshold"]), float(fields["target_fpr"]),
+                   np.sort(np.asarray(fields["calibration_scores"], dtype=np.float64)), source)
+
+    def p_values(self, scores: np.ndarray) -> np.ndarray:
+        return p_values(self.scores, scores)
+
+
 class Detector:
     def __init__(self, path: Path, metadata: dict, signature):
         self.path = path
         self.metadata = metadata
         self.name: str = metadata["name"]
         self.version: int = int(metadata["version"])
-        self.threshold: float = float(metadata["threshold"])
         self.score_method: str = metadata["score_method"]
         self.framing: str = framing_of_version(metadata)  # how uploads of other sizes become 28x28
         self.heatmap_scale: float = float(metadata.get("heatmap_scale", 0.25))
-        # Sorted here, not trusted to be: p-values are counted by binary search over them.
-        self.calibration_scores = np.sort(np.asarray(metadata["calibration_scores"], dtype=np.float64))
+        self.calibration = Calibration.of(metadata)
+        self.source_calibrations = {name: Calibration.of(fields, name)
+                                    for name, fields in (metadata.get("source_calibrations") or {}).items()}
         self._signature = signature
         self._method_names = tuple(metadata["score_methods"])
 
@@ -65,9 +85,6 @@ class Detector:
             framing_of_version(metadata)
         except ValueError as error:
             raise ModelLoadError(f"{path}: {error}") from error
-        if not (isinstance(metadata["threshold"], (int, float)) and math.isfinite(metadata["threshold"])):
-            # json reads NaN; with a NaN threshold no image would ever be flagged
-            raise ModelLoadError(f"{path}: threshold {metadata['threshold']!r} is not a finite number")
         _check_values(path, metadata)
         try:
             import tensorflow as tf  # deferred: the web app starts answering before TF is imported
@@ -92,8 +109,13 @@ class Detector:
             difference=outputs["difference"].numpy().reshape(-1, 28, 28),
         )
 
-    def p_values(self, scores: np.ndarray) -> np.ndarray:
-        return p_values(self.calibration_scores, scores)
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def calibration_for(self, source: str | None) -> Calibration:
+        """The calibration that applies to images sent with ?source=`source`: its own, if it has one."""
+        return self.source_calibrations.get(source, self.calibration) if source is not None else self.calibration
 
     def self_check(self) -> None:
         """Blocking: the stored reference images must reproduce their recorded scores."""
@@ -115,25 +137,51 @@ class Detector:
 
     def public_metadata(self) -> dict:
         """Metadata without the bulky arrays (calibration scores, reference pixels)."""
-        hidden = {"calibration_scores", "reference_images"}
-        public = {k: v for k, v in self.metadata.items() if k not in hidden}
-        public["n_calibration_scores"] = len(self.calibration_scores)
+        public = _without_scores(self.metadata, also={"reference_images"})
         public["n_reference_images"] = len(self.metadata.get("reference_images") or [])
+        if "source_calibrations" in public:
+            public["source_calibrations"] = {name: _without_scores(fields)
+                                             for name, fields in public["source_calibrations"].items()}
         return public
+
+
+def _without_scores(fields: dict, also: frozenset[str] | set[str] = frozenset()) -> dict:
+    public = {k: v for k, v in fields.items() if k != "calibration_scores" and k not in also}
+    public["n_calibration_scores"] = len(fields["calibration_scores"])
+    return public
 
 
 def _check_values(path: Path, metadata: dict) -> None:
     """The metadata values the service computes with: refused here, rather than failing per request."""
-    scores = metadata["calibration_scores"]
-    if not (isinstance(scores, list) and scores and all(_is_finite_number(v) for v in scores)):
-        raise ModelLoadError(f"{path}: calibration_scores must be a non-empty list of finite numbers "
-                             "(p-values and ?fpr= are computed from them)")
+    _check_calibration(path, metadata, "")
+    sources = metadata.get("source_calibrations") or {}
+    if not isinstance(sources, dict):
+        raise ModelLoadError(f"{path}: source_calibrations must map sources to their calibrations")
+    for name, fields in sources.items():
+        if not is_source_name(name):
+            raise ModelLoadError(f"{path}: source_calibrations names {name!r}, which is not a source the "
+                                 f"service accepts ({SOURCE_RULE})")
+        if not isinstance(fields, dict) or not {"threshold", "target_fpr", "calibration_scores"} <= fields.keys():
+            raise ModelLoadError(f"{path}: source_calibrations[{name!r}] needs threshold, target_fpr and "
+                                 "calibration_scores")
+        _check_calibration(path, fields, f"source_calibrations[{name!r}].")
     scale = metadata.get("heatmap_scale", 0.25)
     if not (_is_finite_number(scale) and scale > 0):
         raise ModelLoadError(f"{path}: heatmap_scale {scale!r} is not a positive number")
     methods = metadata["score_methods"]
     if not (isinstance(methods, dict | list) and methods and all(isinstance(m, str) for m in methods)):
         raise ModelLoadError(f"{path}: score_methods must name the score methods, not {methods!r}")
+
+
+def _check_calibration(path: Path, fields: dict, where: str) -> None:
+    threshold, target_fpr, scores = fields["threshold"], fields["target_fpr"], fields["calibration_scores"]
+    if not _is_finite_number(threshold):  # json reads NaN; with a NaN threshold no image would ever be flagged
+        raise ModelLoadError(f"{path}: {where}threshold {threshold!r} is not a finite number")
+    if not (_is_finite_number(target_fpr) and 0 < target_fpr < 1):
+        raise ModelLoadError(f"{path}: {where}target_fpr {target_fpr!r} is not a rate between 0 and 1")
+    if not (isinstance(scores, list) and scores and all(_is_finite_number(v) for v in scores)):
+        raise ModelLoadError(f"{path}: {where}calibration_scores must be a non-empty list of finite numbers "
+                             "(p-values and ?fpr= are computed from them)")
 
 
 def _is_finite_number(value) -> bool:

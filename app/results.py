@@ -99,8 +99,6 @@ REVIEW = "UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed
 RECORD_REVIEW = "INSERT INTO reviews (verdict, note, reviewer, reviewed_at, result_id) VALUES (?, ?, ?, ?, ?)"
 AGE_PRUNE_INTERVAL_S = 60.0  # how late a result past the age limit may be pruned while no results come
 MAX_REF_LENGTH = 200
-SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
-MAX_SOURCE_LENGTH = 64
 
 
 def stored_time(moment: dt.datetime) -> str:

@@ -87,13 +87,15 @@ class ScoreResult(BaseModel):
     created_at: str = Field(description="UTC time the image was scored (ISO 8601)")
     score: float = Field(description="anomaly score of the model's primary method; higher = more anomalous")
     threshold: float = Field(description="the threshold used: score > threshold means anomalous")
-    threshold_source: Literal["model", "threshold", "fpr"] = Field(
-        description="where the threshold came from: the model's calibrated one, or this request's "
-                    "?threshold= or ?fpr= override")
+    threshold_source: Literal["model", "source", "threshold", "fpr"] = Field(
+        description="where the threshold came from: the model's calibrated one, the one calibrated for this "
+                    "request's ?source= (GET /model: source_calibrations), or this request's ?threshold= or "
+                    "?fpr= override (computed from the source's calibration where it has one)")
     target_fpr: float | None = Field(description="false-positive rate the threshold was calibrated for "
                                                  "(None for an explicit ?threshold=)")
-    p_value: float = Field(description="conformal p-value: share of held-out normal images scoring at least "
-                                       "as high. Small = unlike the normal images")
+    p_value: float = Field(description="conformal p-value: share of the calibration's normal images (held out "
+                                       "in training, or the source's own) scoring at least as high. Small = "
+                                       "unlike the normal images")
     is_anomaly: bool
     score_method: str = Field(description="which score method `score` is")
     scores: dict[str, float] = Field(description="the score of every method the model computes")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.batching import DynamicBatcher
-from app.detector import Detector, Predictions
+from app.detector import Calibration, Detector, Predictions
 from app.errors import InvalidInput, StoreUnavailable
 from app.idempotency import HEADER, IdempotentRequest, item_key
 from app.metrics import ServiceMetrics
@@ -28,16 +28,17 @@ class ThresholdOverride:
         if self.threshold is not None and self.fpr is not None:
             raise InvalidInput("give either ?threshold= or ?fpr=, not both")
 
-    def resolve(self, detector: Detector) -> tuple[float, str, float | None]:
-        """(threshold, source, target FPR) for this request and model version."""
+    def resolve(self, calibration: Calibration) -> tuple[float, str, float | None]:
+        """(threshold, where it came from, target FPR) for this request, given the calibration that applies
+        to its images (the model version's, or their source's own)."""
         if self.threshold is not None:
             return self.threshold, "threshold", None
         if self.fpr is not None:
             try:
-                return conformal_threshold(detector.calibration_scores, self.fpr), "fpr", self.fpr
+                return conformal_threshold(calibration.scores, self.fpr), "fpr", self.fpr
             except CalibrationError as error:
                 raise InvalidInput(f"fpr={self.fpr}: {error}") from error
-        return detector.threshold, "model", float(detector.metadata["target_fpr"])
+        return calibration.threshold, "model" if calibration.source is None else "source", calibration.target_fpr
 
 
 def _predict_with_current(registry: ModelRegistry):
@@ -131,15 +132,17 @@ class Scorer:
                                refs: list[str | None], keys: list[str] | None = None, digest: str | None = None,
                                ) -> tuple[list[StoredResult], frozenset[str]]:
         """The results, and the ids of those not stored because their idempotency key already was."""
-        override.resolve(self._registry.current)  # fail fast (503, 422) before spending a model call
+        # fail fast (503, 422) before spending a model call
+        override.resolve(self._registry.current.calibration_for(source))
         detector, predictions = await self.batcher.submit(images)
-        threshold, threshold_source, target_fpr = override.resolve(detector)
+        calibration = detector.calibration_for(source)
+        threshold, threshold_source, target_fpr = override.resolve(calibration)
         n = len(images)
         created_at = stored_time(dt.datetime.now(dt.UTC))
         # Whole-batch conversions (tolist, astype) rather than per-image ones: this runs per request.
         ids = os.urandom(16 * n).hex()
         scores = predictions.score.tolist()
-        p_values = detector.p_values(predictions.score).tolist()
+        p_values = calibration.p_values(predictions.score).tolist()
         method_scores = {name: values.tolist() for name, values in predictions.scores.items()}
         reconstruction = np.rint(np.clip(predictions.reconstruction, 0, 1) * 255).astype(np.uint8)
         difference = predictions.difference.astype(np.float16)

@@ -16,6 +16,7 @@ from training.data import DataError
 from training.framing import FRAMINGS
 from training.model import ARCHITECTURES
 from training.scores import SCORE_METHODS
+from training.sources import SOURCE_RULE, is_source_name
 from training.train import TrainConfig, TrainingDiverged
 
 DEFAULTS = TrainConfig()
@@ -65,6 +66,13 @@ def _seed(text: str) -> int:
     if not 0 <= value < 2**32:  # NumPy's and Keras' seeding accept no more
         raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
     return value
+
+
+def _source_name(text: str) -> str:
+    if not is_source_name(text):
+        raise argparse.ArgumentTypeError(f"a source is named by {SOURCE_RULE}, as the service's ?source=; "
+                                         f"got {text!r}")
+    return text
 
 
 def _aware_time(text: str) -> dt.datetime:
@@ -129,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the service's results store (VAE_RESULTS_DB): calibrate on the images it scored "
                               "with this model, all flags reviewed, those reviewed as anomalous left out")
     recalibrate.add_argument("--source", help="with --results: only the results of this ?source= (a line)")
+    recalibrate.add_argument("--for-source", type=_source_name, metavar="SOURCE",
+                             help="calibrate a threshold for this ?source= only (a line, a camera), applied to "
+                                  "the images sent with it; the model's threshold, and other sources', stay "
+                                  "as they were. With --results, the window is this source's results")
     recalibrate.add_argument("--since", type=_aware_time, metavar="TIME",
                              help="with --results: only results scored at or after this time (ISO 8601 with a "
                                   "time zone, e.g. 2026-11-01T00:00:00+01:00)")
@@ -178,6 +190,11 @@ def _recalibrate(args) -> int:
 
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
+    if args.results and args.for_source is not None:
+        if args.source not in (None, args.for_source):
+            raise _UsageError(f"--for-source {args.for_source} calibrates on that source's own results; "
+                              f"--source {args.source} would select another's")
+        args.source = args.for_source
     read_normals = _stored_normals if args.results else _folder_normals
     normals = read_normals(args, version_dir, source)
     test_set = None
@@ -188,13 +205,17 @@ def _recalibrate(args) -> int:
             raise _UsageError(f"{error}. The new version's report needs MNIST; "
                               "pass --no-report to publish without it") from error
         test_set = LabelledTestSet(mnist.x_test, mnist.y_test)
-    published = recalibrate_and_publish(version_dir, normals, args.target_fpr, test_set, progress=True)
+    published = recalibrate_and_publish(version_dir, normals, args.target_fpr, test_set, progress=True,
+                                        for_source=args.for_source)
     metadata = published.metadata
+    calibrated = metadata if args.for_source is None else metadata["source_calibrations"][args.for_source]
+    previous = (source.get("source_calibrations") or {}).get(args.for_source) or source
     summary = {"version": published.version, "path": str(published.path),
-               "recalibrated_from": source["version"], "n_images": len(normals.images),
-               "score_method": metadata["score_method"], "target_fpr": metadata["target_fpr"],
-               "threshold": metadata["threshold"], "previous_threshold": source["threshold"],
-               "fpr_at_previous_threshold": metadata["calibration"]["fpr_at_previous_threshold"],
+               "recalibrated_from": source["version"], "for_source": args.for_source,
+               "n_images": len(normals.images), "score_method": metadata["score_method"],
+               "target_fpr": calibrated["target_fpr"], "threshold": calibrated["threshold"],
+               "previous_threshold": previous["threshold"],
+               "fpr_at_previous_threshold": calibrated["calibration"]["fpr_at_previous_threshold"],
                "test_metrics": {k: v for k, v in (metadata["test_metrics"] or {}).items() if k != "by_method"}}
     print(json.dumps(summary, indent=1))
     return 0

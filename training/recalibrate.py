@@ -5,7 +5,13 @@ or cameras the model learnt from. Normals from elsewhere can be flagged at quite
 test writers: docs/quality.md). Recalibrating fixes the threshold without retraining. The new version
 holds the same SavedModel, byte for byte, with a threshold, calibration scores and heatmap scale
 computed from the new images. Everything else (score method, its scale, reference images) is the
-source version's, so the service's self-check still holds.
+base version's, so the service's self-check still holds.
+
+One threshold cannot fit two populations that the model judges differently (MNIST's two test-writer
+populations again). So a version may also carry thresholds of its own for some sources (lines, cameras:
+the service's `?source=`), each calibrated on that source's normal images (`--for-source`). The service
+applies a source's threshold, and its p-values, to the images sent with that `?source=`, and the model's
+to the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from training.calibration import conformal_threshold, pixel_threshold
 from training.data import DataError
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
 from training.metrics import test_set_metrics
+from training.sources import SOURCE_RULE, is_source_name
 from training.store import METADATA_PATH, publish, read_metadata, staging_directory
 from training.train import PublishedModel
 
@@ -66,41 +73,60 @@ def check_background(images: np.ndarray, metadata: dict) -> None:
 
 
 def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr: float | None = None,
-                            test_set: LabelledTestSet | None = None, progress: bool = False) -> PublishedModel:
+                            test_set: LabelledTestSet | None = None, progress: bool = False,
+                            for_source: str | None = None) -> PublishedModel:
     """Publish a copy of `version_dir` calibrated on `normals`, next to it in the same model folder.
 
-    With a labelled test set, the new version's test metrics and report are computed at its new threshold.
+    With `for_source`, only that source's threshold is calibrated (`source_calibrations`): the model's own
+    threshold, and every other source's, stay as they were. Otherwise the model's threshold is replaced,
+    and the sources' own thresholds are kept (the model is the same, so their scores still hold).
+    With a labelled test set, the new version's test metrics and report are computed at its model threshold.
     Raises CalibrationError when there are too few images for the target FPR, and DataError when their
-    background is the opposite of the model's; nothing is published then.
+    background is the opposite of the model's or the source's name is not one the service accepts;
+    nothing is published then.
     """
     started = time.monotonic()
-    source = read_metadata(version_dir)
-    target_fpr = float(source["target_fpr"] if target_fpr is None else target_fpr)
-    check_background(normals.images, source)
+    base = read_metadata(version_dir)
+    if for_source is not None and not is_source_name(for_source):
+        raise DataError(f"source {for_source!r}: a source is named by {SOURCE_RULE}, as the service's ?source=")
+    previous = (base.get("source_calibrations") or {}).get(for_source) or base
+    target_fpr = float(base["target_fpr"] if target_fpr is None else target_fpr)
+    check_background(normals.images, base)
     serve = serving_signature(version_dir)  # loaded once, for the calibration and the test images
     outputs = signature_outputs(serve, normals.images, progress, what="calibration images")
-    primary = source["score_method"]
-    # The rate the deployment sees today: how far off the current threshold is on these normals.
-    fpr_before = float(np.mean(outputs[primary] > source["threshold"]))
+    primary = base["score_method"]
+    # The rate these images see today: how far off the threshold that applies to them is.
+    fpr_before = float(np.mean(outputs[primary] > previous["threshold"]))
     if fpr_before > 0.5:
         log.warning("%.0f %% of these images score above version %s's threshold: check that they are normal "
-                    "images, prepared like its training images", 100 * fpr_before, source["version"])
-    methods = list(source.get("thresholds_by_method") or [primary])
-    thresholds = {m: conformal_threshold(outputs[m], target_fpr) for m in methods}
-    metadata = {key: value for key, value in source.items() if key != "version"}
-    metadata.update({
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "threshold": thresholds[primary],
-        "thresholds_by_method": thresholds,
-        "target_fpr": target_fpr,
-        "calibration_scores": np.sort(outputs[primary]).astype(float).tolist(),
-        "calibration": {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),
-                        "recalibrated_from": {"name": source["name"], "version": source["version"]},
-                        "fpr_at_previous_threshold": fpr_before},
-        "heatmap_scale": pixel_threshold(outputs["difference"], target_fpr),
-        "test_metrics": None,
-    })
-    normal_classes = [c for c in source["normal_classes"] if isinstance(c, int)]
+                    "images, prepared like its training images", 100 * fpr_before, base["version"])
+    calibration = {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),
+                   "recalibrated_from": {"name": base["name"], "version": base["version"]},
+                   "fpr_at_previous_threshold": fpr_before}
+    metadata = {key: value for key, value in base.items() if key != "version"}
+    metadata["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if for_source is None:
+        methods = list(base.get("thresholds_by_method") or [primary])
+        thresholds = {m: conformal_threshold(outputs[m], target_fpr) for m in methods}
+        metadata.update({
+            "threshold": thresholds[primary],
+            "thresholds_by_method": thresholds,
+            "target_fpr": target_fpr,
+            "calibration_scores": np.sort(outputs[primary]).astype(float).tolist(),
+            "calibration": calibration,
+            "heatmap_scale": pixel_threshold(outputs["difference"], target_fpr),
+        })
+    else:
+        thresholds = base.get("thresholds_by_method") or {primary: base["threshold"]}
+        metadata["source_calibrations"] = {**(base.get("source_calibrations") or {}), for_source: {
+            "threshold": conformal_threshold(outputs[primary], target_fpr),
+            "target_fpr": target_fpr,
+            "calibration_scores": np.sort(outputs[primary]).astype(float).tolist(),
+            "calibration": calibration,
+            "calibrated_at": metadata["created_at"],
+        }}
+    metadata["test_metrics"] = None
+    normal_classes = [c for c in base["normal_classes"] if isinstance(c, int)]
     write_evidence = None
     if test_set is not None and normal_classes:
         # Scored once: the same outputs give the metadata's test metrics and the report.
@@ -114,10 +140,11 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
 
     model_dir = version_dir.parent
     with staging_directory(model_dir) as staging:
-        # The SavedModel only: the source's metadata and report describe its own calibration.
+        # The SavedModel only: the base version's metadata and report describe its own calibration.
         shutil.copytree(version_dir, staging, dirs_exist_ok=True,
                         ignore=lambda folder, _: [METADATA_PATH.parent.name] if Path(folder) == version_dir else [])
         version = publish(model_dir, staging, metadata, before_rename=write_evidence)
-    log.info("published %s version %d (recalibrated from version %s on %d images) in %.1f s", source["name"],
-             version, source["version"], len(normals.images), time.monotonic() - started)
+    log.info("published %s version %d (%s recalibrated from version %s on %d images) in %.1f s", base["name"],
+             version, "the model's threshold" if for_source is None else f"source {for_source}'s threshold",
+             base["version"], len(normals.images), time.monotonic() - started)
     return PublishedModel(version, model_dir / str(version), {**metadata, "version": version})

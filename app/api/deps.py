@@ -21,9 +21,10 @@ from app.decode_pool import DecodePool
 from app.errors import InvalidInput, Unauthorized
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
-from app.results import MAX_REF_LENGTH, SOURCE_PATTERN, ResultStore
+from app.results import MAX_REF_LENGTH, ResultStore
 from app.schemas import printable_text
 from app.scoring import Scorer, ThresholdOverride
+from training.sources import SOURCE_PATTERN
 
 
 async def _settings(request: Request) -> Settings:

@@ -134,12 +134,27 @@ def test_a_version_whose_threshold_is_not_a_number_is_refused(client, store):
     assert "threshold nan is not a finite number" in reason
 
 
+def _source_entry(metadata: dict) -> dict:
+    return {"threshold": metadata["threshold"], "target_fpr": 0.05, "calibration_scores": [0.1, 0.2]}
+
+
 @pytest.mark.parametrize(("edit", "reason_part"), [
     (lambda metadata: metadata.update(calibration_scores="oops"), "calibration_scores"),
     (lambda metadata: metadata.update(calibration_scores=[1.0, float("nan")]), "calibration_scores"),
     (lambda metadata: metadata.update(calibration_scores=[]), "calibration_scores"),
     (lambda metadata: metadata.update(heatmap_scale="wide"), "heatmap_scale"),
     (lambda metadata: metadata.update(score_methods=7), "score_methods"),
+    (lambda metadata: metadata.update(target_fpr=1.5), "target_fpr 1.5 is not a rate between 0 and 1"),
+    (lambda metadata: metadata.update(source_calibrations="oops"), "source_calibrations must map sources"),
+    (lambda metadata: metadata.update(source_calibrations={"line 3": _source_entry(metadata)}),
+     "source_calibrations names 'line 3', which is not a source the service accepts"),
+    (lambda metadata: metadata.update(source_calibrations={"line-3": {"threshold": 1.0}}),
+     "source_calibrations['line-3'] needs threshold, target_fpr and calibration_scores"),
+    (lambda metadata: metadata.update(source_calibrations={"line-3": {**_source_entry(metadata), "threshold": None}}),
+     "source_calibrations['line-3'].threshold None is not a finite number"),
+    (lambda metadata: metadata.update(source_calibrations={"line-3": {**_source_entry(metadata),
+                                                                      "calibration_scores": [float("inf")]}}),
+     "source_calibrations['line-3'].calibration_scores must be a non-empty list of finite numbers"),
 ])
 def test_metadata_with_malformed_values_is_refused_once_with_the_field_named(client, store, edit, reason_part):
     reason = _rejection_of(client, store, edit)

@@ -337,3 +337,40 @@ def test_query_parameters_are_documented_from_the_parser(client):
     assert by_name["Idempotency-Key"]["in"] == "header" and "Idempotent-Replayed" in by_name["Idempotency-Key"]["description"]
     batch = {p["name"]: p for p in client.get("/openapi.json").json()["paths"]["/score/batch"]["post"]["parameters"]}
     assert set(batch) == set(by_name) and "new for each batch" in batch["Idempotency-Key"]["description"]
+
+
+def _with_line_3_calibration(calibration_scores: list[float]):
+    def tamper(directory, metadata):
+        metadata["source_calibrations"] = {"line-3": {
+            "threshold": calibration_scores[-2], "target_fpr": 0.2, "calibration_scores": calibration_scores,
+            "calibration": {"source": "folder /normals/line-3"}}}
+    return tamper
+
+
+def test_a_sources_own_calibration_applies_to_its_images_only(client, store, normal_pixels, tiny_model):
+    from tests.app.conftest import publish_copy, wait_until_ready
+
+    line_3 = [-1e6, -1e5, 1e5, 1e6]  # below and above any real score, so verdict and p-value are known
+    publish_copy(store, 2, _with_line_3_calibration(line_3))
+    wait_until_ready(client, version=2)
+    png = png_bytes(normal_pixels)
+
+    own = _score_file(client, png, "?source=line-3").json()
+    assert (own["threshold"], own["threshold_source"], own["target_fpr"]) == (1e5, "source", 0.2)
+    assert own["p_value"] == pytest.approx(3 / 5) and not own["is_anomaly"]
+    by_fpr = _score_file(client, png, "?source=line-3&fpr=0.4").json()  # ?fpr= reads line-3's normals too
+    assert (by_fpr["threshold"], by_fpr["threshold_source"]) == (1e5, "fpr")
+    explicit = _score_file(client, png, "?source=line-3&threshold=-1e7").json()
+    assert explicit["threshold_source"] == "threshold" and explicit["is_anomaly"]
+    for query in ("?source=line-4", ""):
+        other = _score_file(client, png, query).json()
+        assert other["threshold"] == pytest.approx(tiny_model.metadata["threshold"]), query
+        assert other["threshold_source"] == "model" and other["target_fpr"] == 0.05
+
+    stored = client.get(f"/results/{own['id']}").json()
+    assert (stored["threshold"], stored["threshold_source"], stored["p_value"]) == (1e5, "source", own["p_value"])
+    batch = client.post("/score/batch?source=line-3", files=[("files", ("a.png", png, "image/png"))]).json()
+    assert batch["items"][0]["result"]["threshold_source"] == "source"
+    model = client.get("/model").json()
+    assert model["source_calibrations"]["line-3"] == {"threshold": 1e5, "target_fpr": 0.2, "n_calibration_scores": 4,
+                                                      "calibration": {"source": "folder /normals/line-3"}}

@@ -8,7 +8,7 @@ from PIL import Image
 from tests.synthetic import make_images
 from training.calibration import CalibrationError, conformal_threshold, pixel_threshold
 from training.cli import main
-from training.data import fingerprint
+from training.data import DataError, fingerprint
 from training.evaluate import saved_model_outputs
 from training.recalibrate import LabelledTestSet, NormalImages, recalibrate_and_publish
 from training.store import list_versions, read_metadata
@@ -187,3 +187,90 @@ def test_a_version_with_an_unknown_framing_is_a_clean_error(version_dir, tmp_pat
     assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--no-report"]) == 2
     assert "input framing 'crop' is unknown" in capsys.readouterr().err
     assert list_versions(version_dir.parent) == [1]
+
+
+def test_for_a_source_only_that_sources_threshold_is_calibrated(version_dir):
+    before = read_metadata(version_dir)
+    line_3, line_4 = _normals(60, seed=3), _normals(40, seed=4)
+
+    first = recalibrate_and_publish(version_dir, line_3, target_fpr=0.1, for_source="line-3")
+    second = recalibrate_and_publish(first.path, line_4, target_fpr=0.05, for_source="line-4")
+
+    metadata = read_metadata(second.path)
+    for unchanged in ("threshold", "thresholds_by_method", "target_fpr", "calibration_scores", "calibration",
+                      "heatmap_scale", "score_method", "reference_images"):
+        assert metadata[unchanged] == before[unchanged], unchanged  # the model's own calibration stays
+    primary = before["score_method"]
+    for name, normals, fpr in (("line-3", line_3, 0.1), ("line-4", line_4, 0.05)):  # line-3's carried over
+        scores = saved_model_outputs(version_dir, normals.images, progress=False)[primary]
+        entry = metadata["source_calibrations"][name]
+        assert entry["threshold"] == conformal_threshold(scores, fpr) and entry["target_fpr"] == fpr
+        assert entry["calibration_scores"] == pytest.approx(np.sort(scores).tolist())
+        assert entry["calibration"]["sha256"] == normals.fingerprint
+        assert entry["calibration"]["fpr_at_previous_threshold"] == pytest.approx(
+            np.mean(scores > before["threshold"]))  # neither had a threshold of its own before
+    assert set(metadata["source_calibrations"]) == {"line-3", "line-4"}
+
+
+def test_recalibrating_a_source_again_measures_against_its_own_threshold(version_dir):
+    first = recalibrate_and_publish(version_dir, _normals(60, seed=3), target_fpr=0.1, for_source="line-3")
+    own = first.metadata["source_calibrations"]["line-3"]["threshold"]
+    again = _normals(60, seed=8)
+
+    second = recalibrate_and_publish(first.path, again, target_fpr=0.1, for_source="line-3")
+
+    scores = saved_model_outputs(version_dir, again.images, progress=False)[first.metadata["score_method"]]
+    entry = second.metadata["source_calibrations"]["line-3"]
+    assert entry["calibration"]["fpr_at_previous_threshold"] == pytest.approx(np.mean(scores > own))
+    assert entry["calibration"]["recalibrated_from"] == {"name": "tiny", "version": 2}
+
+
+def test_recalibrating_the_model_keeps_the_sources_thresholds(version_dir):
+    with_source = recalibrate_and_publish(version_dir, _normals(60, seed=3), target_fpr=0.1, for_source="line-3")
+    model_wide = recalibrate_and_publish(with_source.path, _normals(60, seed=9), target_fpr=0.3)
+    assert model_wide.metadata["target_fpr"] == 0.3
+    assert model_wide.metadata["threshold"] != with_source.metadata["threshold"]
+    assert model_wide.metadata["source_calibrations"] == with_source.metadata["source_calibrations"]
+
+
+def test_the_service_applies_a_sources_calibration_to_that_source_only(version_dir):
+    from app.detector import Detector
+
+    published = recalibrate_and_publish(version_dir, _normals(60, seed=3), target_fpr=0.1, for_source="line-3")
+    detector = Detector.load(published.path)
+    detector.self_check()
+    entry = published.metadata["source_calibrations"]["line-3"]
+    line_3 = detector.calibration_for("line-3")
+    assert (line_3.threshold, line_3.target_fpr, line_3.source) == (entry["threshold"], 0.1, "line-3")
+    beyond_all = np.array([entry["calibration_scores"][-1] + 1.0])  # p-values count the source's 60 normals
+    assert line_3.p_values(beyond_all) == pytest.approx([1 / 61])
+    assert len(detector.calibration.scores) != 60
+    for other in (None, "line-4"):
+        assert detector.calibration_for(other) is detector.calibration
+    assert detector.calibration.threshold == published.metadata["threshold"]
+    public = detector.public_metadata()["source_calibrations"]["line-3"]
+    assert "calibration_scores" not in public and public["n_calibration_scores"] == 60
+
+
+@pytest.mark.parametrize("name", ["line 3", "", "x" * 65, "line-3\n"])
+def test_a_source_name_the_service_would_refuse_publishes_nothing(name, version_dir, tmp_path, capsys):
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    with pytest.raises(SystemExit) as exit_:
+        main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--target-fpr", "0.1",
+              "--no-report", "--for-source", name])
+    assert exit_.value.code == 2
+    assert "a source is named by letters, digits and ._:/@-, at most 64" in capsys.readouterr().err
+    with pytest.raises(DataError, match="a source is named by"):
+        recalibrate_and_publish(version_dir, _normals(40), target_fpr=0.1, for_source=name)
+    assert list_versions(version_dir.parent) == [1]
+
+
+def test_cli_for_a_source_reports_that_sources_thresholds(version_dir, tmp_path, capsys):
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--target-fpr", "0.1",
+                 "--no-report", "--for-source", "camera-2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    entry = read_metadata(version_dir.parent / "2")["source_calibrations"]["camera-2"]
+    assert summary["for_source"] == "camera-2" and summary["threshold"] == entry["threshold"]
+    assert summary["previous_threshold"] == read_metadata(version_dir)["threshold"]
+    assert summary["target_fpr"] == 0.1

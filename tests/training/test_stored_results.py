@@ -124,7 +124,20 @@ def test_the_training_job_never_writes_to_the_services_database(results_db, vers
     assert hashlib.sha256(results_db.read_bytes()).hexdigest() == before
 
 
+def test_a_sources_threshold_is_calibrated_on_that_sources_results(results_db, version_dir, capsys):
+    argv = ["recalibrate", "--model", str(version_dir), "--results", str(results_db), "--for-source", "line-4",
+            "--target-fpr", "0.1", "--no-report"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["for_source"] == "line-4" and summary["n_images"] == 10  # line-4's ten, not line-3's
+    metadata = read_metadata(version_dir.parent / "2")
+    assert metadata["threshold"] == read_metadata(version_dir)["threshold"]
+    calibration = metadata["source_calibrations"]["line-4"]["calibration"]
+    assert calibration["source"] == f"results store {results_db} (model tiny, source line-4)"
+
+
 @pytest.mark.parametrize(("problem", "message"), [
+    ("another source's results", "--for-source line-4 calibrates on that source's own results; --source line-3"),
     ("unreviewed flag", "holds 1 flagged result without a review"),
     ("no such file", "results store not found"),
     ("not a results store", "is not a results store of this service with reviews (no column"),
@@ -136,7 +149,9 @@ def test_the_training_job_never_writes_to_the_services_database(results_db, vers
 def test_recalibrating_on_stored_results_fails_cleanly(problem, message, results_db, version_dir, tmp_path, capsys):
     argv = ["recalibrate", "--model", str(version_dir), "--results", str(results_db), "--target-fpr", "0.1",
             "--no-report"]
-    if problem == "unreviewed flag":
+    if problem == "another source's results":
+        argv += ["--for-source", "line-4", "--source", "line-3"]
+    elif problem == "unreviewed flag":
         _write_store(results_db, [_stored(99, make_images(np.zeros(1, int), seed=1)[0], flagged=True)])
     elif problem == "no such file":
         argv[4] = str(tmp_path / "absent.db")

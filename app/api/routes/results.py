@@ -14,8 +14,9 @@ from app.api.deps import ResultIdDep, StoreDep, reject_unknown_query_parameters
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
 from app.errors import InvalidInput, NotFound
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
-from app.results import MAX_REF_LENGTH, MAX_SOURCE_LENGTH, stored_time
+from app.results import MAX_REF_LENGTH, stored_time
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, problem_responses
+from training.sources import MAX_SOURCE_LENGTH
 
 router = APIRouter(prefix="/results", tags=["results"], dependencies=[Depends(reject_unknown_query_parameters)])
 

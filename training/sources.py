@@ -1,0 +1,16 @@
+"""Names of the places images come from: a line, a camera, a client.
+
+The service stores each result with its `?source=`, and a model version may carry a threshold calibrated
+for one source (`recalibrate --for-source`). Both follow this one rule, so a calibrated name is always
+one the service accepts.
+"""
+
+import re
+
+SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
+MAX_SOURCE_LENGTH = 64
+SOURCE_RULE = "letters, digits and ._:/@-, at most 64"
+
+
+def is_source_name(name: object) -> bool:
+    return isinstance(name, str) and re.fullmatch(SOURCE_PATTERN, name) is not None
