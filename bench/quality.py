@@ -90,33 +90,54 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def population_fprs(version_dir: Path, threshold: float, digit: int, x_test, y_test) -> dict[str, dict]:
     """One digit's test FPR within each test-writer population, at the model's threshold
-    (`fpr_by_population`) and after recalibrating on other test writers' normals (`recalibrated`)."""
+    (`fpr_by_population`), after recalibrating on other test writers' normals (`recalibrated`), and after
+    recalibrating a threshold per population, as per source, on other writers of that population
+    (`recalibrated_per_population`)."""
     import numpy as np
 
     from training.evaluate import saved_model_outputs
 
     positions = np.flatnonzero(y_test == digit)  # each scored image's index in the test set
     scores = saved_model_outputs(version_dir, x_test[positions], progress=False)["score"]
-    return {"fpr_by_population": _fpr_by_population(scores > threshold, positions, len(y_test)),
-            "recalibrated": _fpr_by_population(scores > cross_fitted_thresholds(version_dir, x_test[positions],
-                                                                                positions),
-                                               positions, len(y_test))}
+    normals, n_test = x_test[positions], len(y_test)
+    return {"fpr_by_population": _fpr_by_population(scores > threshold, positions, n_test),
+            "recalibrated": _fpr_by_population(
+                scores > cross_fitted_thresholds(version_dir, normals, positions), positions, n_test),
+            "recalibrated_per_population": _fpr_by_population(
+                scores > cross_fitted_thresholds(version_dir, normals, positions, population_of(positions, n_test)),
+                positions, n_test)}
 
 
-def cross_fitted_thresholds(version_dir: Path, normals, positions):
-    """Each normal's threshold after `recalibrate` on the normals of the other half of the test blocks."""
+def population_of(positions, n_test: int):
+    """The name of the test-writer population of each test image index."""
+    import numpy as np
+
+    names = np.empty(len(positions), dtype=object)
+    for name, part in TEST_POPULATIONS:
+        names[(positions >= part.start) & (positions < (part.stop or n_test))] = name
+    return names
+
+
+def cross_fitted_thresholds(version_dir: Path, normals, positions, sources=None):
+    """Each normal's threshold after `recalibrate` on the normals of the other half of the test blocks: the
+    model's threshold, or with `sources` (a name per normal), the threshold `recalibrate --for-source` sets
+    for the normal's source from that source's normals only."""
     import numpy as np
 
     from training.data import fingerprint
     from training.recalibrate import NormalImages, recalibrate_and_publish
 
     half = (positions // RECALIBRATION_BLOCK) % 2
+    sources = np.full(len(positions), None, dtype=object) if sources is None else sources
     thresholds = np.empty(len(positions))
     for calibrating in (0, 1):
-        images = normals[half == calibrating]
-        published = recalibrate_and_publish(version_dir, NormalImages(
-            images, f"MNIST test images, blocks of {RECALIBRATION_BLOCK}, half {calibrating}", fingerprint(images)))
-        thresholds[half != calibrating] = published.metadata["threshold"]
+        for source in dict.fromkeys(sources):
+            images = normals[(half == calibrating) & (sources == source)]
+            published = recalibrate_and_publish(version_dir, NormalImages(
+                images, f"MNIST test images, blocks of {RECALIBRATION_BLOCK}, half {calibrating}"
+                + (f", {source}" if source else ""), fingerprint(images)), for_source=source)
+            calibration = published.metadata if source is None else published.metadata["source_calibrations"][source]
+            thresholds[(half != calibrating) & (sources == source)] = calibration["threshold"]
     return thresholds
 
 
@@ -151,21 +172,27 @@ def recalibration_lines(rows: list[dict]) -> list[str]:
     names = [name for name, _ in TEST_POPULATIONS]
     lines = ["", "The same models after `python -m training recalibrate` on normals from other test writers: each "
              f"digit's test normals are split into alternating blocks of {RECALIBRATION_BLOCK} test images, and "
-             "each half is judged at the threshold recalibrated on the other half (about 500 normals):", "",
-             "| digit | FPR, calibrated in training | FPR, recalibrated | " + " | ".join(f"recalibrated, {n}" for n in names)
-             + " |", "|" + " --- |" * (3 + len(names))]
+             "each half is judged at the thresholds recalibrated on the other half: one threshold for all its "
+             "normals (about 500), or one per population (`recalibrate --for-source SD-3`, about 250 each):", "",
+             "| digit | FPR, calibrated in training | recalibrated: FPR | "
+             + " | ".join(f"recalibrated: {n}" for n in names) + " | per population: FPR | "
+             + " | ".join(f"per population: {n}" for n in names) + " |", "|" + " --- |" * (4 + 2 * len(names))]
+    keys = ("all", *names)
     for row in rows:
-        parts = [row["recalibrated"][n] for n in names]
-        lines.append(f"| {row['digit']} | {row['fpr']:.2%} | {row['recalibrated']['all']['fpr']:.2%} | "
-                     + " | ".join("–" if p["fpr"] is None else f"{p['fpr']:.2%}" for p in parts) + " |")
-    overall = [_pooled([row["recalibrated"][n] for row in rows]) for n in ("all", *names)]
-    within = sum(abs(row["recalibrated"]["all"]["fpr"] - row["target_fpr"]) <= FPR_TOLERANCE + 1e-12 for row in rows)
+        cells = [row[kind][n]["fpr"] for kind in ("recalibrated", "recalibrated_per_population") for n in keys]
+        lines.append(f"| {row['digit']} | {row['fpr']:.2%} | "
+                     + " | ".join("–" if fpr is None else f"{fpr:.2%}" for fpr in cells) + " |")
+    pooled = [_pooled([row[kind][n] for row in rows])["fpr"]
+              for kind in ("recalibrated", "recalibrated_per_population") for n in keys]
+    lines.append("| **pooled** | | " + " | ".join("–" if fpr is None else f"**{fpr:.2%}**" for fpr in pooled) + " |")
+    within = {kind: sum(abs(row[kind]["all"]["fpr"] - row["target_fpr"]) <= FPR_TOLERANCE + 1e-12 for row in rows)
+              for kind in ("recalibrated", "recalibrated_per_population")}
     expected = sum(chance_within_tolerance(row["n_test_normal"], row["n_test_normal"] // 2, row["target_fpr"])
                    for row in rows)
-    lines.append(f"| **pooled** | | **{overall[0]['fpr']:.2%}** | "
-                 + " | ".join("–" if p["fpr"] is None else f"**{p['fpr']:.2%}**" for p in overall[1:]) + " |")
-    lines += ["", f"Recalibrated FPR within ±{FPR_TOLERANCE * 100:.1f} pp of the target: **{within} of {len(rows)} "
-              f"digits** (sampling alone, with half the normals calibrating, leaves {expected:.1f} expected within)."]
+    lines += ["", f"Recalibrated FPR within ±{FPR_TOLERANCE * 100:.1f} pp of the target: **{within['recalibrated']} "
+              f"of {len(rows)} digits** with one threshold (sampling alone, with half the normals calibrating, "
+              f"leaves {expected:.1f} expected within), **{within['recalibrated_per_population']} of {len(rows)}** "
+              "with one per population."]
     return lines
 
 

@@ -77,6 +77,7 @@ def test_population_fprs_split_the_test_set_at_image_5000(private_model, synthet
     assert by_population["SD-1"] == {"fpr": pytest.approx(np.mean(scores[3:] > threshold)), "n": 2}
     assert by_population["all"] == {"fpr": pytest.approx(np.mean(scores > threshold)), "n": 5}
     assert result["recalibrated"]["SD-1"] == {"fpr": 1.0, "n": 2}
+    assert result["recalibrated_per_population"]["SD-3"] == {"fpr": 1.0, "n": 3}
 
 
 def test_each_block_is_judged_at_the_threshold_recalibrated_on_the_other_blocks(private_model, monkeypatch):
@@ -103,6 +104,36 @@ def test_each_block_is_judged_at_the_threshold_recalibrated_on_the_other_blocks(
     assert list_versions(private_model.parent) == [1, 2, 3]  # through `recalibrate`, as a user would
 
 
+def test_per_population_each_block_is_judged_at_its_populations_threshold_from_the_other_blocks(private_model,
+                                                                                                 monkeypatch):
+    import numpy as np
+
+    from tests.synthetic import make_images
+    from training.calibration import conformal_threshold
+    from training.evaluate import saved_model_outputs
+    from training.store import list_versions, read_metadata
+
+    monkeypatch.setattr(quality, "RECALIBRATION_BLOCK", 40)
+    positions = np.arange(4920, 5080)  # in each population, a block of 40 of each half
+    bars = make_images(np.ones(len(positions), int), seed=6)
+    normals = np.clip(bars + np.random.default_rng(6).integers(0, 60, bars.shape), 0, 255).astype(np.uint8)
+    scores = saved_model_outputs(private_model, normals, progress=False)["score"]
+    target = read_metadata(private_model)["target_fpr"]
+    populations = quality.population_of(positions, 10_000)
+    assert list(populations[[0, 79, 80, 159]]) == ["SD-3", "SD-3", "SD-1", "SD-1"]
+
+    thresholds = quality.cross_fitted_thresholds(private_model, normals, positions, populations)
+
+    half = (positions // 40) % 2
+    for name in ("SD-3", "SD-1"):
+        for judged in (0, 1):
+            mine = (populations == name) & (half == judged)
+            calibrating = (populations == name) & (half != judged)
+            assert np.all(thresholds[mine] == conformal_threshold(scores[calibrating], target)), (name, judged)
+    assert list_versions(private_model.parent) == [1, 2, 3, 4, 5]  # one `recalibrate --for-source` each
+    assert set(read_metadata(private_model.parent / "5")["source_calibrations"]) == {"SD-1"}
+
+
 def test_population_table_lists_every_digit_and_marks_an_empty_population():
     rows = [{"digit": 4, "fpr": 0.02, "n_test_normal": 500,
              "fpr_by_population": {"SD-3": {"fpr": 0.02, "n": 500}, "SD-1": {"fpr": None, "n": 0}}},
@@ -118,11 +149,16 @@ def test_population_table_lists_every_digit_and_marks_an_empty_population():
 def test_recalibration_table_pools_the_recalibrated_rates_and_counts_digits_within_the_bound():
     rows = [{"digit": 4, "fpr": 0.02, "n_test_normal": 1000, "target_fpr": 0.01,
              "recalibrated": {"all": {"fpr": 0.012, "n": 1000}, "SD-3": {"fpr": 0.014, "n": 500},
-                              "SD-1": {"fpr": 0.01, "n": 500}}},
+                              "SD-1": {"fpr": 0.01, "n": 500}},
+             "recalibrated_per_population": {"all": {"fpr": 0.009, "n": 1000}, "SD-3": {"fpr": 0.008, "n": 500},
+                                             "SD-1": {"fpr": 0.01, "n": 500}}},
             {"digit": 5, "fpr": 0.005, "n_test_normal": 1000, "target_fpr": 0.01,
              "recalibrated": {"all": {"fpr": 0.004, "n": 1000}, "SD-3": {"fpr": 0.002, "n": 500},
-                              "SD-1": {"fpr": 0.006, "n": 500}}}]
+                              "SD-1": {"fpr": 0.006, "n": 500}},
+             "recalibrated_per_population": {"all": {"fpr": 0.011, "n": 1000}, "SD-3": {"fpr": 0.012, "n": 500},
+                                             "SD-1": {"fpr": None, "n": 0}}}]
     table = "\n".join(quality.recalibration_lines(rows))
-    assert "| 4 | 2.00% | 1.20% | 1.40% | 1.00% |" in table
-    assert "| **pooled** | | **0.80%** | **0.80%** | **0.80%** |" in table
-    assert "**1 of 2 digits**" in table
+    assert "| 4 | 2.00% | 1.20% | 1.40% | 1.00% | 0.90% | 0.80% | 1.00% |" in table
+    assert "| 5 | 0.50% | 0.40% | 0.20% | 0.60% | 1.10% | 1.20% | – |" in table
+    assert "| **pooled** | | **0.80%** | **0.80%** | **0.80%** | **1.00%** | **1.00%** | **1.00%** |" in table
+    assert "**1 of 2 digits** with one threshold" in table and "**2 of 2** with one per population" in table
