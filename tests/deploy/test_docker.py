@@ -227,7 +227,7 @@ def test_recalibrates_on_the_results_the_service_stored_once_their_flags_are_rev
     defect = api.post("/score?source=docker-line", files={"file": ("9.png", _png(nine), "image/png")}).json()
     assert defect["is_anomaly"]
     recalibrate = [*compose, "--profile", "train", "run", "--rm", "recalibrate", "--results", "/srv/data/results.db",
-                   "--source", "docker-line", "--data", "/data/mnist.npz"]
+                   "--for-source", "docker-line", "--data", "/data/mnist.npz"]
     refused = _run(recalibrate, stack["env"], timeout=600, check=False)  # flags nobody has reviewed yet
     assert refused.returncode == 2 and "without a review" in refused.stderr, refused.stderr[-2000:]
     assert api.put(f"/results/{defect['id']}/review", json={"verdict": "anomalous"}).status_code == 200
@@ -238,6 +238,11 @@ def test_recalibrates_on_the_results_the_service_stored_once_their_flags_are_rev
     _run(recalibrate, stack["env"], timeout=600)
     _wait_for_version(base, served["version"] + 1, timeout=120)
     model = api.get("/model").json()
-    assert model["calibration"]["n_images"] == 150  # the "1"s, false alarms included; the "9" left out
-    assert model["calibration"]["source"].startswith("results store /srv/data/results.db (model mnist-vae, "
-                                                     "source docker-line")
+    line = model["source_calibrations"]["docker-line"]  # a threshold for this line only
+    assert line["calibration"]["n_images"] == 150  # the "1"s, false alarms included; the "9" left out
+    assert line["calibration"]["source"].startswith("results store /srv/data/results.db (model mnist-vae, "
+                                                    "source docker-line")
+    assert model["threshold"] == served["threshold"]
+    one = {"file": ("1.png", _png(ones[0]), "image/png")}
+    assert api.post("/score?source=docker-line", files=one).json()["threshold"] == line["threshold"]
+    assert api.post("/score?source=other-line", files=one).json()["threshold_source"] == "model"
