@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "the new version is published beside it")
     _add_store_options(recalibrate)
     recalibrate.add_argument("--target-fpr", type=_fraction, default=None,
-                             help="false-positive rate to calibrate for (default: the version's)")
+                             help="false-positive rate to calibrate for (default: the version's, or with "
+                                  "--for-source, the source's if it has a threshold already)")
     recalibrate.add_argument("--data", metavar="PATH",
                              help="MNIST .npz for the new version's report, if the model's normal class is a "
                                   "digit (default: $MNIST_PATH, else Keras' cache)")
@@ -209,12 +210,11 @@ def _recalibrate(args) -> int:
                                         for_source=args.for_source)
     metadata = published.metadata
     calibrated = metadata if args.for_source is None else metadata["source_calibrations"][args.for_source]
-    previous = (source.get("source_calibrations") or {}).get(args.for_source) or source
     summary = {"version": published.version, "path": str(published.path),
                "recalibrated_from": source["version"], "for_source": args.for_source,
                "n_images": len(normals.images), "score_method": metadata["score_method"],
                "target_fpr": calibrated["target_fpr"], "threshold": calibrated["threshold"],
-               "previous_threshold": previous["threshold"],
+               "previous_threshold": calibrated["calibration"]["previous_threshold"],
                "fpr_at_previous_threshold": calibrated["calibration"]["fpr_at_previous_threshold"],
                "test_metrics": {k: v for k, v in (metadata["test_metrics"] or {}).items() if k != "by_method"}}
     print(json.dumps(summary, indent=1))

@@ -89,8 +89,9 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
     base = read_metadata(version_dir)
     if for_source is not None and not is_source_name(for_source):
         raise DataError(f"source {for_source!r}: a source is named by {SOURCE_RULE}, as the service's ?source=")
+    # What applied to these images until now: the source's own calibration, if it has one, else the model's.
     previous = (base.get("source_calibrations") or {}).get(for_source) or base
-    target_fpr = float(base["target_fpr"] if target_fpr is None else target_fpr)
+    target_fpr = float(previous["target_fpr"] if target_fpr is None else target_fpr)
     check_background(normals.images, base)
     serve = serving_signature(version_dir)  # loaded once, for the calibration and the test images
     outputs = signature_outputs(serve, normals.images, progress, what="calibration images")
@@ -102,7 +103,7 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
                     "images, prepared like its training images", 100 * fpr_before, base["version"])
     calibration = {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),
                    "recalibrated_from": {"name": base["name"], "version": base["version"]},
-                   "fpr_at_previous_threshold": fpr_before}
+                   "previous_threshold": previous["threshold"], "fpr_at_previous_threshold": fpr_before}
     metadata = {key: value for key, value in base.items() if key != "version"}
     metadata["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     if for_source is None:

@@ -47,6 +47,7 @@ def test_the_new_version_has_the_same_model_and_a_threshold_from_the_new_images(
     assert metadata["heatmap_scale"] == pixel_threshold(scores["difference"], 0.1)
     assert metadata["calibration"] == {"source": "synthetic bars", "sha256": normals.fingerprint, "n_images": 120,
                                        "recalibrated_from": {"name": "tiny", "version": 1},
+                                       "previous_threshold": before["threshold"],
                                        "fpr_at_previous_threshold": pytest.approx(
                                            np.mean(scores[before["score_method"]] > before["threshold"]))}
     for unchanged in ("score_method", "dssim_knn", "reference_images", "training", "normal_classes"):
@@ -217,10 +218,11 @@ def test_recalibrating_a_source_again_measures_against_its_own_threshold(version
     own = first.metadata["source_calibrations"]["line-3"]["threshold"]
     again = _normals(60, seed=8)
 
-    second = recalibrate_and_publish(first.path, again, target_fpr=0.1, for_source="line-3")
+    second = recalibrate_and_publish(first.path, again, for_source="line-3")  # its own 0.1, not the model's 0.05
 
     scores = saved_model_outputs(version_dir, again.images, progress=False)[first.metadata["score_method"]]
     entry = second.metadata["source_calibrations"]["line-3"]
+    assert entry["calibration"]["previous_threshold"] == own and entry["target_fpr"] == 0.1
     assert entry["calibration"]["fpr_at_previous_threshold"] == pytest.approx(np.mean(scores > own))
     assert entry["calibration"]["recalibrated_from"] == {"name": "tiny", "version": 2}
 
