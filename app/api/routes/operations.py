@@ -45,7 +45,7 @@ async def readyz(registry: RegistryDep) -> Readiness:
 
 
 @router.get("/model", responses=problem_responses(503),
-            summary="Metadata of the served model version (without the calibration array)")
+            summary="Metadata of the served model version (without the calibration scores)")
 async def model(registry: RegistryDep) -> dict:
     return registry.current.public_metadata()
 
