@@ -96,13 +96,18 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
                                 for method in methods}
     primary = metadata["score_method"]
     fpr = rates_at_threshold(scored.is_anomaly, scored.scores[primary], metadata["threshold"])["fpr"]
+    # What each source's own threshold would do on this test set: the detection it costs or gains.
+    by_source = {name: {"threshold": fields["threshold"], "target_fpr": fields["target_fpr"],
+                        "n_calibration": len(fields["calibration_scores"]),
+                        **rates_at_threshold(scored.is_anomaly, scored.scores[primary], fields["threshold"])}
+                 for name, fields in sorted((metadata.get("source_calibrations") or {}).items())}
     return {
         "model": {"name": metadata["name"], "version": metadata.get("version"), "score_method": primary,
                   "threshold": metadata["threshold"], "target_fpr": metadata["target_fpr"],
                   "normal_classes": metadata["normal_classes"]},
         "n_normal": int(normal.sum()), "n_anomalous": int(scored.is_anomaly.sum()),
         "primary": by_method[primary], "fpr_deviation_from_target": fpr - metadata["target_fpr"],
-        "by_method": by_method, "by_anomaly_digit": by_digit,
+        "by_method": by_method, "by_anomaly_digit": by_digit, "by_source": by_source,
     }
 
 
@@ -143,6 +148,18 @@ def render_markdown(metrics: dict) -> str:
         "`grid.png` (original / reconstruction / difference of sample test images).",
         "",
     ]
+    if metrics.get("by_source"):
+        text += [
+            "## Thresholds of single sources",
+            "",
+            "Images sent with these `?source=` values are judged at their own threshold, calibrated on that "
+            "source's normal images (`recalibrate --for-source`). On this test set, those thresholds would give:",
+            "",
+            _table([[f"`{name}`", f"{v['threshold']:.6g}", f"{v['target_fpr']:.2%}", str(v["n_calibration"]),
+                     f"{v['fpr']:.2%}", f"{v['tpr']:.2%}"] for name, v in metrics["by_source"].items()],
+                   ["source", "threshold", "target FPR", "calibration images", "FPR on normals", "TPR on anomalies"]),
+            "",
+        ]
     return "\n".join(text)
 
 

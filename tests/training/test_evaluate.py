@@ -46,6 +46,24 @@ def test_markdown_names_every_method_and_digit():
     assert "| mse (primary) | 1.0000 |" in text and "| kl |" in text and "| 7 |" in text
 
 
+def test_each_sources_threshold_is_reported_with_its_rates_on_the_test_set():
+    metadata = {**METADATA, "source_calibrations": {
+        "line-4": {"threshold": 0.65, "target_fpr": 0.05, "calibration_scores": [0.1] * 40},
+        "line-3": {"threshold": 0.35, "target_fpr": 0.1, "calibration_scores": [0.2] * 20}}}
+    metrics = compute_metrics(_scored([0.1, 0.6, 0.3, 0.4], [0.45, 0.7], [9, 9]), metadata)
+    assert list(metrics["by_source"]) == ["line-3", "line-4"]
+    assert metrics["by_source"]["line-3"] == {"threshold": 0.35, "target_fpr": 0.1, "n_calibration": 20,
+                                              "fpr": 0.5, "tpr": 1.0}  # 0.6 and 0.4 of the normals flagged
+    assert metrics["by_source"]["line-4"] == {"threshold": 0.65, "target_fpr": 0.05, "n_calibration": 40,
+                                              "fpr": 0.0, "tpr": 0.5}
+    assert metrics["primary"]["fpr"] == 0.25  # the model's own threshold is still what `primary` reports
+    text = render_markdown(metrics)
+    assert "## Thresholds of single sources" in text
+    assert "| `line-3` | 0.35 | 10.00% | 20 | 50.00% | 100.00% |" in text
+    without = render_markdown(compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA))
+    assert "single sources" not in without
+
+
 def test_roc_curve_of_known_scores():
     fpr, tpr = roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     assert fpr.tolist() == [0.0, 0.0, 0.5, 0.5, 1.0]
