@@ -37,7 +37,8 @@ class ThresholdOverride:
             try:
                 return conformal_threshold(calibration.scores, self.fpr), "fpr", self.fpr
             except CalibrationError as error:
-                raise InvalidInput(f"fpr={self.fpr}: {error}") from error
+                whose = "" if calibration.source is None else f" (the calibration of source {calibration.source})"
+                raise InvalidInput(f"fpr={self.fpr}: {error}{whose}") from error
         return calibration.threshold, "model" if calibration.source is None else "source", calibration.target_fpr
 
 
