@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.auth import keys_from_file, keys_from_list
+from app.auth import ApiKey, check_distinct, keys_from_file, keys_from_list
 
 
 class Settings(BaseSettings):
@@ -35,11 +35,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
-    api_keys: SecretStr | None = Field(None, description="comma-separated API keys; when set (or api_keys_file "
+    api_keys: SecretStr | None = Field(None, description="comma-separated API keys, each optionally after a name "
+                                                         "and a space ('anna <key>'); when set (or api_keys_file "
                                                          "is), every endpoint but the health probes and the "
                                                          "docs needs `Authorization: Bearer <key>`")
-    api_keys_file: Path | None = Field(None, description="file with one API key per line (e.g. a Docker or "
-                                                         "Kubernetes secret)")
+    api_keys_file: Path | None = Field(None, description="file with one API key per line, optionally after a name "
+                                                         "and a space (e.g. a Docker or Kubernetes secret)")
     # NoDecode: a comma-separated list, not the JSON pydantic-settings expects for lists by default.
     cors_origins: Annotated[list[str], NoDecode] = Field(
         [], description="comma-separated origins whose web pages may call the API (e.g. "
@@ -75,20 +76,22 @@ class Settings(BaseSettings):
     @classmethod
     def _check_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            keys_from_list(value.get_secret_value().split(","), "the list")
+            check_distinct(keys_from_list(value.get_secret_value().split(","), "the list"))
         return value
 
     @field_validator("api_keys_file")
     @classmethod
-    def _check_key_file(cls, path: Path | None) -> Path | None:
+    def _check_key_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
         if path is not None:
-            keys_from_file(path)
+            listed = info.data.get("api_keys")  # validated first: declared first
+            check_distinct((keys_from_list(listed.get_secret_value().split(","), "the list") if listed else [])
+                           + keys_from_file(path))
         return path
 
-    def api_key_values(self) -> list[str]:
-        """Every configured API key; empty when the API is open."""
+    def api_key_values(self) -> list[ApiKey]:
+        """Every configured API key, with its name; empty when the API is open."""
         keys = keys_from_list(self.api_keys.get_secret_value().split(","), "the list") if self.api_keys else []
-        return keys + (keys_from_file(self.api_keys_file) if self.api_keys_file else [])
+        return check_distinct(keys + (keys_from_file(self.api_keys_file) if self.api_keys_file else []))
 
     @property
     def results_max_age(self) -> dt.timedelta | None:

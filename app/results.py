@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS results (
     review TEXT,
     review_note TEXT,
     reviewer TEXT,
-    reviewed_at TEXT
+    reviewed_at TEXT,
+    review_api_key TEXT
 );
 -- Every review ever given, and every withdrawal (verdict NULL): the results' review columns hold only the
 -- latest, and an audit must be able to see what was replaced. Pruned together with its result.
@@ -63,12 +64,17 @@ CREATE TABLE IF NOT EXISTS reviews (
     verdict TEXT,
     note TEXT,
     reviewer TEXT,
-    reviewed_at TEXT NOT NULL
+    reviewed_at TEXT NOT NULL,
+    api_key TEXT
 );
 """
-# Columns added after the first release: a results database from before gets them when it is opened.
-ADDED_COLUMNS = {"source": "TEXT", "ref": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT",
-                 "review": "TEXT", "review_note": "TEXT", "reviewer": "TEXT", "reviewed_at": "TEXT"}
+# Columns added after a table's first release: a results database from before gets them when it is opened.
+ADDED_COLUMNS = {
+    "results": {"source": "TEXT", "ref": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT",
+                "review": "TEXT", "review_note": "TEXT", "reviewer": "TEXT", "reviewed_at": "TEXT",
+                "review_api_key": "TEXT"},
+    "reviews": {"api_key": "TEXT"},
+}
 INDEXES = """
 CREATE INDEX IF NOT EXISTS results_by_verdict ON results (is_anomaly, seq);
 CREATE INDEX IF NOT EXISTS results_by_source ON results (source, seq);
@@ -88,15 +94,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS results_by_idempotency_key ON results (idempot
 # replaces results_for_tally, which lacked `review`.
 SUMMARY_COLUMNS = ("seq", "id", "created_at", "model_name", "model_version", "score_method", "score",
                    "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores", "source", "ref",
-                   "idempotency_key", "request_digest", "review", "review_note", "reviewer", "reviewed_at")
+                   "idempotency_key", "request_digest", "review", "review_note", "reviewer", "reviewed_at",
+                   "review_api_key")
 ARRAY_COLUMNS = ("image", "reconstruction", "difference", "heatmap_scale")
 # A result with an idempotency key already stored keeps a retry's row out (the conflict target names the
 # partial unique index); any other conflict, such as a duplicate id, still raises.
 INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)}) "
           f"VALUES ({', '.join('?' * (len(SUMMARY_COLUMNS) - 1 + len(ARRAY_COLUMNS)))}) "
           "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
-REVIEW = "UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed_at = ? WHERE id = ?"
-RECORD_REVIEW = "INSERT INTO reviews (verdict, note, reviewer, reviewed_at, result_id) VALUES (?, ?, ?, ?, ?)"
+REVIEW = ("UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed_at = ?, review_api_key = ? "
+          "WHERE id = ?")
+RECORD_REVIEW = ("INSERT INTO reviews (verdict, note, reviewer, reviewed_at, api_key, result_id) "
+                 "VALUES (?, ?, ?, ?, ?, ?)")
 AGE_PRUNE_INTERVAL_S = 60.0  # how late a result past the age limit may be pruned while no results come
 MAX_REF_LENGTH = 200
 
@@ -119,7 +128,8 @@ class Review:
     verdict: str | None  # "normal" or "anomalous"; None only in a review history, for a withdrawal
     reviewed_at: str  # when it was given (or withdrawn), in the stored time format
     note: str | None = None
-    reviewer: str | None = None
+    reviewer: str | None = None  # the name the client gave
+    api_key: str | None = None  # the name of the API key it was sent with: what the service can vouch for
 
 
 @dataclass(frozen=True)
@@ -178,8 +188,8 @@ def _row_values(r: StoredResult) -> tuple:
 def _review_values(review: Review | None) -> tuple:
     """The review columns in their order in SUMMARY_COLUMNS (and in REVIEW)."""
     if review is None:
-        return (None, None, None, None)
-    return (review.verdict, review.note, review.reviewer, review.reviewed_at)
+        return (None, None, None, None, None)
+    return (review.verdict, review.note, review.reviewer, review.reviewed_at, review.api_key)
 
 
 def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
@@ -192,7 +202,7 @@ def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
         is_anomaly=bool(row["is_anomaly"]), scores=json.loads(row["scores"]), source=row["source"], ref=row["ref"],
         idempotency_key=row["idempotency_key"], request_digest=row["request_digest"],
         review=None if row["review"] is None else Review(row["review"], row["reviewed_at"], row["review_note"],
-                                                         row["reviewer"]),
+                                                         row["reviewer"], row["review_api_key"]),
         image=np.frombuffer(row["image"], np.uint8).reshape(28, 28) if with_arrays else empty,
         reconstruction=np.frombuffer(row["reconstruction"], np.uint8).reshape(28, 28) if with_arrays else empty,
         difference=np.frombuffer(row["difference"], np.float16).reshape(28, 28) if with_arrays else empty,
@@ -206,15 +216,16 @@ def open_database(path: Path) -> sqlite3.Connection:
     connection = _connect(path)
     try:
         connection.executescript(SCHEMA)
-        present = {row["name"] for row in connection.execute("PRAGMA table_info(results)")}
-        for column, kind in ADDED_COLUMNS.items():
-            if column not in present:
-                try:
-                    connection.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
-                except sqlite3.OperationalError as error:
-                    # Another worker process, opening the same database, added it first.
-                    if "duplicate column name" not in str(error):
-                        raise
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+            for column, kind in columns.items():
+                if column not in present:
+                    try:
+                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    except sqlite3.OperationalError as error:
+                        # Another worker process, opening the same database, added it first.
+                        if "duplicate column name" not in str(error):
+                            raise
         connection.executescript(INDEXES)
     except sqlite3.Error:
         connection.close()
@@ -243,7 +254,7 @@ class _ReviewUpdate:
     def history_row(self) -> tuple:
         """Its row of the reviews table, in RECORD_REVIEW's order."""
         r = self.review
-        return (r.verdict, r.note, r.reviewer, r.reviewed_at, self.result_id)
+        return (r.verdict, r.note, r.reviewer, r.reviewed_at, r.api_key, self.result_id)
 
 
 def _describe_writes(results: int, reviews: int) -> str:
@@ -388,8 +399,8 @@ class ResultStore:
 
     def review_history(self, result_id: str) -> list[Review]:
         """Every review of a result, oldest first, withdrawals included (verdict None)."""
-        rows = self._query("SELECT verdict, reviewed_at, note, reviewer FROM reviews WHERE result_id = ? ORDER BY seq",
-                           (result_id,))
+        rows = self._query("SELECT verdict, reviewed_at, note, reviewer, api_key FROM reviews WHERE result_id = ? "
+                           "ORDER BY seq", (result_id,))
         return [Review(*row) for row in rows]
 
     def get_by_idempotency_key(self, key: str) -> StoredResult | None:

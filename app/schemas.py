@@ -55,7 +55,9 @@ class ReviewOut(BaseModel):
     agrees: bool = Field(description="whether it agrees with the model's `is_anomaly`: false for a false alarm "
                                      "(flagged, reviewed normal) or a missed anomaly")
     note: str | None
-    reviewer: str | None
+    reviewer: str | None = Field(description="who reviewed it, as the client said")
+    api_key: str | None = Field(description="the name of the API key the review was sent with: unlike "
+                                            "`reviewer`, vouched for by the service (null when it has no keys)")
     reviewed_at: str = Field(description="UTC time of the review (ISO 8601)")
 
 
@@ -63,7 +65,9 @@ class ReviewEntry(BaseModel):
     verdict: Literal["normal", "anomalous"] | None = Field(description="the verdict given; null where a review "
                                                                        "was withdrawn")
     note: str | None
-    reviewer: str | None
+    reviewer: str | None = Field(description="who reviewed it, as the client said")
+    api_key: str | None = Field(description="the name of the API key it was sent with (null when the service has "
+                                            "no keys)")
     reviewed_at: str = Field(description="UTC time it was given or withdrawn (ISO 8601)")
 
 

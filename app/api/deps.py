@@ -64,8 +64,19 @@ async def require_api_key(request: Request,
         if "authorization" in request.headers:
             raise Unauthorized("the Authorization header must be 'Bearer <API key>'")
         raise Unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
-    if not api_keys.accepts(credentials.credentials):
+    name = api_keys.name_for(credentials.credentials)
+    if name is None:
         raise Unauthorized("the API key is not valid")
+    request.state.api_key_name = name
+
+
+def _api_key_name(request: Request) -> str | None:
+    return getattr(request.state, "api_key_name", None)
+
+
+# The name of the API key the request was sent with (None when the service has no keys): who did it, for
+# the audit trail, as far as the service can vouch for it.
+ApiKeyNameDep = Annotated[str | None, Depends(_api_key_name)]
 
 
 class ScoreQuery(BaseModel):

@@ -16,7 +16,7 @@ from app.results import COUNTS, ResultTally, Review, StoredResult
 # Review columns come last, so that a spreadsheet built on the earlier columns keeps working.
 CSV_COLUMNS = ("id", "created_at", "source", "ref", "is_anomaly", "score", "threshold", "p_value", "score_method",
                "threshold_source", "target_fpr", "model_name", "model_version", "review", "reviewer", "reviewed_at",
-               "review_note")
+               "review_note", "review_api_key")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); refs are the
 # clients' text.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -40,14 +40,15 @@ def score_result(result: StoredResult) -> dict:
 def review_entry(review: Review) -> dict:
     """One entry of a review history (verdict None: a withdrawal)."""
     return {"verdict": review.verdict, "note": review.note, "reviewer": review.reviewer,
-            "reviewed_at": review.reviewed_at}
+            "api_key": review.api_key, "reviewed_at": review.reviewed_at}
 
 
 def review_body(review: Review | None, is_anomaly: bool) -> dict | None:
     if review is None:
         return None
     return {"verdict": review.verdict, "agrees": (review.verdict == "anomalous") == is_anomaly,
-            "note": review.note, "reviewer": review.reviewer, "reviewed_at": review.reviewed_at}
+            "note": review.note, "reviewer": review.reviewer, "api_key": review.api_key,
+            "reviewed_at": review.reviewed_at}
 
 
 def result_summary(tallies: list[ResultTally]) -> dict:
@@ -94,8 +95,8 @@ def csv_rows(results: list[StoredResult], header: bool = False) -> str:
 
 def _review_cells(review: Review | None) -> tuple[str, ...]:
     if review is None:
-        return ("", "", "", "")
-    return (review.verdict, _cell(review.reviewer), review.reviewed_at, _cell(review.note))
+        return ("", "", "", "", "")
+    return (review.verdict, _cell(review.reviewer), review.reviewed_at, _cell(review.note), review.api_key or "")
 
 
 def _cell(text: str | None) -> str:

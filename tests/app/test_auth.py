@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from pydantic import ValidationError
 
-from app.auth import ApiKeys
+from app.auth import ApiKey, ApiKeys, keys_from_list, unnamed_key_name
 from app.config import Settings
 from tests.app.conftest import png_bytes
 
@@ -23,11 +25,18 @@ def _bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_api_keys_accept_exactly_the_configured_keys():
-    keys = ApiKeys([KEY, OTHER_KEY])
-    assert keys.required and keys.accepts(KEY) and keys.accepts(OTHER_KEY)
-    assert not keys.accepts(KEY[:-1]) and not keys.accepts(KEY + "x") and not keys.accepts("")
+def test_api_keys_accept_exactly_the_configured_keys_and_name_them():
+    keys = ApiKeys([ApiKey("anna", KEY), ApiKey("line-3", OTHER_KEY)])
+    assert keys.required and keys.name_for(KEY) == "anna" and keys.name_for(OTHER_KEY) == "line-3"
+    assert keys.name_for(KEY[:-1]) is None and keys.name_for(KEY + "x") is None and keys.name_for("") is None
     assert not ApiKeys([]).required
+
+
+def test_a_key_is_named_by_the_word_before_it_or_else_by_its_digest():
+    keys = keys_from_list([f" anna.k {KEY} ", OTHER_KEY], "the list")
+    assert keys == [ApiKey("anna.k", KEY), ApiKey(unnamed_key_name(OTHER_KEY), OTHER_KEY)]
+    assert keys[1].name == "key-" + hashlib.sha256(OTHER_KEY.encode()).hexdigest()[:8]
+    assert KEY not in repr(keys)  # a key's repr, as in a traceback, leaves the key out
 
 
 @pytest.fixture
@@ -104,7 +113,10 @@ def test_keys_can_come_from_a_file(start_client, tmp_path):
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"api_keys": "short"}, "a key of 5 characters"),
-    ({"api_keys": f"{KEY},has space 0123456789"}, "a key of 20 characters"),
+    ({"api_keys": f"{KEY},has space 0123456789"}, "an entry of 3 words; write a key, or a name and a key"),
+    ({"api_keys": "anna short"}, "a key of 5 characters"),
+    ({"api_keys": f"{KEY},anna? {OTHER_KEY}"}, "names a key 'anna?'; a key's name is letters, digits and ._:/@-"),
+    ({"api_keys": f"anna {KEY},ben {KEY}"}, "one API key is listed twice, as 'anna' and as 'ben'"),
     ({"api_keys": " , "}, "holds no key"),
     ({"api_keys_file": "/nonexistent/keys"}, "cannot read the API key file"),
 ])
@@ -112,7 +124,18 @@ def test_keys_that_cannot_protect_anything_are_refused_without_echoing_them(valu
     with pytest.raises(ValidationError) as error:
         Settings(**values)
     assert message in str(error.value)
-    assert "has space" not in str(error.value) and "short'" not in str(error.value)
+    for secret in ("has space", "short'", KEY, OTHER_KEY):
+        assert secret not in str(error.value)
+
+
+def test_a_key_listed_in_the_variable_and_in_the_file_under_two_names_is_refused(tmp_path):
+    key_file = tmp_path / "api-keys"
+    key_file.write_text(f"line-3 {KEY}\n")
+    assert [k.name for k in Settings(api_keys=f"anna {OTHER_KEY}", api_keys_file=key_file).api_key_values()] == [
+        "anna", "line-3"]
+    with pytest.raises(ValidationError) as error:
+        Settings(api_keys=f"anna {KEY}", api_keys_file=key_file)
+    assert "listed twice, as 'anna' and as 'line-3'" in str(error.value) and KEY not in str(error.value)
 
 
 def test_an_empty_variable_leaves_the_api_open(monkeypatch):

@@ -257,8 +257,8 @@ def test_a_summary_with_too_many_groups_is_refused(client, normal_pixels, monkey
                    "more than 1 groups; narrow it with ?since=, ?until= or ?source=, or count per day")
 
 
-def _export(client, query: str = "") -> list[dict]:
-    response = client.get(f"/results/export{query}")
+def _export(client, query: str = "", headers: dict | None = None) -> list[dict]:
+    response = client.get(f"/results/export{query}", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == 'attachment; filename="results.csv"'
@@ -277,7 +277,8 @@ def test_the_export_is_csv_of_every_matching_result_oldest_first(client, normal_
                        "threshold": repr(scored[1]["threshold"]), "p_value": repr(scored[1]["p_value"]),
                        "score_method": scored[1]["score_method"], "threshold_source": "model",
                        "target_fpr": repr(scored[1]["target_fpr"]), "model_name": "tiny", "model_version": "1",
-                       "review": "", "reviewer": "", "reviewed_at": "", "review_note": ""}
+                       "review": "", "reviewer": "", "reviewed_at": "", "review_note": "",
+                       "review_api_key": ""}
     assert [row["ref"] for row in _export(client, "?source=line-0")] == ["SN-0", "SN-2", "SN-4"]
     assert [row["ref"] for row in _export(client, "?anomalous=true")] == ["SN-1", "SN-3"]
     assert [row["ref"] for row in _export(client, f"?since={quote(scored[3]['created_at'])}")] == ["SN-3", "SN-4"]

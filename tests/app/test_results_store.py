@@ -92,7 +92,7 @@ def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_r
     path = tmp_path / "r.db"
     old = sqlite3.connect(path)
     old.executescript(results.SCHEMA.split(",\n    source TEXT")[0] + "\n);")  # the first release's table
-    assert {row[1] for row in old.execute("PRAGMA table_info(results)")}.isdisjoint(results.ADDED_COLUMNS)
+    assert {row[1] for row in old.execute("PRAGMA table_info(results)")}.isdisjoint(results.ADDED_COLUMNS["results"])
     old.execute("INSERT INTO results (id, created_at, model_name, model_version, score_method, score, threshold, "
                 "threshold_source, target_fpr, p_value, is_anomaly, scores, image, reconstruction, difference, "
                 "heatmap_scale) VALUES (?, '2026-01-01', 'm', 1, 'mse', 0.1, 0.2, 'model', 0.01, 0.5, 0, '{}', "
@@ -117,6 +117,34 @@ def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_r
         review = results.Review("anomalous", "2026-01-02T00:00:00.000000+00:00", "crack", "anna")
         assert asyncio.run(store.review("c" * 32, review)) is True
         assert store.get("c" * 32).review == review
+    finally:
+        store.close()
+
+
+def test_a_database_from_before_key_names_gains_them_and_keeps_its_reviews(tmp_path):
+    path = tmp_path / "r.db"
+    old = sqlite3.connect(path)
+    old.executescript(results.SCHEMA.replace(",\n    review_api_key TEXT", "").replace(",\n    api_key TEXT", ""))
+    assert "review_api_key" not in {row[1] for row in old.execute("PRAGMA table_info(results)")}
+    assert "api_key" not in {row[1] for row in old.execute("PRAGMA table_info(reviews)")}
+    old.execute("INSERT INTO results (id, created_at, model_name, model_version, score_method, score, threshold, "
+                "threshold_source, target_fpr, p_value, is_anomaly, scores, image, reconstruction, difference, "
+                "heatmap_scale, review, reviewer, reviewed_at) VALUES (?, '2026-01-01', 'm', 1, 'mse', 0.1, 0.2, "
+                "'model', 0.01, 0.5, 1, '{}', ?, ?, ?, 0.2, 'normal', 'anna', '2026-01-02')",
+                ("c" * 32, bytes(784), bytes(784), bytes(2 * 784)))
+    old.execute("INSERT INTO reviews (result_id, verdict, reviewer, reviewed_at) VALUES (?, 'normal', 'anna', "
+                "'2026-01-02')", ("c" * 32,))
+    old.commit()
+    old.close()
+    store = ResultStore(path, max_rows=10)
+    store.open()
+    try:
+        assert store.get("c" * 32).review == results.Review("normal", "2026-01-02", reviewer="anna")
+        again = results.Review("anomalous", "2026-01-03T00:00:00.000000+00:00", reviewer="anna", api_key="qa-desk")
+        assert asyncio.run(store.review("c" * 32, again)) is True
+        assert store.get("c" * 32).review == again
+        assert [(r.verdict, r.api_key) for r in store.review_history("c" * 32)] == [
+            ("normal", None), ("anomalous", "qa-desk")]
     finally:
         store.close()
 

@@ -1,6 +1,7 @@
 """PUT/DELETE /results/{id}/review: a person's verdict, stored with the result, listed, exported and counted."""
 
 import datetime as dt
+import hashlib
 import json
 
 import pytest
@@ -186,3 +187,28 @@ def test_a_retry_after_a_review_replays_the_result_as_stored_now(client, anomalo
     reviewed = _review(client, first["id"], verdict="normal")
     retry = send()
     assert retry.headers["Idempotent-Replayed"] == "true" and retry.json() == reviewed
+
+
+def test_with_api_keys_a_review_records_the_name_of_the_key_it_was_sent_with(start_client, anomalous_pixels):
+    anna, desk = "anna-key-0123456789abcdef", "desk-key-0123456789abcdef"
+    client = start_client(api_keys=f"anna.k {anna},{desk}")
+    image = {"file": ("x.png", png_bytes(anomalous_pixels), "image/png")}
+    scored = client.post("/score", files=image, headers={"Authorization": f"Bearer {desk}"}).json()
+    url = f"/results/{scored['id']}/review"
+
+    # The reviewer's name is what the client says; the key's name is what the service vouches for.
+    review = client.put(url, json={"verdict": "normal", "reviewer": "ben"},
+                        headers={"Authorization": f"Bearer {anna}"}).json()["review"]
+    assert (review["reviewer"], review["api_key"]) == ("ben", "anna.k")
+    client.delete(url, headers={"Authorization": f"Bearer {desk}"})
+    history = client.get(f"{url}s", headers={"Authorization": f"Bearer {anna}"}).json()["items"]
+    unnamed = "key-" + hashlib.sha256(desk.encode()).hexdigest()[:8]
+    assert [(h["verdict"], h["api_key"]) for h in history] == [("normal", "anna.k"), (None, unnamed)]
+    client.put(url, json={"verdict": "anomalous"}, headers={"Authorization": f"Bearer {desk}"})
+    rows = _export(client, "", headers={"Authorization": f"Bearer {anna}"})
+    assert (rows[0]["review"], rows[0]["review_api_key"]) == ("anomalous", unnamed)
+
+
+def test_without_api_keys_a_review_has_no_key_name(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    assert _review(client, scored["id"], verdict="normal")["review"]["api_key"] is None

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from app.api.deps import (
+    ApiKeyNameDep,
     MetricsDep,
     ResultIdDep,
     StoreDep,
@@ -62,9 +63,9 @@ ReviewRequestDep = Annotated[ReviewRequest, Depends(_review_request)]
                         "confirmed normal part, `anomalous` for a confirmed or a missed defect. A second review "
                         "replaces the first. Returns the result with its `review`; `GET /results?review=none"
                         "&anomalous=true` lists the flagged results nobody has reviewed yet.")
-async def review_result(result_id: ResultIdDep, store: StoreDep, metrics: MetricsDep,
+async def review_result(result_id: ResultIdDep, store: StoreDep, metrics: MetricsDep, api_key: ApiKeyNameDep,
                         body: ReviewRequestDep) -> JSONResponse:
-    review = Review(body.verdict, stored_time(dt.datetime.now(dt.UTC)), body.note, body.reviewer)
+    review = Review(body.verdict, stored_time(dt.datetime.now(dt.UTC)), body.note, body.reviewer, api_key)
     result = await _set_review(store, result_id, review)
     metrics.reviews.labels(body.verdict, "agrees" if (body.verdict == "anomalous") == result.is_anomaly
                            else "disagrees").inc()
@@ -74,8 +75,8 @@ async def review_result(result_id: ResultIdDep, store: StoreDep, metrics: Metric
 @router.delete("/{result_id}/review", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
                summary="Withdraw the review of a result",
                description="Back to unreviewed, as after scoring (for a review given to the wrong result).")
-async def withdraw_review(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
-    withdrawal = Review(None, stored_time(dt.datetime.now(dt.UTC)))
+async def withdraw_review(result_id: ResultIdDep, store: StoreDep, api_key: ApiKeyNameDep) -> JSONResponse:
+    withdrawal = Review(None, stored_time(dt.datetime.now(dt.UTC)), api_key=api_key)
     return JSONResponse(score_result(await _set_review(store, result_id, withdrawal)))
 
 
