@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -11,6 +12,9 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth import ApiKey, check_distinct, keys_from_file, keys_from_list
+
+# Segments of letters, digits and ._~-, each after a slash, and no slash at the end: /inspection, /a/b.
+ROOT_PATH_PATTERN = r"^(/[A-Za-z0-9._~-]+)*$"
 
 
 class Settings(BaseSettings):
@@ -35,6 +39,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    root_path: str = Field("", description="the path prefix under which a reverse proxy serves the API, e.g. "
+                                       "/inspection (the proxy strips it); the URLs in responses carry it")
     api_keys: SecretStr | None = Field(None, description="comma-separated API keys, each optionally after a name "
                                                          "and a space ('anna <key>'); when set (or api_keys_file "
                                                          "is), every endpoint but the health probes and the "
@@ -65,6 +71,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] in lower case, "
                                  "without a path or a trailing slash, e.g. https://dashboard.example.com, or *")
         return origins
+
+    @field_validator("root_path")
+    @classmethod
+    def _check_root_path(cls, value: str) -> str:
+        if not re.fullmatch(ROOT_PATH_PATTERN, value):
+            raise ValueError("must be empty or a path prefix such as /inspection: segments of letters, digits "
+                             "and ._~-, each after a slash, and no slash at the end")
+        return value
 
     @field_validator("api_keys", "api_keys_file", "results_max_age_days", mode="before")
     @classmethod

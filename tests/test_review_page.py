@@ -166,3 +166,30 @@ def test_a_wrong_key_is_said_and_the_queue_stays_empty(service, browser):
     page.click("#key-form button")
     expect(page.locator("#status")).to_have_text("that API key is not valid")
     expect(page.locator("article.card")).to_have_count(0)
+
+
+def test_behind_a_proxy_path_prefix_the_page_calls_only_under_it(tmp_path, browser):
+    process, base, _ = start_service(tmp_path / "results.db", VAE_ROOT_PATH="/inspection")
+    try:
+        api = httpx.Client(base_url=base, timeout=30)
+        flagged = _score(api, source="line-1", ref="SN-P", flagged=True)
+        page = browser.new_page()
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+
+        def proxy(route):  # what the reverse proxy does: strip the prefix and pass the request on
+            forwarded = route.fetch(url=route.request.url.replace(f"{base}/inspection", base, 1))
+            route.fulfill(response=forwarded)
+
+        page.route(f"{base}/inspection/**", proxy)
+        page.goto(f"{base}/inspection/review-queue")
+        cards = page.locator("article.card")
+        expect(cards).to_have_count(1)
+        _wait_until(lambda: cards.locator("img").evaluate_all("images => images.map(i => i.naturalWidth)") == [736])
+        cards.nth(0).locator("button.normal").click()
+        expect(page.locator("#status")).to_have_text("Nothing to review.")
+        assert api.get(f"/results/{flagged}").json()["review"]["verdict"] == "normal"
+        assert requested and all(url.startswith(f"{base}/inspection/") for url in requested), requested
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -83,6 +83,21 @@ def test_photos_of_real_digits_get_the_right_verdicts(server, mnist_path):
     assert refused.status_code == 422 and "?invert=true" in refused.json()["detail"]
 
 
+def test_behind_a_proxy_path_prefix_links_carry_it(tmp_path, mnist_path):
+    # VAE_ROOT_PATH tells uvicorn the prefix; the proxy strips it from what it forwards, as here.
+    process, base, _ = start_service(tmp_path / "results.db", VAE_ROOT_PATH="/inspection")
+    try:
+        scored = httpx.post(f"{base}/score", files={"file": ("1.png", _mnist_png(mnist_path, 1))}).json()
+        assert scored["panel_url"] == f"/inspection/panel/{scored['id']}"
+        panel = httpx.get(base + scored["panel_url"].removeprefix("/inspection"))
+        assert panel.status_code == 200 and panel.headers["content-type"] == "image/png"
+        assert httpx.get(f"{base}/").headers["location"] == "/inspection/docs"
+        assert b'<script src="/inspection/review-queue/app.js">' in httpx.get(f"{base}/review-queue").content
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_ready_quickly(server):
     _, seconds_to_ready = server
     print(f"ready after {seconds_to_ready:.1f} s")

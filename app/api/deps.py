@@ -51,6 +51,12 @@ async def _metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
+def url_root(request: Request) -> str:
+    """The path prefix a reverse proxy serves the API under (VAE_ROOT_PATH, uvicorn's root_path): links in
+    responses start with it, so that a client following them reaches the service through the proxy."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
 # Declared through FastAPI's security scheme so that the OpenAPI docs offer an "Authorize" button.
 _bearer = HTTPBearer(auto_error=False, scheme_name="API key",
                      description="one of the keys in VAE_API_KEYS or VAE_API_KEYS_FILE")
@@ -171,3 +177,4 @@ DecodePoolDep = Annotated[DecodePool, Depends(_decode_pool)]
 ScoreQueryDep = Annotated[ScoreQuery, Depends(_score_query)]
 ResultIdDep = Annotated[str, Depends(_result_id)]
 IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]
+UrlRootDep = Annotated[str, Depends(url_root)]

@@ -22,7 +22,8 @@ CSV_COLUMNS = ("id", "created_at", "source", "ref", "is_anomaly", "score", "thre
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def score_result(result: StoredResult) -> dict:
+def score_result(result: StoredResult, root: str = "") -> dict:
+    """`root`: the path prefix a reverse proxy serves the API under (VAE_ROOT_PATH), for the links."""
     return {
         "id": result.id, "created_at": result.created_at, "score": result.score,
         "threshold": result.threshold, "threshold_source": result.threshold_source,
@@ -30,9 +31,9 @@ def score_result(result: StoredResult) -> dict:
         "score_method": result.score_method, "scores": result.scores,
         "model": {"name": result.model_name, "version": result.model_version},
         "source": result.source, "ref": result.ref,
-        "result_url": f"/results/{result.id}", "reconstruction_url": f"/reconstruction/{result.id}",
-        "difference_url": f"/difference/{result.id}", "image_url": f"/image/{result.id}",
-        "panel_url": f"/panel/{result.id}",
+        "result_url": f"{root}/results/{result.id}", "reconstruction_url": f"{root}/reconstruction/{result.id}",
+        "difference_url": f"{root}/difference/{result.id}", "image_url": f"{root}/image/{result.id}",
+        "panel_url": f"{root}/panel/{result.id}",
         "review": review_body(result.review, result.is_anomaly),
     }
 

@@ -4,6 +4,8 @@
 "use strict";
 
 const PAGE_SIZE = 20;
+// The path prefix a reverse proxy serves the API under (VAE_ROOT_PATH), filled in by the service.
+const ROOT = document.querySelector('meta[name="api-root"]').content;
 const $ = (id) => document.getElementById(id);
 const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null};
 $("reviewer").value = localStorage.getItem("vae-reviewer") || "";
@@ -87,7 +89,7 @@ async function review(article, verdict, note) {
   if (reviewer) body.reviewer = reviewer;
   article.querySelectorAll("button").forEach((button) => { button.disabled = true; });
   try {
-    const response = await api(`/results/${article.dataset.id}/review`, {
+    const response = await api(`${ROOT}/results/${article.dataset.id}/review`, {
       method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
     const reviewed = await response.json();
     // In the queue a reviewed flag leaves; a looked-up part stays, showing its review.
@@ -106,7 +108,7 @@ async function review(article, verdict, note) {
 async function show(query, empty) {
   say("Loading…");
   try {
-    const page = await (await api("/results?" + query)).json();
+    const page = await (await api(`${ROOT}/results?` + query)).json();
     $("queue").replaceChildren(...page.items.map(card));
     say(page.items.length ? "" : empty);
   } catch (error) {

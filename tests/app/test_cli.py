@@ -59,3 +59,19 @@ def test_an_age_limit_that_cannot_work_exits_2(monkeypatch, capsys, value):
         main([])
     assert exit_info.value.code == 2
     assert f"VAE_RESULTS_MAX_AGE_DAYS='{value}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["inspection", "/inspection/", "/a b", "/"])
+def test_a_root_path_that_is_not_a_path_prefix_exits_2(monkeypatch, capsys, value):
+    monkeypatch.setenv("VAE_ROOT_PATH", value)
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert f"VAE_ROOT_PATH='{value}': Value error, must be empty or a path prefix such as /inspection" in (
+        capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("value", ["", "/inspection", "/plant-2/vae.v1"])
+def test_a_root_path_is_a_path_prefix_or_empty(monkeypatch, value):
+    monkeypatch.setenv("VAE_ROOT_PATH", value)
+    assert Settings().root_path == value

@@ -377,3 +377,29 @@ def test_a_sources_own_calibration_applies_to_its_images_only(client, store, nor
     model = client.get("/model").json()
     assert model["source_calibrations"]["line-3"] == {"threshold": 1e5, "target_fpr": 0.2, "n_calibration_scores": 4,
                                                       "calibration": {"source": "folder /normals/line-3"}}
+
+
+def test_behind_a_proxy_path_prefix_every_link_carries_it(make_settings, normal_pixels):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.app.conftest import wait_until_ready
+
+    links = ("result_url", "reconstruction_url", "difference_url", "image_url", "panel_url")
+    # What uvicorn passes on with VAE_ROOT_PATH=/inspection; the proxy strips the prefix from what it forwards.
+    with TestClient(create_app(make_settings()), root_path="/inspection") as client:
+        wait_until_ready(client)
+        png = png_bytes(normal_pixels)
+        scored = _score_file(client, png).json()
+        assert scored["result_url"] == f"/inspection/results/{scored['id']}"
+        assert all(scored[link].startswith("/inspection/") for link in links)
+        assert client.get(scored["panel_url"].removeprefix("/inspection")).status_code == 200
+        batch = client.post("/score/batch", files=[("files", ("a.png", png, "image/png"))]).json()
+        stored = client.get(scored["result_url"].removeprefix("/inspection")).json()
+        listed = client.get("/results").json()["items"]
+        reviewed = client.put(f"/results/{scored['id']}/review", json={"verdict": "normal"}).json()
+        for result in (batch["items"][0]["result"], stored, *listed, reviewed):
+            assert all(result[link].startswith("/inspection/") for link in links), result
+        assert client.get("/", follow_redirects=False).headers["location"] == "/inspection/docs"
+        docs = client.get("/docs").text  # the API docs load their own assets and schema through the proxy
+        assert "url: '/inspection/openapi.json'" in docs and 'src="/inspection/static-offline-docs/' in docs

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import functools
+import html
 from importlib import resources
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from app.api.deps import UrlRootDep
 from app.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
 # The page's files, read from the package, so that they ship in the wheel and in the image.
-_ASSETS = {"": ("review-queue.html", "text/html; charset=utf-8"),
-           "app.js": ("app.js", "text/javascript; charset=utf-8"),
+_PAGE = "review-queue.html"
+_ASSETS = {"app.js": ("app.js", "text/javascript; charset=utf-8"),
            "style.css": ("style.css", "text/css; charset=utf-8"),
            "icon.svg": ("icon.svg", "image/svg+xml")}
 # Only the page's own script and style run, and only this service is called: an injected <script> or a
@@ -38,9 +40,15 @@ def _asset(name: str) -> Response:
     return Response(_content(filename), media_type=media_type, headers=_HEADERS)
 
 
+@functools.cache
+def _page(root: str) -> bytes:
+    """The page, its links under the path prefix a reverse proxy serves the API under (VAE_ROOT_PATH)."""
+    return _content(_PAGE).replace(b"{root}", html.escape(root).encode())
+
+
 @router.get("/review-queue")
-async def review_queue_page() -> Response:
-    return _asset("")
+async def review_queue_page(root: UrlRootDep) -> Response:
+    return Response(_page(root), media_type="text/html; charset=utf-8", headers=_HEADERS)
 
 
 @router.get("/review-queue/{name}")

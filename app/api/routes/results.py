@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
-from app.api.deps import ResultIdDep, StoreDep, reject_unknown_query_parameters
+from app.api.deps import ResultIdDep, StoreDep, UrlRootDep, reject_unknown_query_parameters
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
 from app.errors import InvalidInput, NotFound
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
@@ -112,11 +112,11 @@ async def export_results(store: StoreDep, filters: ResultFiltersDep) -> Streamin
 
 @router.get("/{result_id}", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
             summary="One stored result")
-async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
+async def get_result(result_id: ResultIdDep, store: StoreDep, root: UrlRootDep) -> JSONResponse:
     result = await asyncio.to_thread(store.get, result_id)
     if result is None:
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
-    return JSONResponse(score_result(result))
+    return JSONResponse(score_result(result, root))
 
 
 @router.get("", response_model=ResultPage, responses=problem_responses(422, 503),
@@ -124,13 +124,14 @@ async def get_result(result_id: ResultIdDep, store: StoreDep) -> JSONResponse:
 async def list_results(
     store: StoreDep,
     filters: ResultFiltersDep,
+    root: UrlRootDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
                                         description="cursor: `next_cursor` of the previous page")] = None,
 ) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, limit=limit, before=before, **filters)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
-    return JSONResponse({"items": [score_result(r) for r in rows], "next_cursor": next_cursor})
+    return JSONResponse({"items": [score_result(r, root) for r in rows], "next_cursor": next_cursor})
 
 
 def _stored_time(moment: dt.datetime | None, name: str) -> str | None:

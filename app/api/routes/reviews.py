@@ -17,6 +17,7 @@ from app.api.deps import (
     MetricsDep,
     ResultIdDep,
     StoreDep,
+    UrlRootDep,
     reject_unknown_query_parameters,
 )
 from app.api.json_body import json_object
@@ -64,20 +65,21 @@ ReviewRequestDep = Annotated[ReviewRequest, Depends(_review_request)]
                         "replaces the first. Returns the result with its `review`; `GET /results?review=none"
                         "&anomalous=true` lists the flagged results nobody has reviewed yet.")
 async def review_result(result_id: ResultIdDep, store: StoreDep, metrics: MetricsDep, api_key: ApiKeyNameDep,
-                        body: ReviewRequestDep) -> JSONResponse:
+                        root: UrlRootDep, body: ReviewRequestDep) -> JSONResponse:
     review = Review(body.verdict, stored_time(dt.datetime.now(dt.UTC)), body.note, body.reviewer, api_key)
     result = await _set_review(store, result_id, review)
     metrics.reviews.labels(body.verdict, "agrees" if (body.verdict == "anomalous") == result.is_anomaly
                            else "disagrees").inc()
-    return JSONResponse(score_result(result))
+    return JSONResponse(score_result(result, root))
 
 
 @router.delete("/{result_id}/review", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
                summary="Withdraw the review of a result",
                description="Back to unreviewed, as after scoring (for a review given to the wrong result).")
-async def withdraw_review(result_id: ResultIdDep, store: StoreDep, api_key: ApiKeyNameDep) -> JSONResponse:
+async def withdraw_review(result_id: ResultIdDep, store: StoreDep, api_key: ApiKeyNameDep,
+                          root: UrlRootDep) -> JSONResponse:
     withdrawal = Review(None, stored_time(dt.datetime.now(dt.UTC)), api_key=api_key)
-    return JSONResponse(score_result(await _set_review(store, result_id, withdrawal)))
+    return JSONResponse(score_result(await _set_review(store, result_id, withdrawal), root))
 
 
 @router.get("/{result_id}/reviews", response_model=ReviewHistory,

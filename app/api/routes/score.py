@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.api import uploads
 from app.api.deps import (DecodePoolDep, IdempotencyKeyDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep,
-                          query_parameters_openapi)
+                          query_parameters_openapi, url_root)
 from app.api.presenters import score_result
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
@@ -59,11 +59,12 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
     ref = query.ref or ref_from_filename(upload.filename)
     if idempotency_key is None:
         (result,) = await scorer.score(upload.images, query.override, source=query.source, refs=[ref])
-        return JSONResponse(score_result(result))
+        return JSONResponse(score_result(result, url_root(request)))
     parameters = {**query.model_dump(), "ref": ref}
     result, replayed = await scorer.score_once(upload.images, query.override, query.source, ref, IdempotentRequest(
         idempotency_key, request_digest(parameters, upload.content)))
-    return JSONResponse(score_result(result), headers={REPLAYED_HEADER: "true"} if replayed else None)
+    return JSONResponse(score_result(result, url_root(request)),
+                        headers={REPLAYED_HEADER: "true"} if replayed else None)
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses=SCORING_PROBLEMS,
@@ -98,7 +99,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
             item["error"] = {"type": "about:blank", "title": outcome.title, "status": outcome.status,
                              "detail": outcome.detail}
         else:
-            item["result"] = score_result(next(results))
+            item["result"] = score_result(next(results), url_root(request))
         items.append(item)
     return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)},
                         headers={REPLAYED_HEADER: "true"} if replayed else None)
