@@ -9,6 +9,9 @@ long as retention keeps its result.
 POST /score/batch takes a key too. Each of the batch's images is stored under an item key of its own (the
 key and the image's position), so a retry of a batch whose results were stored only in part stores the
 rest, and a concurrent retry is kept out image by image, as for /score.
+
+With API keys, each key's client has keys of its own: the key is stored under the name of the API key it
+came with, so two clients that happen to send the same key (an order number, a counter) never meet.
 """
 
 from __future__ import annotations
@@ -25,12 +28,20 @@ MAX_KEY_LENGTH = 255
 # Joins a batch's key and an image's position into that image's item key. Keys are printable ASCII, so no
 # key sent to /score can be an item key, and the item keys of one batch key form one range of the index.
 ITEM_SEPARATOR = "\n"
+# Joins the name of a request's API key and its Idempotency-Key: neither a key nor a name holds a tab.
+SCOPE_SEPARATOR = "\t"
 
 
 @dataclass(frozen=True)
 class IdempotentRequest:
-    key: str
+    key: str  # as the client sent it
     digest: str  # of what the request asked for: a reused key with another image or parameters is refused
+    scope: str | None = None  # the name of the API key it came with; None when the service has no keys
+
+    @property
+    def stored_key(self) -> str:
+        """The key as stored: within its client's scope, so that another client's equal key is another key."""
+        return self.key if self.scope is None else f"{self.scope}{SCOPE_SEPARATOR}{self.key}"
 
 
 def item_key(key: str, index: int) -> str:

@@ -87,11 +87,11 @@ class Scorer:
         # Scored before the key is looked up: the lookup would cost every first request a thread hop, to
         # spare the rare retry a model call. The store keeps the first result and reports the retry's as
         # not stored, also when two with the same key arrive at once.
-        (result,), skipped = await self._score_and_store(images, override, source, [ref], [request.key],
+        (result,), skipped = await self._score_and_store(images, override, source, [ref], [request.stored_key],
                                                          request.digest)
         if not skipped:
             return result, False
-        stored = await self._stored_for(request, request.key)
+        stored = await self._stored_for(request, request.stored_key)
         self._metrics.replays.inc()
         return stored, True
 
@@ -102,7 +102,7 @@ class Scorer:
         (results in order, True) when an earlier request with the key had stored any of them."""
         # Looked up first, unlike a single image's key: a batch reusing a key for other images must be
         # refused before any of them is stored, and one thread hop is little beside a batch's work.
-        earlier = await asyncio.to_thread(self._store.get_batch_items, request.key)
+        earlier = await asyncio.to_thread(self._store.get_batch_items, request.stored_key)
         for stored in earlier.values():
             _check_same_request(stored, request)
         new = [i for i, position in enumerate(positions) if position not in earlier]
@@ -110,7 +110,7 @@ class Scorer:
         if new:
             scored, skipped = await self._score_and_store(
                 images[new], override, source, [refs[i] for i in new],
-                [item_key(request.key, positions[i]) for i in new], request.digest)
+                [item_key(request.stored_key, positions[i]) for i in new], request.digest)
             raced = bool(skipped)  # a concurrent request with the key stored some of these images first
             for i, result in zip(new, scored):
                 found[positions[i]] = (await self._stored_for(request, result.idempotency_key)
@@ -121,7 +121,7 @@ class Scorer:
         return [found[position] for position in positions], replayed
 
     async def _stored_for(self, request: IdempotentRequest, stored_key: str) -> StoredResult:
-        """The result stored first under `stored_key` (the request's key, or one of its batch item keys)."""
+        """The result stored first under `stored_key` (the request's stored key, or one of its batch item keys)."""
         stored = await asyncio.to_thread(self._store.get_by_idempotency_key, stored_key)
         if stored is None:  # pruned in between by retention: only if the log holds a handful of rows
             raise StoreUnavailable(f"the result for {HEADER} {request.key!r} was pruned as it was stored; "

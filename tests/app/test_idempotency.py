@@ -210,3 +210,31 @@ def test_batch_digest_and_item_keys():
     assert item_index(item_key("a\n1", 12)) == 12  # only a stored key holds the separator, never a sent one
     with pytest.raises(InvalidInput):
         parse_key(item_key("k", 0))
+
+
+def test_with_api_keys_each_key_name_has_idempotency_keys_of_its_own(start_client, normal_pixels, anomalous_pixels,
+                                                                     batch_parts):
+    line_3, line_4, line_3_new = ("line-3-key-0123456789abcdef", "line-4-key-0123456789abcdef",
+                                  "line-3-new-0123456789abcdef")
+    client = start_client(api_keys=f"line-3 {line_3},line-4 {line_4},line-3 {line_3_new}")
+    as_3, as_4, as_3_rotated = ({"Authorization": f"Bearer {key}"} for key in (line_3, line_4, line_3_new))
+
+    def post(pixels, headers):
+        return client.post("/score", files={"file": ("part.png", png_bytes(pixels), "image/png")},
+                           headers={**headers, "Idempotency-Key": "order-42"})
+
+    first = post(normal_pixels, as_3)
+    # Line 4 happens to use the same key for another part: its own request, not line 3's result, nor a 422.
+    other = post(anomalous_pixels, as_4)
+    assert other.status_code == 200 and "Idempotent-Replayed" not in other.headers
+    assert other.json()["id"] != first.json()["id"]
+    # Line 3's retry, with its new key while rotating (the same name), gets its first answer again.
+    retry = post(normal_pixels, as_3_rotated)
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.json() == first.json()
+    # Batches too; and a client's key reused for another request is still refused, naming the key as sent.
+    files = [("files", (name, data, "image/png")) for name, data in batch_parts]
+    batches = [client.post("/score/batch", files=files, headers={**h, "Idempotency-Key": "batch-7"})
+               for h in (as_3, as_4, as_3)]
+    assert _ids(batches[0]) != _ids(batches[1]) and _ids(batches[2]) == _ids(batches[0])
+    assert_problem(post(anomalous_pixels, as_3), 422, "Idempotency-Key 'order-42' was already used")
+    assert client.get("/results/summary", headers=as_3).json()["count"] == 6  # 2 single images, 2 x 2 in batches

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api import uploads
-from app.api.deps import (DecodePoolDep, IdempotencyKeyDep, ScoreQuery, ScoreQueryDep, ScorerDep, SettingsDep,
-                          query_parameters_openapi, url_root)
+from app.api.deps import (ApiKeyNameDep, DecodePoolDep, IdempotencyKeyDep, ScoreQuery, ScoreQueryDep, ScorerDep,
+                          SettingsDep, query_parameters_openapi, url_root)
 from app.api.presenters import score_result
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
@@ -54,7 +54,7 @@ _BATCH_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("batch")], "re
                          "a dark background: send `?invert=true` for dark-on-light images. For a photo or "
                          "scan of any size, add `?resize=true`.")
 async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
-                query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep) -> JSONResponse:
+                query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep, api_key: ApiKeyNameDep) -> JSONResponse:
     upload = await uploads.single_image(request, settings, decode_pool, query.resize, query.invert, scorer.framing)
     ref = query.ref or ref_from_filename(upload.filename)
     if idempotency_key is None:
@@ -62,7 +62,7 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
         return JSONResponse(score_result(result, url_root(request)))
     parameters = {**query.model_dump(), "ref": ref}
     result, replayed = await scorer.score_once(upload.images, query.override, query.source, ref, IdempotentRequest(
-        idempotency_key, request_digest(parameters, upload.content)))
+        idempotency_key, request_digest(parameters, upload.content), scope=api_key))
     return JSONResponse(score_result(result, url_root(request)),
                         headers={REPLAYED_HEADER: "true"} if replayed else None)
 
@@ -72,7 +72,8 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
              description="Multipart with one part per image, each named `files` (at most VAE_MAX_BATCH). "
                          "An image that cannot be scored gets its own error item; the rest are scored.")
 async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
-                      query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep) -> JSONResponse:
+                      query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep,
+                      api_key: ApiKeyNameDep) -> JSONResponse:
     if query.ref is not None:
         raise InvalidInput("?ref= names one image; in /score/batch each image's ref is its file name")
     files = await uploads.batch_files(request, settings)
@@ -90,7 +91,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
         else:
             digest = batch_digest(query.model_dump(), [(upload.filename, upload.data) for upload in files])
             scored, replayed = await scorer.score_batch_once(images, good, query.override, query.source, refs,
-                                                             IdempotentRequest(idempotency_key, digest))
+                                                             IdempotentRequest(idempotency_key, digest, api_key))
     results = iter(scored)
     items = []
     for index, (upload, outcome) in enumerate(zip(files, decoded)):
