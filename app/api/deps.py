@@ -57,6 +57,10 @@ def url_root(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/")
 
 
+async def _url_root(request: Request) -> str:  # async: FastAPI runs a plain def dependency on a thread
+    return url_root(request)
+
+
 # Declared through FastAPI's security scheme so that the OpenAPI docs offer an "Authorize" button.
 _bearer = HTTPBearer(auto_error=False, scheme_name="API key",
                      description="one of the keys in VAE_API_KEYS or VAE_API_KEYS_FILE")
@@ -76,7 +80,7 @@ async def require_api_key(request: Request,
     request.state.api_key_name = name
 
 
-def _api_key_name(request: Request) -> str | None:
+async def _api_key_name(request: Request) -> str | None:  # async: a plain def would cost a thread hop
     return getattr(request.state, "api_key_name", None)
 
 
@@ -177,4 +181,4 @@ DecodePoolDep = Annotated[DecodePool, Depends(_decode_pool)]
 ScoreQueryDep = Annotated[ScoreQuery, Depends(_score_query)]
 ResultIdDep = Annotated[str, Depends(_result_id)]
 IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]
-UrlRootDep = Annotated[str, Depends(url_root)]
+UrlRootDep = Annotated[str, Depends(_url_root)]
