@@ -52,23 +52,17 @@ def test_the_age_limit_of_results_is_in_days_and_empty_means_none(monkeypatch, v
     assert settings.results_max_age == (None if expected is None else dt.timedelta(days=expected))
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "1e9", "a month"])
-def test_an_age_limit_that_cannot_work_exits_2(monkeypatch, capsys, value):
-    monkeypatch.setenv("VAE_RESULTS_MAX_AGE_DAYS", value)
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    *(("VAE_RESULTS_MAX_AGE_DAYS", value, "") for value in ("0", "-1", "1e9", "a month")),
+    *(("VAE_ROOT_PATH", value, "Value error, must be empty or a path prefix such as /inspection")
+      for value in ("inspection", "/inspection/", "/a b", "/")),
+])
+def test_a_setting_that_cannot_work_exits_2_naming_it(monkeypatch, capsys, variable, value, message):
+    monkeypatch.setenv(variable, value)
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2
-    assert f"VAE_RESULTS_MAX_AGE_DAYS='{value}'" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("value", ["inspection", "/inspection/", "/a b", "/"])
-def test_a_root_path_that_is_not_a_path_prefix_exits_2(monkeypatch, capsys, value):
-    monkeypatch.setenv("VAE_ROOT_PATH", value)
-    with pytest.raises(SystemExit) as exit_info:
-        main([])
-    assert exit_info.value.code == 2
-    assert f"VAE_ROOT_PATH='{value}': Value error, must be empty or a path prefix such as /inspection" in (
-        capsys.readouterr().err)
+    assert f"{variable}='{value}': {message}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["", "/inspection", "/plant-2/vae.v1"])
