@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.sources import is_source_name
+from training.sources import SOURCE_RULE, is_source_name  # a key's name follows a source's rule
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,6 @@ class ApiKeys:
 
 
 MIN_API_KEY_LENGTH = 16
-KEY_NAME_RULE = "letters, digits and ._:/@-, at most 64"
 
 
 def unnamed_key_name(secret: str) -> str:
@@ -71,7 +70,7 @@ def keys_from_list(raw: list[str], source: str) -> list[ApiKey]:
                              f"{MIN_API_KEY_LENGTH} printable characters without spaces, e.g. from "
                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
         if len(words) == 2 and not is_source_name(words[0]):
-            raise ValueError(f"{source} names a key {words[0]!r}; a key's name is {KEY_NAME_RULE}")
+            raise ValueError(f"{source} names a key {words[0]!r}; a key's name is {SOURCE_RULE}")
         keys.append(ApiKey(words[0] if len(words) == 2 else unnamed_key_name(secret), secret))
     return keys
 
