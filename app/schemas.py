@@ -50,25 +50,22 @@ class ReviewRequest(BaseModel):
     reviewer: printable_text(MAX_REVIEWER_LENGTH) | None = Field(None, description="who reviewed it (a name or an id)")
 
 
-class ReviewOut(BaseModel):
-    verdict: Literal["normal", "anomalous"] = Field(description="the reviewer's verdict")
-    agrees: bool = Field(description="whether it agrees with the model's `is_anomaly`: false for a false alarm "
-                                     "(flagged, reviewed normal) or a missed anomaly")
-    note: str | None
-    reviewer: str | None = Field(description="who reviewed it, as the client said")
-    api_key: str | None = Field(description="the name of the API key the review was sent with: unlike "
-                                            "`reviewer`, vouched for by the service (null when it has no keys)")
-    reviewed_at: str = Field(description="UTC time of the review (ISO 8601)")
-
-
 class ReviewEntry(BaseModel):
+    """A review, or a withdrawal, in a result's history."""
     verdict: Literal["normal", "anomalous"] | None = Field(description="the verdict given; null where a review "
                                                                        "was withdrawn")
     note: str | None
     reviewer: str | None = Field(description="who reviewed it, as the client said")
-    api_key: str | None = Field(description="the name of the API key it was sent with (null when the service has "
-                                            "no keys)")
+    api_key: str | None = Field(description="the name of the API key it was sent with: unlike `reviewer`, "
+                                            "vouched for by the service (null when it has no keys)")
     reviewed_at: str = Field(description="UTC time it was given or withdrawn (ISO 8601)")
+
+
+class ReviewOut(ReviewEntry):
+    """A result's current review."""
+    verdict: Literal["normal", "anomalous"] = Field(description="the reviewer's verdict")
+    agrees: bool = Field(description="whether it agrees with the model's `is_anomaly`: false for a false alarm "
+                                     "(flagged, reviewed normal) or a missed anomaly")
 
 
 class ReviewHistory(BaseModel):

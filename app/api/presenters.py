@@ -45,11 +45,10 @@ def review_entry(review: Review) -> dict:
 
 
 def review_body(review: Review | None, is_anomaly: bool) -> dict | None:
+    """A result's current review, with whether it agrees with the model's verdict."""
     if review is None:
         return None
-    return {"verdict": review.verdict, "agrees": (review.verdict == "anomalous") == is_anomaly,
-            "note": review.note, "reviewer": review.reviewer, "api_key": review.api_key,
-            "reviewed_at": review.reviewed_at}
+    return {**review_entry(review), "agrees": (review.verdict == "anomalous") == is_anomaly}
 
 
 def result_summary(tallies: list[ResultTally]) -> dict:
