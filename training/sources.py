@@ -7,9 +7,9 @@ one the service accepts.
 
 import re
 
-SOURCE_PATTERN = r"^[A-Za-z0-9._:/@-]{1,64}$"
 MAX_SOURCE_LENGTH = 64
-SOURCE_RULE = "letters, digits and ._:/@-, at most 64"
+SOURCE_PATTERN = rf"^[A-Za-z0-9._:/@-]{{1,{MAX_SOURCE_LENGTH}}}$"
+SOURCE_RULE = f"letters, digits and ._:/@-, at most {MAX_SOURCE_LENGTH}"
 
 
 def is_source_name(name: object) -> bool:

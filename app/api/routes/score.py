@@ -92,7 +92,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
             digest = batch_digest(query.model_dump(), [(upload.filename, upload.data) for upload in files])
             scored, replayed = await scorer.score_batch_once(images, good, query.override, query.source, refs,
                                                              IdempotentRequest(idempotency_key, digest, api_key))
-    results = iter(scored)
+    results, root = iter(scored), url_root(request)
     items = []
     for index, (upload, outcome) in enumerate(zip(files, decoded)):
         item = {"index": index, "filename": upload.filename, "result": None, "error": None}
@@ -100,7 +100,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
             item["error"] = {"type": "about:blank", "title": outcome.title, "status": outcome.status,
                              "detail": outcome.detail}
         else:
-            item["result"] = score_result(next(results), url_root(request))
+            item["result"] = score_result(next(results), root)
         items.append(item)
     return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)},
                         headers={REPLAYED_HEADER: "true"} if replayed else None)
