@@ -20,13 +20,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def service_log(db_path: Path) -> Path:
+    """Where the service started with `db_path` writes its output."""
+    return db_path.with_suffix(".log")
+
+
 def start_service(db_path: Path, **env: str) -> tuple[subprocess.Popen, str, float]:
     """The service on a free port with its own results database and the VAE_* `env`, once it is ready:
-    (process, base URL, seconds to ready)."""
+    (process, base URL, seconds to ready). Its output goes to `service_log(db_path)`: a pipe nobody reads
+    would stall the service once its buffer filled."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO_ROOT,
-                               env={**os.environ, "VAE_RESULTS_DB": str(db_path), **env},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with service_log(db_path).open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "app", "--port", str(port)], cwd=REPO_ROOT,
+                                   env={**os.environ, "VAE_RESULTS_DB": str(db_path), **env},
+                                   stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     while time.monotonic() - started < 60:
@@ -36,7 +43,7 @@ def start_service(db_path: Path, **env: str) -> tuple[subprocess.Popen, str, flo
         except httpx.TransportError:
             pass
         if process.poll() is not None:
-            raise AssertionError(process.stdout.read().decode())
+            raise AssertionError(service_log(db_path).read_text())
         time.sleep(0.1)
     process.kill()
     raise AssertionError("service not ready within 60 s")

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from tests.service import start_service
+from tests.service import service_log, start_service
 from training.store import list_versions
 
 pytestmark = pytest.mark.mnist
@@ -142,7 +142,7 @@ def test_a_stop_under_load_answers_the_requests_in_flight_and_stores_every_answe
         return stop_seconds
 
     stop_seconds = asyncio.run(load_then_stop())
-    assert process.returncode in (0, -signal.SIGTERM), process.stdout.read().decode()
+    assert process.returncode in (0, -signal.SIGTERM), service_log(db_path).read_text()
     assert stop_seconds < 10
     assert len(answered) > 100 and set(statuses) == {200}, set(statuses)  # no request failed with a 5xx
     with contextlib.closing(sqlite3.connect(db_path)) as database:
