@@ -145,8 +145,9 @@ def _fpr_by_population(flagged, positions, n_test: int) -> dict[str, dict]:
     import numpy as np
 
     result = {"all": {"fpr": float(np.mean(flagged)), "n": int(len(flagged))}}
-    for name, part in TEST_POPULATIONS:
-        in_part = (positions >= part.start) & (positions < (part.stop or n_test))
+    populations = population_of(positions, n_test)
+    for name, _ in TEST_POPULATIONS:
+        in_part = populations == name
         result[name] = {"fpr": float(np.mean(flagged[in_part])) if in_part.any() else None, "n": int(in_part.sum())}
     return result
 
