@@ -106,6 +106,7 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
                    "previous_threshold": previous["threshold"], "fpr_at_previous_threshold": fpr_before}
     metadata = {key: value for key, value in base.items() if key != "version"}
     metadata["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    metadata["origin"] = {"made_by": "recalibrate", "from_version": base["version"], "for_source": for_source}
     if for_source is None:
         methods = list(base.get("thresholds_by_method") or [primary])
         thresholds = {m: conformal_threshold(outputs[m], target_fpr) for m in methods}

@@ -214,6 +214,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     metadata = {
         "name": config.name,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "origin": {"made_by": "train"},
         "score_method": method,
         "score_methods": SCORE_DESCRIPTIONS,
         "threshold": thresholds[method],
