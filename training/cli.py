@@ -1,4 +1,5 @@
-"""Command line: `python -m training train|evaluate|recalibrate ...` (also installed as `vae-train`)."""
+"""Command line: `python -m training train|evaluate|recalibrate|versions|rollback ...` (also installed as
+`vae-train`)."""
 
 from __future__ import annotations
 
@@ -161,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   "digit (default: $MNIST_PATH, else Keras' cache)")
     recalibrate.add_argument("--no-report", action="store_true",
                              help="publish without the MNIST evaluation report (no MNIST needed)")
+    versions = commands.add_parser("versions", help="list the published versions: how each was made, its "
+                                                    "thresholds, its test AUROC")
+    _add_store_options(versions)
+    versions.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rollback = commands.add_parser(
+        "rollback", help="publish an earlier version again, unchanged, as the newest: services that are not "
+                         "pinned swap it in at their next poll")
+    rollback.add_argument("--to", type=_positive_int, required=True, metavar="VERSION",
+                          help="the version to serve again (see `versions`)")
+    _add_store_options(rollback)
     return parser
 
 
@@ -304,7 +315,31 @@ def _train(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "recalibrate": _recalibrate}
+def _versions(args) -> int:
+    from training.catalog import catalog_json, format_catalog, read_catalog
+
+    model_dir = args.store / args.name
+    if not model_dir.is_dir():
+        raise _UsageError(f"{model_dir} does not exist: check --store and --name")
+    catalog = read_catalog(model_dir)
+    print(catalog_json(catalog) if args.json else format_catalog(catalog))
+    return 0
+
+
+def _rollback(args) -> int:
+    from training.rollback import roll_back
+
+    published = roll_back(args.store / args.name, args.to)
+    origin = published.metadata["origin"]
+    print(json.dumps({"version": published.version, "path": str(published.path),
+                      "copy_of": origin["from_version"], "replaced_version": origin["replaced_version"],
+                      "score_method": published.metadata["score_method"],
+                      "threshold": published.metadata["threshold"]}, indent=1))
+    return 0
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "recalibrate": _recalibrate, "versions": _versions,
+            "rollback": _rollback}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,22 @@ def test_scores_of_a_swapped_version_use_its_own_threshold(client, store, normal
     assert not np.isnan(body["score"])
 
 
+def test_a_rollback_is_served_at_the_next_poll_without_a_restart(client, store, normal_pixels):
+    from training.rollback import roll_back
+
+    first_threshold = client.get("/model").json()["threshold"]
+    publish_copy(store, 2, lambda directory, metadata: metadata.update(threshold=-1.0))  # a bad version
+    wait_until_ready(client, version=2)
+
+    roll_back(store / "tiny", 1)
+    wait_until_ready(client, version=3)
+
+    body = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")}).json()
+    assert body["model"]["version"] == 3 and body["threshold"] == first_threshold and not body["is_anomaly"]
+    assert client.get("/model").json()["origin"] == {"made_by": "rollback", "from_version": 1,
+                                                     "replaced_version": 2}
+
+
 def test_a_broken_pinned_version_is_tried_once_and_the_reason_is_reported(store):
     publish_copy(store, 2, lambda directory, metadata: (directory / "saved_model.pb").write_bytes(b"x"))
     attempts = []
