@@ -8,6 +8,7 @@ local base image when public registries are unreachable.
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import shutil
@@ -246,3 +247,22 @@ def test_recalibrates_on_the_results_the_service_stored_once_their_flags_are_rev
     one = {"file": ("1.png", _png(ones[0]), "image/png")}
     assert api.post("/score?source=docker-line", files=one).json()["threshold"] == line["threshold"]
     assert api.post("/score?source=other-line", files=one).json()["threshold_source"] == "model"
+
+
+def test_lists_the_versions_and_rolls_back_to_an_earlier_one(stack):
+    api, base, compose = stack["api"], stack["base"], stack["compose"]
+    served = api.get("/model").json()
+    listing = json.loads(_run([*compose, "--profile", "train", "run", "--rm", "versions", "--json"],
+                              stack["env"], timeout=300).stdout)
+    assert listing["newest"] == served["version"]
+    newest, earlier = listing["versions"][0], listing["versions"][1]
+    assert newest["threshold"] == served["threshold"] and newest["made_by"].endswith("for docker-line")
+    _run([*compose, "--profile", "train", "run", "--rm", "rollback", "--to", str(earlier["version"])],
+         stack["env"], timeout=300)
+    _wait_for_version(base, served["version"] + 1, timeout=120)
+    model = api.get("/model").json()
+    assert model["origin"] == {"made_by": "rollback", "from_version": earlier["version"],
+                               "replaced_version": served["version"]}
+    assert model["threshold"] == earlier["threshold"]
+    assert "docker-line" not in (model.get("source_calibrations") or {})  # the earlier version had none
+
