@@ -23,12 +23,23 @@ def conformal_threshold(calibration_scores: np.ndarray, target_fpr: float) -> fl
     n_nan = int(np.isnan(scores).sum())
     if n_nan:  # sorted last, a NaN could become the threshold, and no score exceeds NaN
         raise CalibrationError(f"{n_nan} of {n} calibration scores are NaN; the model's outputs are broken")
-    rank = math.ceil((n + 1) * (1.0 - target_fpr))
+    rank = _rank(n, target_fpr)
     if rank > n:
-        needed = math.ceil(1.0 / target_fpr) - 1
         raise CalibrationError(f"{n} calibration scores cannot support a target FPR of {target_fpr}; "
-                               f"at least {needed} are needed")
+                               f"at least {minimum_calibration_size(target_fpr)} are needed")
     return float(scores[rank - 1])
+
+
+def _rank(n: int, target_fpr: float) -> int:
+    return math.ceil((n + 1) * (1.0 - target_fpr))
+
+
+def minimum_calibration_size(target_fpr: float) -> int:
+    """The fewest normal scores a conformal threshold for `target_fpr` can be set from (99 for 1 %)."""
+    n = max(math.ceil(1.0 / target_fpr) - 2, 1)  # 1/alpha - 1 in exact arithmetic; rounding decides
+    while _rank(n, target_fpr) > n:
+        n += 1
+    return n
 
 
 def p_values(sorted_calibration_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ def made_by(metadata: dict) -> str:
     if origin["made_by"] == "rollback":
         return f"roll back to version {origin['from_version']} (replacing {origin['replaced_version']})"
     if origin["made_by"] == "recalibrate":
-        scope = f" for {origin['for_source']}" if origin.get("for_source") else ""
+        scope = f" for {', '.join(origin['sources'])}" if origin.get("sources") else ""
         return f"recalibrate version {origin['from_version']}{scope}"
     classes = metadata.get("normal_classes") or []
     return "train on " + ("a folder of images" if classes == ["folder"] else ", ".join(map(str, classes)))
@@ -81,13 +81,16 @@ def made_by(metadata: dict) -> str:
 
 def _origin_of_older_version(metadata: dict) -> dict:
     """Versions published before `origin` was recorded: inferred from their calibration records."""
-    for name, entry in (metadata.get("source_calibrations") or {}).items():
-        base = entry.get("calibration", {}).get("recalibrated_from")
-        if base and entry.get("calibrated_at") == metadata.get("created_at"):  # calibrated by this very publish
-            return {"made_by": "recalibrate", "from_version": base["version"], "for_source": name}
+    calibrated_here = {name: (entry.get("calibration") or {}).get("recalibrated_from")
+                       for name, entry in (metadata.get("source_calibrations") or {}).items()
+                       if entry.get("calibrated_at") == metadata.get("created_at")}  # by this very publish
+    calibrated_here = {name: base for name, base in calibrated_here.items() if base}
+    if calibrated_here:
+        base = next(iter(calibrated_here.values()))
+        return {"made_by": "recalibrate", "from_version": base["version"], "sources": sorted(calibrated_here)}
     base = (metadata.get("calibration") or {}).get("recalibrated_from")
     if base:
-        return {"made_by": "recalibrate", "from_version": base["version"], "for_source": None}
+        return {"made_by": "recalibrate", "from_version": base["version"], "sources": []}
     return {"made_by": "train"}
 
 

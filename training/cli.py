@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help="calibrate a threshold for this ?source= only (a line, a camera), applied to "
                                   "the images sent with it; the model's threshold, and other sources', stay "
                                   "as they were. With --results, the window is this source's results")
+    recalibrate.add_argument("--every-source", action="store_true",
+                             help="with --results: calibrate a threshold for each source in the window with enough "
+                                  "normal images for its target FPR, in one new version (after retraining, for "
+                                  "example); the others keep the threshold they have")
     recalibrate.add_argument("--since", type=_aware_time, metavar="TIME",
                              help="with --results: only results scored at or after this time (ISO 8601 with a "
                                   "time zone, e.g. 2026-11-01T00:00:00+01:00)")
@@ -196,12 +200,13 @@ def _version_dir(args) -> Path:
 
 
 def _recalibrate(args) -> int:
-    from training.data import load_mnist
-    from training.recalibrate import LabelledTestSet, recalibrate_and_publish
+    from training.recalibrate import recalibrate_and_publish
     from training.store import read_metadata
 
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
+    if args.every_source:
+        return _recalibrate_every_source(args, version_dir, source)
     if args.results and args.for_source is not None:
         if args.source not in (None, args.for_source):
             raise _UsageError(f"--for-source {args.for_source} calibrates on that source's own results; "
@@ -209,27 +214,92 @@ def _recalibrate(args) -> int:
         args.source = args.for_source
     read_normals = _stored_normals if args.results else _folder_normals
     normals = read_normals(args, version_dir, source)
-    test_set = None
-    if any(isinstance(c, int) for c in source["normal_classes"]) and not args.no_report:
-        try:  # a version of an MNIST model ships its MNIST evaluation, unless asked not to
-            mnist = load_mnist(args.data)
-        except DataError as error:
-            raise _UsageError(f"{error}. The new version's report needs MNIST; "
-                              "pass --no-report to publish without it") from error
-        test_set = LabelledTestSet(mnist.x_test, mnist.y_test)
-    published = recalibrate_and_publish(version_dir, normals, args.target_fpr, test_set, progress=True,
-                                        for_source=args.for_source)
+    published = recalibrate_and_publish(version_dir, normals, args.target_fpr, _test_set(args, source),
+                                        progress=True, for_source=args.for_source)
     metadata = published.metadata
     calibrated = metadata if args.for_source is None else metadata["source_calibrations"][args.for_source]
     summary = {"version": published.version, "path": str(published.path),
                "recalibrated_from": source["version"], "for_source": args.for_source,
                "n_images": len(normals.images), "score_method": metadata["score_method"],
-               "target_fpr": calibrated["target_fpr"], "threshold": calibrated["threshold"],
-               "previous_threshold": calibrated["calibration"]["previous_threshold"],
-               "fpr_at_previous_threshold": calibrated["calibration"]["fpr_at_previous_threshold"],
-               "test_metrics": {k: v for k, v in (metadata["test_metrics"] or {}).items() if k != "by_method"}}
+               **_calibration_summary(calibrated), "test_metrics": _headline(metadata["test_metrics"])}
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def _recalibrate_every_source(args, version_dir: Path, source: dict) -> int:
+    from training.calibration import minimum_calibration_size
+    from training.data import fingerprint
+    from training.recalibrate import NormalImages, recalibrate_sources_and_publish
+    from training.stored_results import ResultWindow, load_stored_normals_by_source
+
+    if not args.results:
+        raise _UsageError("--every-source calibrates each source of the stored results; it applies with --results")
+    for option in ("source", "for_source"):
+        if getattr(args, option) is not None:
+            raise _UsageError(f"--every-source calibrates every source in the window; leave out "
+                              f"--{option.replace('_', '-')}")
+    if args.invert:
+        raise _UsageError("--invert applies to --images; stored results are kept as the model saw them")
+    window = ResultWindow(source["name"], None, args.since, args.until)
+    images_by_source, counts = load_stored_normals_by_source(args.results, window)
+    _check_framing_of_scorers(counts["model_versions"], version_dir, source)
+    own = source.get("source_calibrations") or {}
+    normals, skipped = {}, {}
+    for name, images in images_by_source.items():
+        target_fpr = args.target_fpr or (own.get(name) or source)["target_fpr"]
+        needed = minimum_calibration_size(target_fpr)
+        if len(images) < needed:
+            keeps = "its own threshold" if name in own else "the model's threshold"
+            skipped[name] = (f"{len(images)} normal images, {needed} needed for a target FPR of {target_fpr:g}; "
+                             f"keeps {keeps}")
+            continue
+        its_window = ResultWindow(source["name"], name, args.since, args.until)
+        normals[name] = NormalImages(images, f"results store {args.results} ({its_window.describe()})",
+                                     fingerprint(images))
+    for name, why in skipped.items():
+        log.warning("source %s: %s", name, why)
+    if not normals:
+        raise _UsageError(f"no source in the window ({window.describe()}) has enough normal images: "
+                          + "; ".join(f"{name}: {why}" for name, why in skipped.items()))
+    log.info("%d stored results (%s): %d sources to calibrate, %d skipped, %d normal images without a source "
+             "not used", counts["n_results"], window.describe(), len(normals), len(skipped),
+             counts["n_without_source"])
+    published = recalibrate_sources_and_publish(version_dir, normals, args.target_fpr, _test_set(args, source),
+                                                progress=True)
+    metadata = published.metadata
+    summary = {"version": published.version, "path": str(published.path), "recalibrated_from": source["version"],
+               "score_method": metadata["score_method"],
+               "sources": {name: {"n_images": len(normals[name].images),
+                                  **_calibration_summary(metadata["source_calibrations"][name])}
+                           for name in normals},
+               "skipped_sources": skipped, "test_metrics": _headline(metadata["test_metrics"])}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _calibration_summary(calibrated: dict) -> dict:
+    return {"target_fpr": calibrated["target_fpr"], "threshold": calibrated["threshold"],
+            "previous_threshold": calibrated["calibration"]["previous_threshold"],
+            "fpr_at_previous_threshold": calibrated["calibration"]["fpr_at_previous_threshold"]}
+
+
+def _headline(test_metrics: dict | None) -> dict:
+    return {k: v for k, v in (test_metrics or {}).items() if k != "by_method"}
+
+
+def _test_set(args, source: dict):
+    """MNIST's test set for the new version's report, if the model's normal class is a digit."""
+    from training.data import load_mnist
+    from training.recalibrate import LabelledTestSet
+
+    if not any(isinstance(c, int) for c in source["normal_classes"]) or args.no_report:
+        return None
+    try:  # a version of an MNIST model ships its MNIST evaluation, unless asked not to
+        mnist = load_mnist(args.data)
+    except DataError as error:
+        raise _UsageError(f"{error}. The new version's report needs MNIST; "
+                          "pass --no-report to publish without it") from error
+    return LabelledTestSet(mnist.x_test, mnist.y_test)
 
 
 def _folder_normals(args, version_dir: Path, source: dict):
@@ -246,7 +316,6 @@ def _folder_normals(args, version_dir: Path, source: dict):
 def _stored_normals(args, version_dir: Path, source: dict):
     from training.data import fingerprint
     from training.recalibrate import NormalImages
-    from training.store import read_metadata
     from training.stored_results import ResultWindow, load_stored_normals
 
     if args.invert:
@@ -254,8 +323,19 @@ def _stored_normals(args, version_dir: Path, source: dict):
                           "already inverted where ?invert=true was sent")
     window = ResultWindow(source["name"], args.source, args.since, args.until)
     images, counts = load_stored_normals(args.results, window)
+    _check_framing_of_scorers(counts["model_versions"], version_dir, source)
+    log.info("%d stored results (%s): %d normal images, %d false alarms among them; %d reviewed as "
+             "anomalous left out", counts["n_results"], window.describe(), len(images),
+             counts["n_false_alarms_included"], counts["n_reviewed_anomalous_left_out"])
+    return NormalImages(images, f"results store {args.results} ({window.describe()})", fingerprint(images))
+
+
+def _check_framing_of_scorers(versions: list[int], version_dir: Path, source: dict) -> None:
+    """Stored images were framed by the versions that scored them: they must frame as this one does."""
+    from training.store import read_metadata
+
     framing = _framing(version_dir, source)
-    for version in counts["model_versions"]:
+    for version in versions:
         scored_by = version_dir.parent / str(version)
         if not scored_by.is_dir():
             log.warning("version %s, which scored some of these results, is no longer in the store: its "
@@ -266,10 +346,6 @@ def _stored_normals(args, version_dir: Path, source: dict):
             raise _UsageError(f"some of these results were scored by version {version}, which frames resized "
                               f"uploads as {other!r}, not {framing!r} as version {source['version']} does; "
                               "choose a window (--since) after the switch to a version that frames like it")
-    log.info("%d stored results (%s): %d normal images, %d false alarms among them; %d reviewed as "
-             "anomalous left out", counts["n_results"], window.describe(), len(images),
-             counts["n_false_alarms_included"], counts["n_reviewed_anomalous_left_out"])
-    return NormalImages(images, f"results store {args.results} ({window.describe()})", fingerprint(images))
 
 
 def _framing(version_dir: Path, metadata: dict) -> str:

@@ -77,65 +77,120 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
                             for_source: str | None = None) -> PublishedModel:
     """Publish a copy of `version_dir` calibrated on `normals`, next to it in the same model folder.
 
-    With `for_source`, only that source's threshold is calibrated (`source_calibrations`): the model's own
-    threshold, and every other source's, stay as they were. Otherwise the model's threshold is replaced,
-    and the sources' own thresholds are kept (the model is the same, so their scores still hold).
-    With a labelled test set, the new version's test metrics and report are computed at its model threshold.
-    Raises CalibrationError when there are too few images for the target FPR, and DataError when their
-    background is the opposite of the model's or the source's name is not one the service accepts;
-    nothing is published then.
+    The model's threshold is replaced, and the sources' own thresholds are kept (the model is the same,
+    so their scores still hold). With `for_source`, only that source's threshold is calibrated
+    (`recalibrate_sources_and_publish`). With a labelled test set, the new version's test metrics and
+    report are computed at its model threshold. Raises CalibrationError when there are too few images
+    for the target FPR, and DataError when their background is the opposite of the model's or a source's
+    name is not one the service accepts; nothing is published then.
     """
+    if for_source is not None:
+        return recalibrate_sources_and_publish(version_dir, {for_source: normals}, target_fpr, test_set, progress)
     started = time.monotonic()
     base = read_metadata(version_dir)
-    if for_source is not None and not is_source_name(for_source):
-        raise DataError(f"source {for_source!r}: a source is named by {SOURCE_RULE}, as the service's ?source=")
-    # What applied to these images until now: the source's own calibration, if it has one, else the model's.
-    previous = (base.get("source_calibrations") or {}).get(for_source) or base
+    serve = serving_signature(version_dir)  # loaded once, for the calibration and the test images
+    calibrated = _calibrate(serve, base, base, normals, target_fpr, progress)
+    primary = base["score_method"]
+    methods = list(base.get("thresholds_by_method") or [primary])
+    thresholds = {m: conformal_threshold(calibrated.outputs[m], calibrated.target_fpr) for m in methods}
+    metadata = _successor_metadata(base, sources=[])
+    metadata.update({
+        "threshold": thresholds[primary],
+        "thresholds_by_method": thresholds,
+        "target_fpr": calibrated.target_fpr,
+        "calibration_scores": np.sort(calibrated.outputs[primary]).astype(float).tolist(),
+        "calibration": calibrated.record,
+        "heatmap_scale": pixel_threshold(calibrated.outputs["difference"], calibrated.target_fpr),
+    })
+    published = _publish(version_dir, metadata, thresholds, serve, test_set, progress)
+    log.info("published %s version %d (the model's threshold recalibrated from version %s on %d images) in "
+             "%.1f s", base["name"], published.version, base["version"], len(normals.images),
+             time.monotonic() - started)
+    return published
+
+
+def recalibrate_sources_and_publish(version_dir: Path, normals_by_source: dict[str, NormalImages],
+                                    target_fpr: float | None = None, test_set: LabelledTestSet | None = None,
+                                    progress: bool = False) -> PublishedModel:
+    """Publish a copy of `version_dir` with a threshold of its own for each source, from its normals.
+
+    The model's threshold, and the thresholds of sources not named, stay as they were. Each source's
+    target FPR is `target_fpr`, else the one it has already, else the model's. Errors as for
+    `recalibrate_and_publish`; nothing is published then.
+    """
+    started = time.monotonic()
+    if not normals_by_source:
+        raise DataError("no source to calibrate a threshold for")
+    refused = [name for name in normals_by_source if not is_source_name(name)]
+    if refused:
+        raise DataError(f"source {refused[0]!r}: a source is named by {SOURCE_RULE}, as the service's ?source=")
+    base = read_metadata(version_dir)
+    serve = serving_signature(version_dir)
+    primary = base["score_method"]
+    metadata = _successor_metadata(base, sources=sorted(normals_by_source))
+    sources = dict(base.get("source_calibrations") or {})
+    for name, normals in sorted(normals_by_source.items()):
+        # What applied to these images until now: the source's own calibration, if it has one, else the model's.
+        calibrated = _calibrate(serve, base, sources.get(name) or base, normals, target_fpr, progress)
+        sources[name] = {
+            "threshold": conformal_threshold(calibrated.outputs[primary], calibrated.target_fpr),
+            "target_fpr": calibrated.target_fpr,
+            "calibration_scores": np.sort(calibrated.outputs[primary]).astype(float).tolist(),
+            "calibration": calibrated.record,
+            "calibrated_at": metadata["created_at"],
+        }
+    metadata["source_calibrations"] = sources
+    thresholds = base.get("thresholds_by_method") or {primary: base["threshold"]}
+    published = _publish(version_dir, metadata, thresholds, serve, test_set, progress)
+    log.info("published %s version %d (thresholds of %s recalibrated from version %s on %d images) in %.1f s",
+             base["name"], published.version, ", ".join(sorted(normals_by_source)), base["version"],
+             sum(len(normals.images) for normals in normals_by_source.values()), time.monotonic() - started)
+    return published
+
+
+@dataclass
+class _Calibrated:
+    outputs: dict
+    target_fpr: float
+    record: dict  # the metadata's `calibration`: where the images came from, and the rate they saw until now
+
+
+def _calibrate(serve, base: dict, previous: dict, normals: NormalImages, target_fpr: float | None,
+               progress: bool) -> _Calibrated:
+    """Score `normals`, and measure the threshold that applied to them until now (`previous`'s)."""
     target_fpr = float(previous["target_fpr"] if target_fpr is None else target_fpr)
     check_background(normals.images, base)
-    serve = serving_signature(version_dir)  # loaded once, for the calibration and the test images
     outputs = signature_outputs(serve, normals.images, progress, what="calibration images")
-    primary = base["score_method"]
-    # The rate these images see today: how far off the threshold that applies to them is.
-    fpr_before = float(np.mean(outputs[primary] > previous["threshold"]))
+    fpr_before = float(np.mean(outputs[base["score_method"]] > previous["threshold"]))
     if fpr_before > 0.5:
         log.warning("%.0f %% of these images score above version %s's threshold: check that they are normal "
                     "images, prepared like its training images", 100 * fpr_before, base["version"])
-    calibration = {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),
-                   "recalibrated_from": {"name": base["name"], "version": base["version"]},
-                   "previous_threshold": previous["threshold"], "fpr_at_previous_threshold": fpr_before}
+    record = {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),
+              "recalibrated_from": {"name": base["name"], "version": base["version"]},
+              "previous_threshold": previous["threshold"], "fpr_at_previous_threshold": fpr_before}
+    return _Calibrated(outputs, target_fpr, record)
+
+
+def _successor_metadata(base: dict, sources: list[str]) -> dict:
+    """The base version's metadata for the version recalibrated from it; `sources` = [] for the model's."""
     metadata = {key: value for key, value in base.items() if key != "version"}
     metadata["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    metadata["origin"] = {"made_by": "recalibrate", "from_version": base["version"], "for_source": for_source}
-    if for_source is None:
-        methods = list(base.get("thresholds_by_method") or [primary])
-        thresholds = {m: conformal_threshold(outputs[m], target_fpr) for m in methods}
-        metadata.update({
-            "threshold": thresholds[primary],
-            "thresholds_by_method": thresholds,
-            "target_fpr": target_fpr,
-            "calibration_scores": np.sort(outputs[primary]).astype(float).tolist(),
-            "calibration": calibration,
-            "heatmap_scale": pixel_threshold(outputs["difference"], target_fpr),
-        })
-    else:
-        thresholds = base.get("thresholds_by_method") or {primary: base["threshold"]}
-        metadata["source_calibrations"] = {**(base.get("source_calibrations") or {}), for_source: {
-            "threshold": conformal_threshold(outputs[primary], target_fpr),
-            "target_fpr": target_fpr,
-            "calibration_scores": np.sort(outputs[primary]).astype(float).tolist(),
-            "calibration": calibration,
-            "calibrated_at": metadata["created_at"],
-        }}
+    metadata["origin"] = {"made_by": "recalibrate", "from_version": base["version"], "sources": sources}
     metadata["test_metrics"] = None
-    normal_classes = [c for c in base["normal_classes"] if isinstance(c, int)]
+    return metadata
+
+
+def _publish(version_dir: Path, metadata: dict, thresholds: dict, serve, test_set: LabelledTestSet | None,
+             progress: bool) -> PublishedModel:
+    """Publish the base version's SavedModel with `metadata`, and with a labelled test set, its evidence."""
+    normal_classes = [c for c in metadata["normal_classes"] if isinstance(c, int)]
     write_evidence = None
     if test_set is not None and normal_classes:
         # Scored once: the same outputs give the metadata's test metrics and the report.
         scored = Scored.from_outputs(signature_outputs(serve, test_set.images, progress), test_set.images,
                                      test_set.labels, normal_classes)
         metadata["test_metrics"] = test_set_metrics(normal_classes, scored.scores, test_set.labels, thresholds,
-                                                    primary)
+                                                    metadata["score_method"])
 
         def write_evidence(staging: Path, stamped: dict) -> None:
             write_scored_report(scored, stamped, staging / "assets.extra" / "report")
@@ -146,7 +201,4 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
         shutil.copytree(version_dir, staging, dirs_exist_ok=True,
                         ignore=lambda folder, _: [METADATA_PATH.parent.name] if Path(folder) == version_dir else [])
         version = publish(model_dir, staging, metadata, before_rename=write_evidence)
-    log.info("published %s version %d (%s recalibrated from version %s on %d images) in %.1f s", base["name"],
-             version, "the model's threshold" if for_source is None else f"source {for_source}'s threshold",
-             base["version"], len(normals.images), time.monotonic() - started)
     return PublishedModel(version, model_dir / str(version), {**metadata, "version": version})

@@ -64,6 +64,31 @@ def load_stored_normals(database: Path, window: ResultWindow) -> tuple[np.ndarra
     DataError when the file is not a results store, when the window has flagged results nobody
     reviewed, or when it holds no normal images.
     """
+    _, images, counts = _read_window(database, window)
+    if not images:
+        raise DataError(f"no stored normal results in {database} ({window.describe()}; {counts['n_results']} "
+                        f"results, {counts['n_reviewed_anomalous_left_out']} of them reviewed as anomalous)")
+    return np.stack(images), counts
+
+
+def load_stored_normals_by_source(database: Path, window: ResultWindow) -> tuple[dict[str, np.ndarray], dict]:
+    """The window's normal images per source (results sent without one are not in it), and the counts of
+    `load_stored_normals`, with `n_without_source`. DataError as there, and when no result has a source."""
+    sources, images, counts = _read_window(database, window)
+    by_source: dict[str, list[np.ndarray]] = {}
+    for source, image in zip(sources, images):
+        if source is not None:
+            by_source.setdefault(source, []).append(image)
+    counts["n_without_source"] = sources.count(None)
+    if not by_source:
+        raise DataError(f"no stored normal results with a source in {database} ({window.describe()}; "
+                        f"{counts['n_results']} results, {counts['n_without_source']} normal ones without a "
+                        "source): only images sent with ?source= can calibrate a source's threshold")
+    return {source: np.stack(found) for source, found in sorted(by_source.items())}, counts
+
+
+def _read_window(database: Path, window: ResultWindow) -> tuple[list[str | None], list[np.ndarray], dict]:
+    """The source and the 28x28 image of each normal result in the window, oldest first, and the counts."""
     connection = _open_read_only(database)
     try:
         # One snapshot for the check and the read: a flag the service stores meanwhile is in neither.
@@ -81,21 +106,18 @@ def load_stored_normals(database: Path, window: ResultWindow) -> tuple[np.ndarra
                 "/results/{id}/review), or choose a window without them (--since, --until, --source)")
         versions = sorted(v for (v,) in connection.execute(
             f"SELECT DISTINCT model_version FROM results WHERE {where}", parameters))
-        rows = connection.execute(
-            f"SELECT image FROM results WHERE {where} AND review IS NOT 'anomalous' ORDER BY seq", parameters)
-        images = [np.frombuffer(image, np.uint8) for (image,) in rows]
+        rows = connection.execute(f"SELECT source, image FROM results WHERE {where} AND review IS NOT 'anomalous' "
+                                  "ORDER BY seq", parameters).fetchall()
     except sqlite3.Error as error:
         raise DataError(f"cannot read the results store {database}: {error}") from error
     finally:
         connection.close()
-    if not images:
-        raise DataError(f"no stored normal results in {database} ({window.describe()}; {total} results, "
-                        f"{reviewed_anomalous} of them reviewed as anomalous)")
-    if any(image.size != SIDE * SIDE for image in images):
+    if any(len(image) != SIDE * SIDE for _, image in rows):
         raise DataError(f"{database} holds images that are not {SIDE}x{SIDE}: not a results store of this service")
-    return np.stack(images).reshape(-1, SIDE, SIDE), {
-        "n_results": total, "n_reviewed_anomalous_left_out": reviewed_anomalous,
-        "n_false_alarms_included": false_alarms, "model_versions": versions}
+    sources = [source for source, _ in rows]
+    images = [np.frombuffer(image, np.uint8).reshape(SIDE, SIDE) for _, image in rows]
+    return sources, images, {"n_results": total, "n_reviewed_anomalous_left_out": reviewed_anomalous,
+                             "n_false_alarms_included": false_alarms, "model_versions": versions}
 
 
 def _open_read_only(database: Path) -> sqlite3.Connection:

@@ -54,6 +54,11 @@ def test_versions_published_before_origin_was_recorded_are_described_from_their_
                                      3: "recalibrate version 2 for line-3"}[version]
 
 
+def test_a_version_calibrated_for_several_sources_names_them_all():
+    origin = {"made_by": "recalibrate", "from_version": 7, "sources": ["line-3", "line-4"]}
+    assert made_by({"origin": origin}) == "recalibrate version 7 for line-3, line-4"
+
+
 def test_folders_that_are_not_served_are_listed_with_the_reason(model_dir):
     (model_dir / ".tmp-abc123").mkdir()
     (model_dir / "9").mkdir()

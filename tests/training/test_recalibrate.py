@@ -10,7 +10,12 @@ from training.calibration import CalibrationError, conformal_threshold, pixel_th
 from training.cli import main
 from training.data import DataError, fingerprint
 from training.evaluate import saved_model_outputs
-from training.recalibrate import LabelledTestSet, NormalImages, recalibrate_and_publish
+from training.recalibrate import (
+    LabelledTestSet,
+    NormalImages,
+    recalibrate_and_publish,
+    recalibrate_sources_and_publish,
+)
 from training.store import list_versions, read_metadata
 
 SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index")
@@ -211,6 +216,27 @@ def test_for_a_source_only_that_sources_threshold_is_calibrated(version_dir):
         assert entry["calibration"]["fpr_at_previous_threshold"] == pytest.approx(
             np.mean(scores > before["threshold"]))  # neither had a threshold of its own before
     assert set(metadata["source_calibrations"]) == {"line-3", "line-4"}
+
+
+def test_several_sources_are_calibrated_in_one_version_and_the_others_kept(version_dir):
+    first = recalibrate_and_publish(version_dir, _normals(60, seed=3), target_fpr=0.1, for_source="line-3")
+    own = first.metadata["source_calibrations"]["line-3"]
+    line_4, line_5 = _normals(40, seed=4), _normals(30, seed=5)
+
+    second = recalibrate_sources_and_publish(first.path, {"line-5": line_5, "line-4": line_4})
+
+    assert second.version == 3 and list_versions(version_dir.parent) == [1, 2, 3]
+    metadata = read_metadata(second.path)
+    assert metadata["origin"] == {"made_by": "recalibrate", "from_version": 2, "sources": ["line-4", "line-5"]}
+    assert metadata["source_calibrations"]["line-3"] == own  # not named: kept as it was
+    primary, model_fpr = metadata["score_method"], first.metadata["target_fpr"]
+    for name, normals in (("line-4", line_4), ("line-5", line_5)):
+        scores = saved_model_outputs(version_dir, normals.images, progress=False)[primary]
+        entry = metadata["source_calibrations"][name]
+        assert entry["threshold"] == conformal_threshold(scores, model_fpr)  # no target given: the model's
+        assert entry["calibration"]["sha256"] == normals.fingerprint
+        assert entry["calibrated_at"] == metadata["created_at"]
+    assert metadata["threshold"] == first.metadata["threshold"]
 
 
 def test_recalibrating_a_source_again_measures_against_its_own_threshold(version_dir):

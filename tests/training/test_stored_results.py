@@ -14,7 +14,9 @@ import pytest
 from app.results import ResultStore, Review, StoredResult, stored_time
 from tests.synthetic import make_images
 from training import stored_results
+from training.calibration import conformal_threshold
 from training.cli import main
+from training.evaluate import saved_model_outputs
 from training.store import list_versions, read_metadata
 from training.stored_results import ResultWindow, load_stored_normals
 
@@ -134,6 +136,69 @@ def test_a_sources_threshold_is_calibrated_on_that_sources_results(results_db, v
     assert metadata["threshold"] == read_metadata(version_dir)["threshold"]
     calibration = metadata["source_calibrations"]["line-4"]["calibration"]
     assert calibration["source"] == f"results store {results_db} (model tiny, source line-4)"
+
+
+def test_every_source_gets_a_threshold_from_its_own_results_in_one_version(results_db, version_dir, capsys):
+    _write_store(results_db, [_stored(60 + i, image, source=None)  # sent without a source: not used
+                              for i, image in enumerate(make_images(np.ones(30, int), seed=8))])
+    before = hashlib.sha256(results_db.read_bytes()).hexdigest()
+    argv = ["recalibrate", "--model", str(version_dir), "--results", str(results_db), "--every-source",
+            "--target-fpr", "0.1", "--no-report"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+
+    assert list_versions(version_dir.parent) == [1, 2]
+    metadata = read_metadata(version_dir.parent / "2")
+    assert metadata["origin"] == {"made_by": "recalibrate", "from_version": 1, "sources": ["line-3", "line-4"]}
+    assert metadata["threshold"] == read_metadata(version_dir)["threshold"]
+    for name, count in (("line-3", 40), ("line-4", 10)):
+        images, _ = load_stored_normals(results_db, ResultWindow("tiny", source=name))
+        scores = saved_model_outputs(version_dir, images, progress=False)[metadata["score_method"]]
+        entry = metadata["source_calibrations"][name]
+        assert entry["threshold"] == conformal_threshold(scores, 0.1) == summary["sources"][name]["threshold"]
+        assert entry["calibration"]["n_images"] == count == summary["sources"][name]["n_images"]
+        assert entry["calibration"]["source"] == f"results store {results_db} (model tiny, source {name})"
+    assert summary["skipped_sources"] == {}
+    assert hashlib.sha256(results_db.read_bytes()).hexdigest() == before
+
+
+def test_every_source_skips_the_sources_with_too_few_normals_for_their_target(results_db, version_dir, capsys):
+    argv = ["recalibrate", "--model", str(version_dir), "--results", str(results_db), "--every-source",
+            "--target-fpr", "0.05", "--no-report"]
+    assert main(argv) == 0  # 19 normals needed for 5 %: line-3 has 40, line-4 10
+    summary = json.loads(capsys.readouterr().out)
+    assert list(summary["sources"]) == ["line-3"]
+    assert summary["skipped_sources"] == {"line-4": "10 normal images, 19 needed for a target FPR of 0.05; "
+                                                    "keeps the model's threshold"}
+    assert set(read_metadata(version_dir.parent / "2")["source_calibrations"]) == {"line-3"}
+
+    argv[-2] = "0.01"  # 99 needed: no source has enough, so nothing is published
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "no source in the window (model tiny) has enough normal images" in error and "line-3: 40" in error
+    assert list_versions(version_dir.parent) == [1, 2]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--for-source", "line-3"], "--every-source calibrates every source in the window; leave out --for-source"),
+    (["--source", "line-3"], "--every-source calibrates every source in the window; leave out --source"),
+    (["--images", "."], "--every-source calibrates each source of the stored results; it applies with --results"),
+])
+def test_every_source_with_options_that_contradict_it_is_refused(extra, message, results_db, version_dir, capsys):
+    normals = [] if "--images" in extra else ["--results", str(results_db)]
+    argv = ["recalibrate", "--model", str(version_dir), *normals, "--every-source", "--no-report", *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list_versions(version_dir.parent) == [1]
+
+
+def test_every_source_needs_results_sent_with_a_source(tmp_path, version_dir, capsys):
+    database = tmp_path / "anonymous.db"
+    _write_store(database, [_stored(i, image, source=None)
+                            for i, image in enumerate(make_images(np.ones(20, int), seed=4))])
+    argv = ["recalibrate", "--model", str(version_dir), "--results", str(database), "--every-source", "--no-report"]
+    assert main(argv) == 2
+    assert "only images sent with ?source= can calibrate a source's threshold" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("problem", "message"), [
