@@ -1,5 +1,5 @@
-"""API keys: which keys are strong enough to configure, which bearer tokens the service accepts, and the
-name of each key, which the audit trail records instead of the key.
+"""API keys: which keys are strong enough to configure, which bearer tokens the service accepts, the
+name of each key, which the audit trail records instead of the key, and what each key may do (its roles).
 
 Only SHA-256 digests of the keys are kept, and a token is compared with every digest in constant time,
 so neither the keys nor how much of one a guess got right can leak from memory dumps or timings.
@@ -7,6 +7,7 @@ so neither the keys nor how much of one a guess got right can leak from memory d
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -16,30 +17,57 @@ from pathlib import Path
 from training.sources import SOURCE_RULE, is_source_name  # a key's name follows a source's rule
 
 
+class Permission(enum.Enum):
+    """What a request does; each router of the API needs one."""
+    READ = "reading results, their pictures, the model and the metrics"
+    SCORE = "scoring images"
+    REVIEW = "reviewing results"
+
+
+# A line's camera needs to score (and read what it scored), an operator to review, a dashboard to read;
+# none of them needs more. A key without a role may do everything, as before roles existed. One role per
+# key is enough: scoring and reviewing together is "all".
+ROLES: dict[str, frozenset[Permission]] = {
+    "read": frozenset({Permission.READ}),
+    "score": frozenset({Permission.SCORE, Permission.READ}),
+    "review": frozenset({Permission.REVIEW, Permission.READ}),
+    "all": frozenset(Permission),
+}
+
+
+def roles_allowing(permission: Permission) -> list[str]:
+    return [role for role, permissions in ROLES.items() if permission in permissions]
+
+
 @dataclass(frozen=True)
 class ApiKey:
-    """A key and the name it goes by in the audit trail (reviews record the name, never the key)."""
+    """A key, the name it goes by in the audit trail (reviews record the name, never the key) and its role."""
     name: str
     secret: str = field(repr=False)
+    role: str = "all"
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return ROLES[self.role]
 
 
 class ApiKeys:
     def __init__(self, keys: Iterable[ApiKey]):
-        self._digests = tuple((hashlib.sha256(key.secret.encode()).digest(), key.name) for key in keys)
+        self._digests = tuple((hashlib.sha256(key.secret.encode()).digest(), key) for key in keys)
 
     @property
     def required(self) -> bool:
         """False when no key is configured: then every endpoint is open."""
         return bool(self._digests)
 
-    def name_for(self, token: str) -> str | None:
-        """The name of the key `token` is, or None when it is none of them."""
+    def identify(self, token: str) -> ApiKey | None:
+        """The key `token` is, or None when it is none of them."""
         digest = hashlib.sha256(token.encode()).digest()
         # No early exit: checking every digest keeps the time independent of which key matched.
         matched = None
-        for known, name in self._digests:
+        for known, key in self._digests:
             if hmac.compare_digest(digest, known):
-                matched = name
+                matched = key
         return matched
 
 
@@ -53,16 +81,21 @@ def unnamed_key_name(secret: str) -> str:
 
 
 def keys_from_list(raw: list[str], source: str) -> list[ApiKey]:
-    """The keys in `raw` (blank entries skipped), each a key or a name and a key separated by a space;
-    ValueError naming `source` if one is too weak to use, or badly named."""
+    """The keys in `raw` (blank entries skipped), each a key, or a name and a key, or a name, a key and its
+    role, separated by spaces; ValueError naming `source` if one is too weak to use, badly named or given
+    a role that does not exist."""
     entries = [entry.split() for entry in raw if entry.strip()]
     if not entries:
         raise ValueError(f"{source} holds no key")
     keys = []
     for words in entries:
-        if len(words) > 2:
-            raise ValueError(f"{source} holds an entry of {len(words)} words; write a key, or a name and a key "
-                             "separated by a space (keys contain no spaces)")
+        if len(words) > 3:
+            raise ValueError(f"{source} holds an entry of {len(words)} words; write a key, a name and a key, or "
+                             "a name, a key and its role, separated by spaces (keys contain no spaces)")
+        role = words.pop() if len(words) == 3 else "all"
+        if role not in ROLES:
+            raise ValueError(f"{source} gives the key {words[0]!r} the role {role!r}; the roles are "
+                             f"{', '.join(ROLES)}")
         secret = words[-1]
         if len(secret) < MIN_API_KEY_LENGTH or not secret.isprintable():
             # Never quote the key: this message is printed and logged.
@@ -71,17 +104,22 @@ def keys_from_list(raw: list[str], source: str) -> list[ApiKey]:
                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
         if len(words) == 2 and not is_source_name(words[0]):
             raise ValueError(f"{source} names a key {words[0]!r}; a key's name is {SOURCE_RULE}")
-        keys.append(ApiKey(words[0] if len(words) == 2 else unnamed_key_name(secret), secret))
+        keys.append(ApiKey(words[0] if len(words) == 2 else unnamed_key_name(secret), secret, role))
     return keys
 
 
 def check_distinct(keys: list[ApiKey]) -> list[ApiKey]:
-    """ValueError if one key is listed under two names: the audit trail could not tell which it stands for."""
-    names: dict[str, str] = {}
+    """ValueError if one key is listed under two names, or with two roles: the audit trail could not tell
+    which name it stands for, nor anyone what it may do."""
+    first: dict[str, ApiKey] = {}
     for key in keys:
-        if names.setdefault(key.secret, key.name) != key.name:
-            raise ValueError(f"one API key is listed twice, as {names[key.secret]!r} and as {key.name!r}; "
+        earlier = first.setdefault(key.secret, key)
+        if earlier.name != key.name:
+            raise ValueError(f"one API key is listed twice, as {earlier.name!r} and as {key.name!r}; "
                              "give each key one name")
+        if earlier.role != key.role:
+            raise ValueError(f"the API key {key.name!r} is listed twice with different roles "
+                             f"({earlier.role} and {key.role}); list it once")
     return keys
 
 

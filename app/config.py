@@ -42,11 +42,13 @@ class Settings(BaseSettings):
     root_path: str = Field("", description="the path prefix under which a reverse proxy serves the API, e.g. "
                                        "/inspection (the proxy strips it); the URLs in responses carry it")
     api_keys: SecretStr | None = Field(None, description="comma-separated API keys, each optionally after a name "
-                                                         "and a space ('anna <key>'); when set (or api_keys_file "
-                                                         "is), every endpoint but the health probes and the "
-                                                         "docs needs `Authorization: Bearer <key>`")
+                                                         "and a space ('anna <key>'), then a role ('anna <key> "
+                                                         "review'); when set (or api_keys_file is), every "
+                                                         "endpoint but the health probes and the docs needs "
+                                                         "`Authorization: Bearer <key>`")
     api_keys_file: Path | None = Field(None, description="file with one API key per line, optionally after a name "
-                                                         "and a space (e.g. a Docker or Kubernetes secret)")
+                                                         "and before a role, as in api_keys (e.g. a Docker or "
+                                                         "Kubernetes secret)")
     # NoDecode: a comma-separated list, not the JSON pydantic-settings expects for lists by default.
     cors_origins: Annotated[list[str], NoDecode] = Field(
         [], description="comma-separated origins whose web pages may call the API (e.g. "

@@ -45,6 +45,10 @@ class Unauthorized(ServiceError):
     headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="vae-anomaly"'}
 
 
+class Forbidden(ServiceError):
+    status, title = 403, "Forbidden"
+
+
 class NotFound(ServiceError):
     status, title = 404, "Not found"
 

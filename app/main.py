@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from app import idempotency
 from app.api.deps import require_api_key
 from app.api.routes import images, operations, pages, results, reviews, score
-from app.auth import ApiKeys
+from app.auth import ApiKeys, Permission
 from app.config import Settings
 from app.decode_pool import DecodePool
 from app.detector import Detector
@@ -33,6 +33,7 @@ DESCRIPTION = """Scores images for anomalies with a variational autoencoder trai
 `POST /score` returns a score, the threshold, a verdict and a conformal p-value; every result is stored
 and its reconstruction and difference heatmap are served as PNGs. Errors are RFC 9457 problem details.
 If the service has API keys (`VAE_API_KEYS`), send one as `Authorization: Bearer <key>` ("Authorize" below).
+A key's role decides what it may do: `score` (and read), `review` (and read), `read`, or `all`.
 """
 
 
@@ -74,13 +75,17 @@ def create_app(settings: Settings | None = None,
     app.state.api_keys = api_keys
     refusals = RefusalLog(logging.getLogger("app.refused"))
     install_error_handlers(app, refusals)
-    # Guarded only when keys are set, so the OpenAPI docs show a lock exactly where one is needed.
-    guarded = ({"dependencies": [Depends(require_api_key)], "responses": problem_responses(401)}
-               if api_keys.required else {})
+    def guarded(permission: Permission) -> dict:
+        # Guarded only when keys are set, so the OpenAPI docs show a lock exactly where one is needed.
+        return ({"dependencies": [Depends(require_api_key(permission))], "responses": problem_responses(401, 403)}
+                if api_keys.required else {})
+
     app.include_router(operations.probes)
     app.include_router(pages.router)  # the page is open; the API calls it makes need the key
-    for module in (score, results, reviews, images, operations):
-        app.include_router(module.router, **guarded)
+    app.include_router(score.router, **guarded(Permission.SCORE))
+    app.include_router(reviews.router, **guarded(Permission.REVIEW))
+    for router in (results.router, reviews.history, images.router, operations.router):
+        app.include_router(router, **guarded(Permission.READ))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, refusals=refusals)
     app.add_middleware(RequestIds)  # outside the body-size limit, so that its 413 has an id too
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -15,10 +15,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import idempotency
-from app.auth import ApiKeys
+from app.auth import ApiKeys, Permission, roles_allowing
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import InvalidInput, Unauthorized
+from app.errors import Forbidden, InvalidInput, Unauthorized
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
 from app.results import MAX_REF_LENGTH, ResultStore
@@ -66,18 +66,25 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="API key",
                      description="one of the keys in VAE_API_KEYS or VAE_API_KEYS_FILE")
 
 
-async def require_api_key(request: Request,
-                          credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
-    """Refuses a request without a valid key (attached to the guarded routers only when keys are set)."""
-    api_keys: ApiKeys = request.app.state.api_keys
-    if credentials is None:
-        if "authorization" in request.headers:
-            raise Unauthorized("the Authorization header must be 'Bearer <API key>'")
-        raise Unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
-    name = api_keys.name_for(credentials.credentials)
-    if name is None:
-        raise Unauthorized("the API key is not valid")
-    request.state.api_key_name = name
+def require_api_key(permission: Permission):
+    """A guard that refuses a request without a valid key (401), or with a key whose roles do not allow
+    `permission` (403); the app puts one on each router, only when keys are set."""
+    async def guard(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
+        api_keys: ApiKeys = request.app.state.api_keys
+        if credentials is None:
+            if "authorization" in request.headers:
+                raise Unauthorized("the Authorization header must be 'Bearer <API key>'")
+            raise Unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
+        key = api_keys.identify(credentials.credentials)
+        if key is None:
+            raise Unauthorized("the API key is not valid")
+        if permission not in key.permissions:
+            raise Forbidden(f"the API key {key.name!r} has the role {key.role!r}, which does not allow "
+                            f"{permission.value}; that needs a key with the role "
+                            f"{' or '.join(roles_allowing(permission))}")
+        request.state.api_key_name = key.name
+    return guard
 
 
 async def _api_key_name(request: Request) -> str | None:  # async: a plain def would cost a thread hop

@@ -26,9 +26,10 @@ def _bearer(key: str) -> dict:
 
 
 def test_api_keys_accept_exactly_the_configured_keys_and_name_them():
-    keys = ApiKeys([ApiKey("anna", KEY), ApiKey("line-3", OTHER_KEY)])
-    assert keys.required and keys.name_for(KEY) == "anna" and keys.name_for(OTHER_KEY) == "line-3"
-    assert keys.name_for(KEY[:-1]) is None and keys.name_for(KEY + "x") is None and keys.name_for("") is None
+    anna, line_3 = ApiKey("anna", KEY), ApiKey("line-3", OTHER_KEY, "score")
+    keys = ApiKeys([anna, line_3])
+    assert keys.required and keys.identify(KEY) == anna and keys.identify(OTHER_KEY) == line_3
+    assert keys.identify(KEY[:-1]) is None and keys.identify(KEY + "x") is None and keys.identify("") is None
     assert not ApiKeys([]).required
 
 
@@ -87,11 +88,59 @@ def test_either_key_scores_and_reads_the_stored_result(guarded_client, normal_pi
     assert heatmap.headers["cache-control"].startswith("private")
 
 
+ROLE_KEYS = {role: f"{role}-key-0123456789abcdef" for role in ("read", "score", "review", "all")}
+NEEDS = {("POST", "/score"): "scoring images", ("POST", "/score/batch"): "scoring images",
+         ("PUT", "/results/" + "0" * 32 + "/review"): "reviewing results",
+         ("DELETE", "/results/" + "0" * 32 + "/review"): "reviewing results"}  # everything else: reading
+ALLOWED = {"read": {"reading"}, "score": {"reading", "scoring"}, "review": {"reading", "reviewing"},
+           "all": {"reading", "scoring", "reviewing"}}
+
+
+@pytest.fixture
+def role_client(start_client):
+    return start_client(api_keys=",".join(f"{role}-client {key} {role}" for role, key in ROLE_KEYS.items()))
+
+
+@pytest.mark.parametrize("role", ROLE_KEYS)
+@pytest.mark.parametrize(("method", "path"), GUARDED)
+def test_a_keys_role_decides_what_it_may_do(role_client, role, method, path):
+    action = NEEDS.get((method, path), "reading results")
+    response = role_client.request(method, path, headers=_bearer(ROLE_KEYS[role]))
+    if action.split()[0] in ALLOWED[role]:
+        assert response.status_code not in (401, 403), response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        detail = response.json()["detail"]
+        assert detail.startswith(f"the API key '{role}-client' has the role '{role}', which does not allow {action}")
+        assert detail.endswith("that needs a key with the role score or all" if action == "scoring images"
+                               else "that needs a key with the role review or all")
+
+
+def test_a_key_without_the_role_is_refused_before_the_request_is_parsed(role_client, normal_pixels):
+    image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
+    response = role_client.post("/score?inverted=true", files=image, headers=_bearer(ROLE_KEYS["review"]))
+    assert response.status_code == 403  # not the 422 of the unknown parameter
+
+
+def test_a_line_scores_and_an_operator_reviews_each_under_their_own_name(role_client, normal_pixels):
+    image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
+    scored = role_client.post("/score", files=image, headers=_bearer(ROLE_KEYS["score"])).json()
+    assert role_client.get(scored["panel_url"], headers=_bearer(ROLE_KEYS["score"])).status_code == 200
+    review_url = f"/results/{scored['id']}/review"
+    refused = role_client.put(review_url, json={"verdict": "normal"}, headers=_bearer(ROLE_KEYS["score"]))
+    assert refused.status_code == 403
+    reviewed = role_client.put(review_url, json={"verdict": "normal"}, headers=_bearer(ROLE_KEYS["review"]))
+    assert reviewed.status_code == 200 and reviewed.json()["review"]["api_key"] == "review-client"
+    history = role_client.get(f"/results/{scored['id']}/reviews", headers=_bearer(ROLE_KEYS["read"])).json()
+    assert [entry["api_key"] for entry in history["items"]] == ["review-client"]  # the refused one left no trace
+
+
 def test_openapi_shows_the_lock_only_where_a_key_is_needed(guarded_client, client):
     spec = guarded_client.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["API key"]["scheme"] == "bearer"
     assert spec["paths"]["/score"]["post"]["security"] == [{"API key": []}]
-    assert "401" in spec["paths"]["/score"]["post"]["responses"]
+    assert {"401", "403"} <= set(spec["paths"]["/score"]["post"]["responses"])
     assert "security" not in spec["paths"]["/readyz"]["get"]
     open_spec = client.get("/openapi.json").json()
     assert "securitySchemes" not in open_spec.get("components", {})
@@ -113,7 +162,9 @@ def test_keys_can_come_from_a_file(start_client, tmp_path):
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"api_keys": "short"}, "a key of 5 characters"),
-    ({"api_keys": f"{KEY},has space 0123456789"}, "an entry of 3 words; write a key, or a name and a key"),
+    ({"api_keys": f"{KEY},has a space 0123456789"}, "an entry of 4 words; write a key, a name and a key, or"),
+    ({"api_keys": f"anna {KEY} admin"}, "gives the key 'anna' the role 'admin'; the roles are read, score, review, all"),
+    ({"api_keys": f"anna {KEY} review,anna {KEY} read"}, "the API key 'anna' is listed twice with different roles"),
     ({"api_keys": "anna short"}, "a key of 5 characters"),
     ({"api_keys": f"{KEY},anna? {OTHER_KEY}"}, "names a key 'anna?'; a key's name is letters, digits and ._:/@-"),
     ({"api_keys": f"anna {KEY},ben {KEY}"}, "one API key is listed twice, as 'anna' and as 'ben'"),

@@ -32,7 +32,9 @@ from app.schemas import (
     problem_responses,
 )
 
+# Two routers, because writing a review and reading the audit trail need different API key roles.
 router = APIRouter(prefix="/results", tags=["reviews"], dependencies=[Depends(reject_unknown_query_parameters)])
+history = APIRouter(prefix="/results", tags=["reviews"], dependencies=[Depends(reject_unknown_query_parameters)])
 
 MAX_REVIEW_BYTES = 16 * 1024  # a verdict, a note of 1,000 characters and a name, with room for escapes
 
@@ -82,7 +84,7 @@ async def withdraw_review(result_id: ResultIdDep, store: StoreDep, api_key: ApiK
     return JSONResponse(score_result(await _set_review(store, result_id, withdrawal), root))
 
 
-@router.get("/{result_id}/reviews", response_model=ReviewHistory,
+@history.get("/{result_id}/reviews", response_model=ReviewHistory,
             responses=STORED_RESULT_PROBLEMS, summary="Every review of a result, oldest first",
             description="Each review given and each withdrawal (`verdict` null), as the audit trail: a later "
                         "review replaces the result's `review`, but not its entry here.")
