@@ -1,5 +1,5 @@
-"""Command line: `python -m training train|evaluate|recalibrate|versions|rollback ...` (also installed as
-`vae-train`)."""
+"""Command line: `python -m training train|evaluate|recalibrate|versions|rollback|prune ...` (also
+installed as `vae-train`)."""
 
 from __future__ import annotations
 
@@ -176,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--to", type=_positive_int, required=True, metavar="VERSION",
                           help="the version to serve again (see `versions`)")
     _add_store_options(rollback)
+    prune = commands.add_parser("prune", help="remove all but the newest published versions, to bound the "
+                                              "store's size")
+    prune.add_argument("--keep", type=_positive_int, required=True, metavar="N",
+                       help="how many of the newest versions to keep (at least 1)")
+    prune.add_argument("--keep-version", type=_positive_int, action="append", default=[], metavar="VERSION",
+                       help="keep this version too (one a service is pinned to, VAE_MODEL_VERSION); repeatable")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be removed, and remove nothing")
+    _add_store_options(prune)
     return parser
 
 
@@ -414,8 +422,20 @@ def _rollback(args) -> int:
     return 0
 
 
+def _prune(args) -> int:
+    from training.prune import prune
+
+    model_dir = args.store / args.name
+    if not model_dir.is_dir():
+        raise _UsageError(f"{model_dir} does not exist: check --store and --name")
+    pruning = prune(model_dir, args.keep, frozenset(args.keep_version), dry_run=args.dry_run)
+    print(json.dumps({"kept": pruning.kept, "would_remove" if args.dry_run else "removed": pruning.removed,
+                      "freed_bytes": pruning.freed_bytes}, indent=1))
+    return 0
+
+
 COMMANDS = {"train": _train, "evaluate": _evaluate, "recalibrate": _recalibrate, "versions": _versions,
-            "rollback": _rollback}
+            "rollback": _rollback, "prune": _prune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,11 @@ def _wait_healthy(container: str, timeout: float) -> None:
     raise AssertionError(f"container {container} is {status!r} after {timeout} s")
 
 
+def _image_id(tag: str) -> str:
+    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag],
+                          capture_output=True, text=True).stdout.strip()
+
+
 def _png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
@@ -106,8 +111,12 @@ def stack(mnist_path):
            "VAE_API_KEYS": api_key}
     base_image = os.environ.get("VAE_TEST_BASE_IMAGE", "python:3.11-slim")
     started = time.monotonic()
+    previous = _image_id(IMAGE)
     _run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", IMAGE, "."], env)
     print(f"image built in {time.monotonic() - started:.0f} s", flush=True)
+    if previous and previous != _image_id(IMAGE):
+        # The last run's image, untagged by this build: 1.5 GB that would pile up with every run.
+        subprocess.run(["docker", "rmi", previous], capture_output=True)
     compose = [*compose, "-p", PROJECT]
     try:
         _run([*compose, "config", "--quiet"], env)
@@ -265,4 +274,18 @@ def test_lists_the_versions_and_rolls_back_to_an_earlier_one(stack):
                                "replaced_version": served["version"]}
     assert model["threshold"] == earlier["threshold"]
     assert "docker-line" not in (model.get("source_calibrations") or {})  # the earlier version had none
+
+
+def test_prunes_the_old_versions_while_api_serves_the_newest(stack):
+    api, compose = stack["api"], stack["compose"]
+    served = api.get("/model").json()["version"]
+    prune = [*compose, "--profile", "train", "run", "--rm", "prune", "--keep", "2"]
+    planned = json.loads(_run([*prune, "--dry-run"], stack["env"], timeout=300).stdout)
+    assert planned["kept"] == [served - 1, served] and planned["would_remove"] == list(range(1, served - 1))
+    removed = json.loads(_run(prune, stack["env"], timeout=300).stdout)
+    assert removed["removed"] == planned["would_remove"] and removed["freed_bytes"] > 0
+    listing = json.loads(_run([*compose, "--profile", "train", "run", "--rm", "versions", "--json"],
+                              stack["env"], timeout=300).stdout)
+    assert [v["version"] for v in listing["versions"]] == [served, served - 1] and listing["not_served"] == {}
+    assert api.get("/readyz").json()["model"]["version"] == served
 
