@@ -88,7 +88,7 @@ def _wait_healthy(container: str, timeout: float) -> None:
 
 def _image_id(tag: str) -> str:
     return subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag],
-                          capture_output=True, text=True).stdout.strip()
+                          capture_output=True, text=True, check=False).stdout.strip()
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -116,7 +116,7 @@ def stack(mnist_path):
     print(f"image built in {time.monotonic() - started:.0f} s", flush=True)
     if previous and previous != _image_id(IMAGE):
         # The last run's image, untagged by this build: 1.5 GB that would pile up with every run.
-        subprocess.run(["docker", "rmi", previous], capture_output=True)
+        subprocess.run(["docker", "rmi", previous], capture_output=True, check=False)
     compose = [*compose, "-p", PROJECT]
     try:
         _run([*compose, "config", "--quiet"], env)
