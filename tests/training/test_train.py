@@ -71,3 +71,67 @@ def test_a_folder_model_records_pad_framing_by_default(tmp_path):
     assert framing_of(TrainConfig(images=str(tmp_path))) == "pad"
     assert framing_of(TrainConfig(images=str(tmp_path), framing="mnist")) == "mnist"
     assert framing_of(TrainConfig()) == "mnist"
+
+
+def _batches(folder, sizes, seed=5):
+    """Subfolders batch-0, batch-1, ... of normal bars, each image a distinct one; returns the images by folder."""
+    images = make_images(np.ones(sum(sizes), int), seed=seed)
+    images[:, 0, 0], images[:, 0, 1] = np.arange(len(images)) % 251 + 1, np.arange(len(images)) // 251  # distinct
+    images = iter(images)
+    by_folder = {}
+    for b, size in enumerate(sizes):
+        (folder / f"batch-{b}").mkdir(parents=True)
+        by_folder[f"batch-{b}"] = [next(images) for _ in range(size)]
+        for i, pixels in enumerate(by_folder[f"batch-{b}"]):
+            Image.fromarray(pixels).save(folder / f"batch-{b}" / f"{i:03d}.png")
+    return by_folder
+
+
+def test_split_by_folder_holds_out_whole_subfolders_for_validation_and_calibration(tiny_config, tmp_path):
+    from training.train import prepare_data
+
+    folder = tmp_path / "days"
+    by_folder = _batches(folder, [12] * 10)
+    config = dataclasses.replace(tiny_config, data=None, images=str(folder), split_by="folder")
+
+    data = prepare_data(config)
+
+    owner = {bytes(image): name for name, images in by_folder.items() for image in images}
+    shares = {share: {owner[bytes(image)] for image in getattr(data, share)}
+              for share in ("train", "validation", "calibration")}
+    assert shares["train"].isdisjoint(shares["validation"] | shares["calibration"])  # no batch in two shares
+    assert shares["validation"].isdisjoint(shares["calibration"])
+    assert {share: sorted(names) for share, names in shares.items()} == data.folders
+    assert len(data.calibration) == 24 and len(data.validation) == 12  # 20 % and 10 % of 120, in whole batches
+    assert len(data.train) == 84
+    assert prepare_data(config).folders == data.folders  # the seed decides
+
+
+def test_split_by_folder_records_the_held_out_folders_in_the_metadata(tiny_config, tmp_path):
+    from training.train import train_and_publish
+
+    folder = tmp_path / "days"
+    _batches(folder, [20, 20, 20, 20, 20, 20])
+    config = dataclasses.replace(tiny_config, data=None, images=str(folder), split_by="folder",
+                                 store=tmp_path / "store", name="days")
+    calibration = train_and_publish(config).metadata["calibration"]
+    assert calibration["source"].endswith("as whole subfolders the model was not trained on")
+    assert len(calibration["held_out_folders"]) == 2 and calibration["n_images"] == 40
+
+
+def test_split_by_folder_needs_enough_subfolders_and_an_image_folder(tiny_config, tmp_path):
+    import pytest
+
+    from training.data import DataError
+    from training.train import prepare_data
+
+    folder = tmp_path / "two"
+    _batches(folder, [20, 20])
+    with pytest.raises(DataError, match="needs at least 3 subfolders .* found 2"):
+        prepare_data(dataclasses.replace(tiny_config, data=None, images=str(folder), split_by="folder"))
+    lopsided = tmp_path / "lopsided"
+    _batches(lopsided, [100, 2, 2])  # whichever order, one batch swallows the held-out shares
+    with pytest.raises(DataError, match="too few or too uneven"):
+        prepare_data(dataclasses.replace(tiny_config, data=None, images=str(lopsided), split_by="folder"))
+    with pytest.raises(DataError, match="--split-by folder applies to an --images folder"):
+        prepare_data(dataclasses.replace(tiny_config, split_by="folder"))
