@@ -122,10 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how --images of another size than 28x28 become 28x28, in training and when "
                             "the service scores: pad (default; aspect kept, padded with black) or mnist "
                             "(ink cropped, fitted to 20x20, centred by mass, as MNIST's digits)")
-    train.add_argument("--split-by", choices=("image", "folder"), default=DEFAULTS.split_by,
-                       help="how --images are held out for calibration: image by image (default), or folder: "
-                            "whole subfolders (one per batch, day, line or writer), so that the threshold is "
-                            "set on images from batches the model never saw, as in use")
     evaluate = commands.add_parser("evaluate", help="evaluate a published version on the MNIST test set")
     evaluate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                           help="a version folder, e.g. model_store/mnist-vae/1 (default: the latest of --name)")

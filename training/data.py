@@ -96,29 +96,15 @@ def _validated(data: Mnist, source: str) -> Mnist:
     return data
 
 
-def image_files(directory: str | os.PathLike) -> list[Path]:
-    """The image files under `directory`, in the order `load_image_folder` reads them."""
+def load_image_folder(directory: str | os.PathLike, invert: bool = False, framing: str = "pad") -> np.ndarray:
+    """All images under `directory` as uint8 [N, 28, 28], prepared as the service prepares uploads
+    (grayscale, upright, framed; `invert` for dark-on-light images)."""
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
-    return files
-
-
-def folder_groups(directory: str | os.PathLike) -> list[str]:
-    """The group of each image `load_image_folder` reads: the subfolder of `directory` it is in ("." for an
-    image directly in it). A subfolder per batch, day, line or writer lets training hold out whole ones."""
-    root = Path(directory)
-    return [file.relative_to(root).parts[0] if len(file.relative_to(root).parts) > 1 else "."
-            for file in image_files(root)]
-
-
-def load_image_folder(directory: str | os.PathLike, invert: bool = False, framing: str = "pad") -> np.ndarray:
-    """All images under `directory` as uint8 [N, 28, 28], prepared as the service prepares uploads
-    (grayscale, upright, framed; `invert` for dark-on-light images)."""
-    files = image_files(directory)
     images = []
     for file in files:
         try:

@@ -46,7 +46,6 @@ class TrainConfig:
     images: str | None = None
     invert: bool = False  # the --images folder holds dark-on-light images
     framing: str | None = None  # how --images of other sizes are framed (training/framing.py); default pad
-    split_by: str = "image"  # "folder": hold out whole subfolders of --images (batches, days, writers)
     verbose: int | None = None  # Keras fit verbosity; None: a progress bar on a terminal, else a line per epoch
 
 
@@ -61,7 +60,6 @@ class TrainingData:
     test_labels: np.ndarray | None  # class labels of the test images
     source: str
     fingerprint: str
-    folders: dict[str, list[str]] | None = None  # with --split-by folder: the subfolders of each share
 
 
 class TrainingDiverged(Exception):
@@ -86,57 +84,17 @@ def _split_normals(normals: np.ndarray, config: TrainConfig, rng: np.random.Gene
             shuffled[n_train + n_validation:])
 
 
-def _split_normals_by_group(normals: np.ndarray, groups: list[str], config: TrainConfig,
-                            rng: np.random.Generator):
-    """Hold out whole groups: calibration images then come from batches (days, lines, writers) the model
-    never saw, as the images it will score do, so the threshold does not flatter it (docs/quality.md)."""
-    names = sorted(set(groups))
-    if len(names) < 3:
-        raise datasets.DataError(f"--split-by folder needs at least 3 subfolders (one for each of training, "
-                                 f"validation and calibration), found {len(names)}")
-    members = {name: np.flatnonzero(np.asarray(groups) == name) for name in names}
-    order = [names[i] for i in rng.permutation(len(names))]
-    # Whole groups, in random order: each goes to the first held-out share it brings closer to its fraction
-    # of the images, else to training.
-    shares: dict[str, list[str]] = {"calibration": [], "validation": [], "train": []}
-    wanted = {"calibration": config.calibration_fraction * len(normals),
-              "validation": config.validation_fraction * len(normals)}
-    counts = {"calibration": 0, "validation": 0, "train": 0}
-    for name in order:
-        size = len(members[name])
-        share = next((s for s in ("calibration", "validation")
-                      if abs(counts[s] + size - wanted[s]) < abs(counts[s] - wanted[s])), "train")
-        shares[share].append(name)
-        counts[share] += size
-    if not all(shares.values()):
-        raise datasets.DataError(f"the {len(names)} subfolders are too few or too uneven to hold out whole ones "
-                                 "for calibration and validation and still train on others; add subfolders")
-    picked = {share: np.concatenate([members[g] for g in shares[share]]) for share in shares}
-    log.info("split by folder: %s", {share: f"{len(shares[share])} folders, {len(picked[share])} images"
-                                     for share in shares})
-    return (normals[picked["train"]], normals[picked["validation"]], normals[picked["calibration"]],
-            {share: sorted(folders) for share, folders in shares.items()})
-
-
 def prepare_data(config: TrainConfig) -> TrainingData:
     rng = np.random.default_rng(config.seed)
     if config.invert and not config.images:
         raise datasets.DataError("--invert applies to an --images folder; MNIST is already light on dark")
     if config.framing and not config.images:
         raise datasets.DataError("--framing applies to an --images folder; MNIST's images are framed as MNIST")
-    if config.split_by == "folder" and not config.images:
-        raise datasets.DataError("--split-by folder applies to an --images folder; MNIST has no writer folders")
     if config.images:
         normals = datasets.load_image_folder(config.images, invert=config.invert, framing=framing_of(config))
-        held_out_folders = None
-        if config.split_by == "folder":
-            train, validation, calibration, held_out_folders = _split_normals_by_group(
-                normals, datasets.folder_groups(config.images), config, rng)
-        else:
-            train, validation, calibration = _split_normals(normals, config, rng)
+        train, validation, calibration = _split_normals(normals, config, rng)
         return TrainingData(train, validation, calibration, None, None, None,
-                            source=f"folder {config.images}", fingerprint=datasets.fingerprint(normals),
-                            folders=held_out_folders)
+                            source=f"folder {config.images}", fingerprint=datasets.fingerprint(normals))
     mnist = datasets.load_mnist(config.data)
     is_normal = np.isin(mnist.y_train, config.normal)
     if not is_normal.any():
@@ -264,7 +222,8 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
         "target_fpr": config.target_fpr,
         "dssim_knn": anomaly_scorer.settings(),
         "calibration_scores": np.sort(calibration_scores[method]).tolist(),
-        "calibration": _calibration_record(data),
+        "calibration": {"source": "normal images held out from training (validation and calibration shares)",
+                        "n_images": len(data.validation) + len(data.calibration)},
         "heatmap_scale": _heatmap_scale(scorer, data.calibration, config.target_fpr),
         "normal_classes": config.normal if not config.images else ["folder"],
         "input": input_contract(framing_of(config)),
@@ -286,15 +245,6 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     path = model_dir / str(version)
     log.info("published %s version %d in %.1f s", config.name, version, time.monotonic() - started)
     return PublishedModel(version, path, {**metadata, "version": version})
-
-
-def _calibration_record(data: TrainingData) -> dict:
-    record = {"source": "normal images held out from training (validation and calibration shares)",
-              "n_images": len(data.validation) + len(data.calibration)}
-    if data.folders:
-        record["source"] += ", as whole subfolders the model was not trained on"
-        record["held_out_folders"] = sorted(data.folders["validation"] + data.folders["calibration"])
-    return record
 
 
 def _report_writer(data: TrainingData, config: TrainConfig):
