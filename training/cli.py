@@ -13,12 +13,10 @@ import sys
 from pathlib import Path
 
 from training.calibration import CalibrationError
+from training.config import ARCHITECTURES, SCORE_METHODS, TrainConfig
 from training.data import DataError
 from training.framing import FRAMINGS
-from training.model import ARCHITECTURES
-from training.scores import SCORE_METHODS
 from training.sources import SOURCE_RULE, is_source_name
-from training.train import TrainConfig, TrainingDiverged
 
 DEFAULTS = TrainConfig()
 log = logging.getLogger(__name__)
@@ -380,7 +378,10 @@ def _evaluate(args) -> int:
 
 
 def _train(args) -> int:
-    from training.train import train_and_publish  # deferred: imports TensorFlow
+    from training.train import (  # deferred: imports TensorFlow
+        TrainingDiverged,
+        train_and_publish,
+    )
 
     if args.calibration_fraction + args.validation_fraction >= 1:
         raise _UsageError(f"--calibration-fraction ({args.calibration_fraction}) and --validation-fraction "
@@ -388,7 +389,10 @@ def _train(args) -> int:
     normal = sorted({d for group in (args.normal or [[1]]) for d in group})
     config = TrainConfig(normal=normal, **{k: v for k, v in vars(args).items()
                                            if k not in ("command", "normal")})
-    published = train_and_publish(config)
+    try:
+        published = train_and_publish(config)
+    except TrainingDiverged as error:  # the options (a learning rate too high) are the user's to change
+        raise _UsageError(str(error)) from error
     summary = {"version": published.version, "path": str(published.path),
                "score_method": published.metadata["score_method"],
                "threshold": published.metadata["threshold"],
@@ -444,6 +448,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return COMMANDS[args.command](args)
-    except (_UsageError, DataError, CalibrationError, TrainingDiverged) as error:  # the user can fix: exit 2
+    except (_UsageError, DataError, CalibrationError) as error:  # the user can fix: exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2

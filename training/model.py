@@ -10,6 +10,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from training.config import ARCHITECTURES
+
 IMAGE_SHAPE = (28, 28, 1)
 
 
@@ -26,7 +28,6 @@ class Sampling(layers.Layer):
         return z_mean + tf.exp(0.5 * z_log_var) * epsilon
 
 
-ARCHITECTURES = ("dense", "conv")
 
 
 def build_encoder(architecture: str, latent_dim: int, hidden_units: int) -> keras.Model:

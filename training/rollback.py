@@ -14,8 +14,13 @@ import shutil
 from pathlib import Path
 
 from training.data import DataError
-from training.store import list_versions, publish, read_metadata, staging_directory
-from training.train import PublishedModel
+from training.store import (
+    PublishedModel,
+    list_versions,
+    publish,
+    read_metadata,
+    staging_directory,
+)
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from keras import layers
 
 from training.model import VAE, kl_divergence, reconstruction_nll
 
-SCORE_METHODS = ("l1", "mse", "dssim", "neg_elbo", "unregularized", "kl", "latent_knn", "dssim_knn")
 # Structural dissimilarity window: a wide Gaussian (11x11, sigma 2.35) compares stroke structure rather
 # than single pixels; it beat narrower windows and pixel errors on the one-class benchmark
 # (docs/quality.md).

@@ -13,9 +13,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 METADATA_PATH = Path("assets.extra") / "metadata.json"
+
+
+@dataclass
+class PublishedModel:
+    version: int
+    path: Path
+    metadata: dict
 
 
 def list_versions(model_dir: Path) -> list[int]:

@@ -8,45 +8,22 @@ import importlib.metadata
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from training import data as datasets
 from training.calibration import conformal_threshold, pixel_threshold
+from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
-from training.scores import SCORE_DESCRIPTIONS, SCORE_METHODS, AnomalyScorer, reference_codes
-from training.store import publish, staging_directory
+from training.scores import SCORE_DESCRIPTIONS, AnomalyScorer, reference_codes
+from training.store import PublishedModel, publish, staging_directory
 
 log = logging.getLogger(__name__)
 FALLBACK_SCORE_METHOD = "dssim_knn"  # without labelled anomalies to choose by: the benchmark's best (docs/quality.md)
 REFERENCE_IMAGES_PER_KIND = 4
-
-
-@dataclass
-class TrainConfig:
-    normal: list[int] = field(default_factory=lambda: [1])
-    epochs: int = 80
-    batch_size: int = 128
-    latent_dim: int = 32
-    hidden_units: int = 256
-    architecture: str = "dense"
-    beta: float = 1.0
-    learning_rate: float = 1e-3
-    seed: int = 0
-    target_fpr: float = 0.01
-    calibration_fraction: float = 0.2
-    validation_fraction: float = 0.1
-    score_method: str = "auto"
-    store: Path = Path("model_store")
-    name: str = "mnist-vae"
-    data: str | None = None
-    images: str | None = None
-    invert: bool = False  # the --images folder holds dark-on-light images
-    framing: str | None = None  # how --images of other sizes are framed (training/framing.py); default pad
-    verbose: int | None = None  # Keras fit verbosity; None: a progress bar on a terminal, else a line per epoch
 
 
 @dataclass
@@ -64,13 +41,6 @@ class TrainingData:
 
 class TrainingDiverged(Exception):
     """The loss stopped being a number: the weights are garbage and must not be published."""
-
-
-@dataclass
-class PublishedModel:
-    version: int
-    path: Path
-    metadata: dict
 
 
 def _split_normals(normals: np.ndarray, config: TrainConfig, rng: np.random.Generator):

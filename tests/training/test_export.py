@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from training.config import SCORE_METHODS
 from training.preprocessing import to_model_input
-from training.scores import SCORE_METHODS
 from training.store import list_versions, read_metadata
 
 
