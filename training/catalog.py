@@ -12,9 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from training.prune import PRUNED_PREFIX
-from training.store import METADATA_PATH, list_versions, read_metadata
-
-STAGING_PREFIX = ".tmp-"
+from training.store import METADATA_PATH, STAGING_PREFIX, list_versions, read_metadata
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ def roll_back(model_dir: Path, to_version: int) -> PublishedModel:
 
     The new version holds the same files, report included (same model, same thresholds, so the same
     evidence), and the same metadata but for its `version`, `created_at` and `origin`, which names the
-    version it copies and the one it replaced as the newest. Raises DataError when `to_version` is not published or is the newest already.
+    version it copies and the one it replaced as the newest. Raises DataError when `to_version` is not
+    published or is the newest already.
     """
     published = list_versions(model_dir)
     if to_version not in published:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 METADATA_PATH = Path("assets.extra") / "metadata.json"
+STAGING_PREFIX = ".tmp-"  # a version being written: hidden, and not an integer, so never taken for one
 
 
 @dataclass
@@ -46,7 +47,7 @@ def _next_version(model_dir: Path) -> int:
 def staging_directory(model_dir: Path) -> Iterator[Path]:
     """A fresh hidden directory inside the model folder (same filesystem, so rename is atomic)."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=model_dir))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
     staging.chmod(0o755)  # mkdtemp makes it owner-only; a published version must be readable by the server
     try:
         yield staging
