@@ -403,13 +403,17 @@ def _train(args) -> int:
     return 0
 
 
-def _versions(args) -> int:
-    from training.catalog import catalog_json, format_catalog, read_catalog
-
+def _model_dir(args) -> Path:
     model_dir = args.store / args.name
     if not model_dir.is_dir():
         raise _UsageError(f"{model_dir} does not exist: check --store and --name")
-    catalog = read_catalog(model_dir)
+    return model_dir
+
+
+def _versions(args) -> int:
+    from training.catalog import catalog_json, format_catalog, read_catalog
+
+    catalog = read_catalog(_model_dir(args))
     print(catalog_json(catalog) if args.json else format_catalog(catalog))
     return 0
 
@@ -417,7 +421,7 @@ def _versions(args) -> int:
 def _rollback(args) -> int:
     from training.rollback import roll_back
 
-    published = roll_back(args.store / args.name, args.to)
+    published = roll_back(_model_dir(args), args.to)
     origin = published.metadata["origin"]
     print(json.dumps({"version": published.version, "path": str(published.path),
                       "copy_of": origin["from_version"], "replaced_version": origin["replaced_version"],
@@ -429,10 +433,7 @@ def _rollback(args) -> int:
 def _prune(args) -> int:
     from training.prune import prune
 
-    model_dir = args.store / args.name
-    if not model_dir.is_dir():
-        raise _UsageError(f"{model_dir} does not exist: check --store and --name")
-    pruning = prune(model_dir, args.keep, frozenset(args.keep_version), dry_run=args.dry_run)
+    pruning = prune(_model_dir(args), args.keep, frozenset(args.keep_version), dry_run=args.dry_run)
     print(json.dumps({"kept": pruning.kept, "would_remove" if args.dry_run else "removed": pruning.removed,
                       "freed_bytes": pruning.freed_bytes}, indent=1))
     return 0
