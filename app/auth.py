@@ -93,15 +93,17 @@ def keys_from_list(raw: list[str], source: str) -> list[ApiKey]:
             raise ValueError(f"{source} holds an entry of {len(words)} words; write a key, a name and a key, or "
                              "a name, a key and its role, separated by spaces (keys contain no spaces)")
         role = words.pop() if len(words) == 3 else "all"
-        if role not in ROLES:
-            raise ValueError(f"{source} gives the key {words[0]!r} the role {role!r}; the roles are "
-                             f"{', '.join(ROLES)}")
         secret = words[-1]
         if len(secret) < MIN_API_KEY_LENGTH or not secret.isprintable():
             # Never quote the key: this message is printed and logged.
             raise ValueError(f"{source} holds a key of {len(secret)} characters; each key must be at least "
                              f"{MIN_API_KEY_LENGTH} printable characters without spaces, e.g. from "
                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        if role not in ROLES:
+            # A word as long as a key may be one, written in the wrong place: not quoted either.
+            shown = repr(role) if len(role) < MIN_API_KEY_LENGTH else f"of {len(role)} characters"
+            raise ValueError(f"{source} gives a key the role {shown}; write a name, the key and one of the roles "
+                             f"{', '.join(ROLES)}, in that order")
         if len(words) == 2 and not is_source_name(words[0]):
             raise ValueError(f"{source} names a key {words[0]!r}; a key's name is {SOURCE_RULE}")
         keys.append(ApiKey(words[0] if len(words) == 2 else unnamed_key_name(secret), secret, role))

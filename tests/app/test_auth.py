@@ -163,7 +163,10 @@ def test_keys_can_come_from_a_file(start_client, tmp_path):
 @pytest.mark.parametrize(("values", "message"), [
     ({"api_keys": "short"}, "a key of 5 characters"),
     ({"api_keys": f"{KEY},has a space 0123456789"}, "an entry of 4 words; write a key, a name and a key, or"),
-    ({"api_keys": f"anna {KEY} admin"}, "gives the key 'anna' the role 'admin'; the roles are read, score, review, all"),
+    ({"api_keys": f"anna {KEY} admin"}, "gives a key the role 'admin'; write a name, the key and one of the roles "
+                                        "read, score, review, all, in that order"),
+    ({"api_keys": f"anna review {KEY}"}, "holds a key of 6 characters"),  # the role where the key goes
+    ({"api_keys": f"anna {KEY} {OTHER_KEY}"}, "gives a key the role of 27 characters"),  # a key: not quoted
     ({"api_keys": f"anna {KEY} review,anna {KEY} read"}, "the API key 'anna' is listed twice with different roles"),
     ({"api_keys": "anna short"}, "a key of 5 characters"),
     ({"api_keys": f"{KEY},anna? {OTHER_KEY}"}, "names a key 'anna?'; a key's name is letters, digits and ._:/@-"),
