@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     model_store: Path = Field(Path("model_store"), description="root of the model store")
     model_name: str = Field("mnist-vae", description="model folder inside the store")
     model_version: int | None = Field(None, ge=1, description="pin a version; default: the latest")
-    poll_interval_s: float = Field(10.0, ge=0, description="how often to look for new versions; 0 = never")
+    poll_interval_s: float = Field(10.0, ge=0, description="how often to look for new versions, and for a "
+                                                           "change of the API key file; 0 = never")
     results_db: Path = Field(Path("data/results.db"), description="SQLite inspection log")
     results_max_rows: int = Field(100_000, ge=1, description="retention: the oldest rows beyond are pruned")
     results_max_age_days: float | None = Field(None, gt=0, le=36_500, description="retention: results older "

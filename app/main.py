@@ -19,6 +19,7 @@ from app.config import Settings
 from app.decode_pool import DecodePool
 from app.detector import Detector
 from app.errors import install_error_handlers
+from app.key_file import KeyFileWatcher
 from app.metrics import ServiceMetrics
 from app.middleware import REQUEST_ID_HEADER, BodySizeLimit, RequestIds, RequestMetrics
 from app.refusals import RefusalLog
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None,
                detector_loader: Callable[..., Detector] = Detector.load) -> FastAPI:
     settings = settings or Settings()
     metrics = ServiceMetrics()
+    # Before the keys are read, so that an edit in between is seen as a change.
+    key_file = (KeyFileWatcher(settings, lambda keys: setattr(app.state, "api_keys", keys))
+                if settings.api_keys_file and settings.poll_interval_s > 0 else None)
     api_keys = ApiKeys(settings.api_key_values())
 
     @contextlib.asynccontextmanager
@@ -56,12 +60,15 @@ def create_app(settings: Settings | None = None,
         if not api_keys.required:
             log.info("no API keys configured (VAE_API_KEYS): every endpoint is open to anyone who can reach it")
         # Load in the background: /healthz answers at once, /readyz says 503 until the model is in.
-        poller = asyncio.create_task(registry.poll_forever(), name="model-poller")
+        tasks = [asyncio.create_task(registry.poll_forever(), name="model-poller")]
+        if key_file:
+            tasks.append(asyncio.create_task(key_file.watch_forever(settings.poll_interval_s), name="key-file"))
         try:
             yield
         finally:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await scorer.batcher.stop()
             decode_pool.close()
             await asyncio.to_thread(store.close)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import time
 
 import pytest
 from pydantic import ValidationError
@@ -158,6 +161,54 @@ def test_keys_can_come_from_a_file(start_client, tmp_path):
     client = start_client(api_keys_file=key_file)
     assert client.get("/model").status_code == 401
     assert client.get("/model", headers=_bearer(OTHER_KEY)).status_code == 200
+
+
+def _rewrite(path, text: str) -> None:
+    """Edit a file so that its change is seen even where timestamps are coarse."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 2_000_000_000, before + 2_000_000_000))
+
+
+def _eventually(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_changed_key_file_is_read_again_without_a_restart(start_client, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="app.key_file")
+    key_file = tmp_path / "api-keys"
+    key_file.write_text(f"old-line {KEY} score\n")
+    client = start_client(api_keys_file=key_file)  # the file is checked every 0.05 s here
+    assert client.get("/model", headers=_bearer(KEY)).status_code == 200
+
+    _rewrite(key_file, f"new-line {OTHER_KEY} read\n")  # rotated: the old key revoked
+
+    assert _eventually(lambda: client.get("/model", headers=_bearer(OTHER_KEY)).status_code == 200)
+    assert client.get("/model", headers=_bearer(KEY)).status_code == 401
+    assert client.post("/score", headers=_bearer(OTHER_KEY)).status_code == 403  # its new role applies
+    assert "API keys read again from" in caplog.text and "new-line (read)" in caplog.text
+    assert "cannot be used" not in caplog.text  # not read half-written
+
+
+@pytest.mark.parametrize("broken", ["a key too short", "no file"])
+def test_a_key_file_broken_by_an_edit_leaves_the_keys_in_use(start_client, tmp_path, caplog, broken):
+    key_file = tmp_path / "api-keys"
+    key_file.write_text(f"line-3 {KEY}\n")
+    client = start_client(api_keys_file=key_file)
+    if broken == "no file":
+        key_file.unlink()
+    else:
+        _rewrite(key_file, "line-3 short\n")
+
+    assert _eventually(lambda: "cannot be used, so the keys in use stay" in caplog.text)
+    assert client.get("/model", headers=_bearer(KEY)).status_code == 200  # neither locked out nor opened
+    assert client.get("/model").status_code == 401
+    assert "short" not in caplog.text.split("cannot be used")[1].split("\n")[0].replace("too short", "")
 
 
 @pytest.mark.parametrize(("values", "message"), [
