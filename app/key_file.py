@@ -51,7 +51,7 @@ class KeyFileWatcher:
                       error)
             return False
         self._use(ApiKeys(keys))
-        log.info("API keys read again from %s: %d keys (%s)", self._path, len(keys),
+        log.info("API keys read again from %s: %d key%s (%s)", self._path, len(keys), "s" * (len(keys) != 1),
                  ", ".join(sorted({f"{key.name} ({key.role})" for key in keys})))
         return True
 
