@@ -203,6 +203,26 @@ class Readiness(BaseModel):
     model: ModelRef
 
 
+class PublishedVersion(BaseModel):
+    version: int = Field(examples=[5])
+    created_at: str = Field(examples=["2026-11-28T21:40:31+00:00"])
+    made_by: str = Field(description="how it was made", examples=["recalibrate version 4 for line-3"])
+    score_method: str = Field(examples=["dssim_knn"])
+    threshold: float
+    target_fpr: float
+    source_thresholds: dict[str, float] = Field(description="sources with a threshold of their own")
+    test_auroc: float | None = Field(description="on labelled test data, at publishing; null without")
+
+
+class VersionList(BaseModel):
+    model_name: str = Field(examples=["mnist-vae"])
+    served: int | None = Field(description="the version this service serves (null while none is loaded)")
+    pinned: int | None = Field(description="VAE_MODEL_VERSION, if set: then newer versions are not served")
+    newest: int | None = Field(description="the newest published version, which an unpinned service serves")
+    versions: list[PublishedVersion] = Field(description="newest first")
+    not_served: dict[str, str] = Field(description="folders in the store that are not versions, and why")
+
+
 _PROBLEMS = {
     400: "undecodable image or malformed body", 401: "no API key, or not a valid one",
     403: "the API key's roles do not allow this request",

@@ -15,7 +15,7 @@ from app.config import Settings
 from tests.app.conftest import png_bytes
 
 KEY, OTHER_KEY = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
-GUARDED = [("GET", "/model"), ("GET", "/metrics"), ("GET", "/results"), ("GET", "/results/" + "0" * 32),
+GUARDED = [("GET", "/model"), ("GET", "/model/versions"), ("GET", "/metrics"), ("GET", "/results"), ("GET", "/results/" + "0" * 32),
            ("GET", "/reconstruction/" + "0" * 32), ("GET", "/difference/" + "0" * 32),
            ("GET", "/image/" + "0" * 32), ("POST", "/score"), ("POST", "/score/batch"),
            ("GET", "/panel/" + "0" * 32), ("GET", "/results/export"), ("GET", "/results/summary"),

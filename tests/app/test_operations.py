@@ -1,6 +1,6 @@
 import re
 
-from tests.app.conftest import png_bytes
+from tests.app.conftest import png_bytes, publish_copy, wait_until_ready
 
 
 def test_health_and_readiness(client):
@@ -33,7 +33,7 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
     paths = spec["paths"]
     for path in ("/score", "/score/batch", "/results/{result_id}", "/results", "/results/summary",
                  "/results/export", "/reconstruction/{result_id}", "/difference/{result_id}", "/image/{result_id}",
-                 "/panel/{result_id}", "/healthz", "/readyz", "/model", "/metrics"):
+                 "/panel/{result_id}", "/healthz", "/readyz", "/model", "/model/versions", "/metrics"):
         assert path in paths, path
     score = paths["/score"]["post"]
     assert set(score["requestBody"]["content"]) >= {"multipart/form-data", "image/png", "application/json"}
@@ -96,3 +96,28 @@ def test_unknown_query_parameters_are_422_except_on_the_probes(client):
     # Load balancers and uptime checkers may add their own parameters (cache busters) to health checks.
     assert client.get("/readyz?nocache=1").status_code == 200
     assert client.get("/healthz?nocache=1").status_code == 200
+
+
+def test_the_published_versions_are_listed_with_the_one_served(client, store):
+    from training.rollback import roll_back
+
+    publish_copy(store, 2, lambda directory, metadata: metadata.update(threshold=-1.0))
+    wait_until_ready(client, version=2)
+    roll_back(store / "tiny", 1)
+    wait_until_ready(client, version=3)
+    (store / "tiny" / ".tmp-abc").mkdir()
+
+    listing = client.get("/model/versions").json()
+
+    assert (listing["model_name"], listing["served"], listing["newest"], listing["pinned"]) == ("tiny", 3, 3, None)
+    assert [v["version"] for v in listing["versions"]] == [3, 2, 1]
+    assert listing["versions"][0]["made_by"] == "roll back to version 1 (replacing 2)"
+    assert listing["versions"][1]["threshold"] == -1.0
+    assert listing["versions"][0]["threshold"] == listing["versions"][2]["threshold"]
+    assert "an unfinished publish" in listing["not_served"][".tmp-abc"]
+
+
+def test_a_pinned_service_lists_newer_versions_it_does_not_serve(start_client, store):
+    publish_copy(store, 2)
+    listing = start_client(model_version=1).get("/model/versions").json()
+    assert (listing["served"], listing["pinned"], listing["newest"]) == (1, 1, 2)

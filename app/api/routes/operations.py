@@ -16,11 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.api.deps import (
     MetricsDep,
     RegistryDep,
+    SettingsDep,
     StoreDep,
     reject_unknown_query_parameters,
 )
 from app.errors import StoreUnavailable
-from app.schemas import Health, ModelRef, Readiness, problem_responses
+from app.schemas import Health, ModelRef, Readiness, VersionList, problem_responses
+from training.catalog import read_catalog
 
 probes = APIRouter(tags=["operations"])
 router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_query_parameters)])
@@ -48,6 +50,18 @@ async def readyz(registry: RegistryDep) -> Readiness:
             summary="Metadata of the served model version (without the calibration scores)")
 async def model(registry: RegistryDep) -> dict:
     return registry.current.public_metadata()
+
+
+@router.get("/model/versions", response_model=VersionList, summary="The published versions of the model",
+            description="Newest first: how each was made, its threshold and test AUROC, and which one this "
+                        "service serves. Publish, roll back and prune with `python -m training` "
+                        "(`recalibrate`, `rollback`, `prune`).")
+async def model_versions(registry: RegistryDep, settings: SettingsDep) -> VersionList:
+    catalog = await asyncio.to_thread(read_catalog, settings.model_dir)
+    listing = catalog.as_json()
+    return VersionList(model_name=settings.model_name, served=registry.current.version if registry.ready else None,
+                       pinned=settings.model_version, newest=listing["newest"], versions=listing["versions"],
+                       not_served=listing["not_served"])
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
