@@ -1,5 +1,5 @@
 """API keys: which keys are strong enough to configure, which bearer tokens the service accepts, the
-name of each key, which the audit trail records instead of the key, and what each key may do (its roles).
+name of each key, which the audit trail records instead of the key, and what each key may do (its role).
 
 Only SHA-256 digests of the keys are kept, and a token is compared with every digest in constant time,
 so neither the keys nor how much of one a guess got right can leak from memory dumps or timings.

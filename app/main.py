@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None,
     app.state.api_keys = api_keys
     refusals = RefusalLog(logging.getLogger("app.refused"))
     install_error_handlers(app, refusals)
+
     def guarded(permission: Permission) -> dict:
         # Guarded only when keys are set, so the OpenAPI docs show a lock exactly where one is needed.
         return ({"dependencies": [Depends(require_api_key(permission))], "responses": problem_responses(401, 403)}

@@ -28,8 +28,6 @@ class Sampling(layers.Layer):
         return z_mean + tf.exp(0.5 * z_log_var) * epsilon
 
 
-
-
 def build_encoder(architecture: str, latent_dim: int, hidden_units: int) -> keras.Model:
     images = keras.Input(shape=IMAGE_SHAPE, name="images")
     if architecture == "dense":

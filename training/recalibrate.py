@@ -30,7 +30,7 @@ from training.data import DataError
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
 from training.metrics import test_set_metrics
 from training.sources import SOURCE_RULE, is_source_name
-from training.store import PublishedModel, METADATA_PATH, publish, read_metadata, staging_directory
+from training.store import METADATA_PATH, PublishedModel, publish, read_metadata, staging_directory
 
 log = logging.getLogger(__name__)
 

@@ -67,7 +67,7 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="API key",
 
 
 def require_api_key(permission: Permission):
-    """A guard that refuses a request without a valid key (401), or with a key whose roles do not allow
+    """A guard that refuses a request without a valid key (401), or with a key whose role does not allow
     `permission` (403); the app puts one on each router, only when keys are set."""
     async def guard(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
