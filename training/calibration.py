@@ -36,6 +36,12 @@ def _rank(n: int, target_fpr: float) -> int:
 
 def minimum_calibration_size(target_fpr: float) -> int:
     """The fewest normal scores a conformal threshold for `target_fpr` can be set from (99 for 1 %)."""
+    if not 0.0 < target_fpr < 1.0:
+        raise CalibrationError(f"target FPR must be in (0, 1), got {target_fpr}")
+    if 1.0 - target_fpr == 1.0:
+        # Below about 1e-16, 1 - alpha rounds to 1, so the rank is n + 1 for every n: no set of scores
+        # supports the rate (and 1 / alpha may not even be a finite float).
+        raise CalibrationError(f"a target FPR of {target_fpr} is too small for any number of calibration scores")
     n = max(math.ceil(1.0 / target_fpr) - 2, 1)  # 1/alpha - 1 in exact arithmetic; rounding decides
     while _rank(n, target_fpr) > n:
         n += 1

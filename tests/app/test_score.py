@@ -192,6 +192,7 @@ def test_threshold_overrides(client, normal_pixels, tiny_model):
     ("?threshold=1&fpr=0.1", "either ?threshold= or ?fpr="),
     ("?fpr=1.5", "query.fpr"),
     ("?fpr=0.000001", "cannot support a target FPR"),
+    ("?fpr=5e-324", "too small for any number of calibration scores"),  # was a 500: 1 / fpr overflowed
     ("?threshold=nan", "query.threshold"),
     ("?threshold=abc", "query.threshold"),
     ("?resize=maybe", "query.resize"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.calibration import CalibrationError, conformal_threshold, p_values
+from training.calibration import CalibrationError, conformal_threshold, minimum_calibration_size, p_values
 
 
 def test_threshold_is_the_conformal_order_statistic():
@@ -14,6 +14,22 @@ def test_too_few_scores_for_the_target_is_an_error():
         conformal_threshold(np.arange(50.0), 0.01)
     with pytest.raises(CalibrationError, match=r"in \(0, 1\)"):
         conformal_threshold(np.arange(50.0), 0.0)
+
+
+@pytest.mark.parametrize("target_fpr, size", [(0.5, 1), (0.1, 9), (0.01, 99), (0.05, 19), (1e-6, 999_999)])
+def test_minimum_calibration_size_is_the_fewest_scores_that_give_a_threshold(target_fpr, size):
+    assert minimum_calibration_size(target_fpr) == size
+    conformal_threshold(np.arange(float(size)), target_fpr)
+    with pytest.raises(CalibrationError, match=f"at least {size} are needed"):
+        conformal_threshold(np.arange(float(size - 1)), target_fpr)
+
+
+@pytest.mark.parametrize("target_fpr", [1e-17, 5e-324])  # 1 - alpha rounds to 1; 1 / 5e-324 overflows
+def test_a_target_fpr_too_small_for_any_calibration_is_an_error_not_a_crash(target_fpr):
+    with pytest.raises(CalibrationError, match="too small for any number of calibration scores"):
+        minimum_calibration_size(target_fpr)
+    with pytest.raises(CalibrationError, match="too small for any number of calibration scores"):
+        conformal_threshold(np.arange(2000.0), target_fpr)
 
 
 def test_nan_scores_are_an_error_not_a_threshold():
