@@ -145,6 +145,9 @@ def test_the_log_can_be_filtered_by_time(client, normal_pixels):
     ("until=yesterday", "query.until: Input should be a valid datetime"),
     ("since=0001-01-01T00:00:00%2B14:00", "query.since"),
     ("until=9999-12-31T23:00:00-14:00", "query.until"),
+    # A number would otherwise be read as a Unix time: 20261128 as 1970-08-23, filtering out nothing.
+    ("since=20261128", "query.since: give the time in ISO 8601 with a time zone, such as 2026-11-28T08:00:00Z"),
+    ("until=0.5", "query.until: give the time in ISO 8601"),
 ])
 def test_bad_times_are_422(client, query, detail):
     assert_problem(client.get(f"/results?{query}"), 422, detail)
@@ -204,6 +207,7 @@ def test_the_summary_separates_model_versions(client, store, normal_pixels):
 
 @pytest.mark.parametrize(("query", "detail"), [
     ("since=yesterday", "query.since: Input should be a valid datetime"),
+    ("until=1764316800", "query.until: give the time in ISO 8601"),
     ("source=" + "x" * 65, "query.source: String should have at most 64 characters"),
     ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until, every, tz"),
     ("every=week", "query.every: Input should be 'hour' or 'day'"),
@@ -298,6 +302,7 @@ def test_the_export_keeps_a_clients_text_from_running_as_a_spreadsheet_formula(c
     ("limit=10", ("unknown query parameter 'limit'; /results/export accepts anomalous, source, ref, since, "
                   "until, review")),
     ("since=yesterday", "query.since: Input should be a valid datetime"),
+    ("since=1764316800", "query.since: give the time in ISO 8601"),
     ("anomalous=maybe", "query.anomalous: Input should be a valid boolean"),
 ])
 def test_bad_export_parameters_are_422(client, query, detail):

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from app.api.deps import ResultIdDep, StoreDep, UrlRootDep, reject_unknown_query_parameters
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
@@ -25,19 +26,35 @@ MAX_SUMMARY_GROUPS = 10_000  # about 2 MB of JSON: a month of hours for 13 lines
 
 EXPORT_PAGE_ROWS = 500  # rows per read: larger pages (2,000) held up other requests for up to 0.26 s
 
+
+def _not_a_number(value: object) -> object:
+    """Pydantic would read a number as a Unix time, so that a compact date such as 20261128 silently became
+    1970-08-23 and filtered out nothing: a time must be written as ISO 8601."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise PydanticCustomError("iso_time", "give the time in ISO 8601 with a time zone, such as "
+                                              "2026-11-28T08:00:00Z or 2026-11-28T09:00:00+01:00, not a number")
+    return value
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+
 # Filters shared by the listing, the export and the summary.
 AnomalousFilter = Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")]
 RefFilter = Annotated[str | None, Query(max_length=MAX_REF_LENGTH,
                                         description="only results with this ref (e.g. a serial number)")]
 SourceFilter = Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
                                            description="only results scored with this ?source=")]
-SinceFilter = Annotated[AwareDatetime | None, Query(description="only results scored at or after this time "
+SinceFilter = Annotated[IsoTime | None, Query(description="only results scored at or after this time "
                                                                 "(ISO 8601 with a time zone)")]
 ReviewFilter = Annotated[Literal["normal", "anomalous", "none", "any"] | None, Query(
     description="only results reviewed as normal or anomalous (PUT /results/{id}/review), not reviewed (none) or "
                 "reviewed at all (any). `?anomalous=true&review=none` is the list of flags nobody has looked at "
                 "yet; `?anomalous=true&review=normal` the false alarms")]
-UntilFilter = Annotated[AwareDatetime | None, Query(description="only results scored before this time "
+UntilFilter = Annotated[IsoTime | None, Query(description="only results scored before this time "
                                                                 "(ISO 8601 with a time zone)")]
 
 
