@@ -189,9 +189,15 @@ class ResultSummary(ResultCounts):
                                                   "period with ?every=")
 
 
+# The JSON body's shape, for the documentation and for clients' generators; requests are checked by
+# `pixels_from_json`, whose messages say what is wrong where.
+_PixelValue = Annotated[float, Field(ge=0, le=255)]
+_PixelRow = Annotated[list[_PixelValue], Field(min_length=28, max_length=28)]
+
+
 class PixelsRequest(BaseModel):
-    pixels: list[list[float]] = Field(description="28 rows of 28 grayscale values, 0 (black) to 255 (white)",
-                                      examples=[[[0] * 28] * 28])
+    pixels: Annotated[list[_PixelRow], Field(min_length=28, max_length=28)] = Field(
+        description="28 rows of 28 grayscale values, 0 (black) to 255 (white)", examples=[[[0] * 28] * 28])
 
 
 class Health(BaseModel):
@@ -238,4 +244,18 @@ def problem_responses(*statuses: int) -> dict:
 
 
 SCORING_PROBLEMS = problem_responses(400, 413, 415, 422, 503)
+
+# OpenAPI links: the operations a scored result's `id` goes to next, so that client generators and
+# stateful API fuzzers can follow a result from /score to its pictures and reviews. The targets are named
+# by path and method (a JSON pointer), not by the operation ids FastAPI makes up from function names.
+_OPERATIONS_ON_A_RESULT = {
+    "GetResult": ("/results/{result_id}", "get"), "GetReviews": ("/results/{result_id}/reviews", "get"),
+    "ReviewResult": ("/results/{result_id}/review", "put"),
+    "WithdrawReview": ("/results/{result_id}/review", "delete"),
+    "GetImage": ("/image/{result_id}", "get"), "GetReconstruction": ("/reconstruction/{result_id}", "get"),
+    "GetDifference": ("/difference/{result_id}", "get"), "GetPanel": ("/panel/{result_id}", "get")}
+RESULT_LINKS = {200: {"links": {
+    name: {"operationRef": f"#/paths/{path.replace('~', '~0').replace('/', '~1')}/{method}",
+           "parameters": {"result_id": "$response.body#/id"}}
+    for name, (path, method) in _OPERATIONS_ON_A_RESULT.items()}}}
 STORED_RESULT_PROBLEMS = problem_responses(404, 422, 503)

@@ -43,7 +43,31 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
     assert set(paths["/panel/{result_id}"]["get"]["responses"]["200"]["content"]) == {"image/png"}
     schemas = spec["components"]["schemas"]
     assert schemas["ScoreResult"]["examples"] and schemas["ProblemDetail"]["examples"]
+    pixels = score["requestBody"]["content"]["application/json"]["schema"]["properties"]["pixels"]
+    row = pixels["items"]
+    assert (pixels["minItems"], pixels["maxItems"], row["minItems"], row["maxItems"]) == (28, 28, 28, 28)
+    assert (row["items"]["minimum"], row["items"]["maximum"]) == (0, 255)
     assert schemas["ResultSummary"]["examples"]
+
+
+def test_openapi_links_lead_from_a_scored_result_to_every_operation_on_its_id(client, normal_pixels):
+    spec = client.get("/openapi.json").json()
+    links = spec["paths"]["/score"]["post"]["responses"]["200"]["links"]
+    linked = set()
+    for link in links.values():
+        path, method = link["operationRef"].removeprefix("#/paths/").rsplit("/", 1)
+        path = path.replace("~1", "/").replace("~0", "~")
+        assert method in spec["paths"][path], link["operationRef"]  # the pointer resolves
+        assert link["parameters"] == {"result_id": "$response.body#/id"}
+        linked.add((method, path))
+    takes_an_id = {(method, path) for path, operations in spec["paths"].items() if "{result_id}" in path
+                   for method in operations}
+    assert linked == takes_an_id
+    result = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")}).json()
+    for method, path in linked:  # and the id they carry works there
+        response = client.request(method, path.format(result_id=result["id"]),
+                                  json={"verdict": "normal"} if method == "put" else None)
+        assert response.status_code == 200, (method, path, response.text)
 
 
 def test_responses_match_their_documented_schemas(client, normal_pixels):

@@ -17,7 +17,7 @@ from app.errors import InvalidInput, ServiceError
 from app.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, IdempotentRequest, batch_digest, request_digest
 from app.imaging import decode_image
 from app.results import ref_from_filename
-from app.schemas import SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
+from app.schemas import RESULT_LINKS, SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
 
 router = APIRouter(tags=["scoring"])
 
@@ -46,7 +46,8 @@ _BATCH_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("batch")], "re
         "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 
 
-@router.post("/score", response_model=ScoreResult, responses=SCORING_PROBLEMS, openapi_extra=_SINGLE_BODY,
+@router.post("/score", response_model=ScoreResult, responses={**SCORING_PROBLEMS, **RESULT_LINKS},
+             openapi_extra=_SINGLE_BODY,
              summary="Score one image",
              description="Send the image as a multipart field `file`, as a raw `image/*` body, or as JSON "
                          "`{\"pixels\": 28x28 values 0-255}`. PNG, JPEG, BMP, GIF, TIFF and WebP are "
