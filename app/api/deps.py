@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -173,7 +173,12 @@ async def _idempotency_key(request: Request) -> str | None:
     return None if value is None else idempotency.parse_key(value)
 
 
-async def _result_id(result_id: str) -> str:
+# The pattern is documented, not enforced by FastAPI: the check below says in plain words what is wrong.
+_RESULT_ID_PATH = Path(description="a result's `id`, as /score returned it: 32 lowercase hex characters",
+                       json_schema_extra={"pattern": "^[0-9a-f]{32}$"}, examples=["3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"])
+
+
+async def _result_id(result_id: Annotated[str, _RESULT_ID_PATH]) -> str:
     if not (len(result_id) == 32 and all(c in "0123456789abcdef" for c in result_id)):
         raise InvalidInput(f"{result_id!r} is not a result id (32 lowercase hex characters)")
     return result_id

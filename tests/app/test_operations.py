@@ -47,6 +47,9 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
     row = pixels["items"]
     assert (pixels["minItems"], pixels["maxItems"], row["minItems"], row["maxItems"]) == (28, 28, 28, 28)
     assert (row["items"]["minimum"], row["items"]["maximum"]) == (0, 255)
+    for path in ("/results/{result_id}", "/panel/{result_id}"):  # documented; the service's own check answers
+        (result_id,) = [p for p in paths[path]["get"]["parameters"] if p["name"] == "result_id"]
+        assert result_id["schema"]["pattern"] == "^[0-9a-f]{32}$"
     assert schemas["ResultSummary"]["examples"]
 
 
