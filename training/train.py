@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from training import data as datasets
-from training.calibration import conformal_threshold, pixel_threshold
+from training.calibration import CalibrationError, conformal_threshold, minimum_calibration_size, pixel_threshold
 from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
@@ -125,6 +125,17 @@ def _reference_images(data: TrainingData, scores_of) -> list[dict]:
     return references
 
 
+def _check_calibration_size(data: TrainingData, config: TrainConfig) -> None:
+    """Before training, not after it: the held-out normals must be enough for the target FPR's threshold."""
+    held_out, needed = len(data.validation) + len(data.calibration), minimum_calibration_size(config.target_fpr)
+    if held_out < needed:
+        raise CalibrationError(
+            f"--target-fpr {config.target_fpr:g} needs at least {needed} held-out normal images to calibrate, "
+            f"but {held_out} are held out ({config.validation_fraction:g} + {config.calibration_fraction:g} of "
+            f"{held_out + len(data.train)}); use a higher --target-fpr (these support {1 / (held_out + 1):.2g} "
+            "and up), more normal images or a larger --calibration-fraction. Nothing was trained")
+
+
 def _refuse_diverged(history, config: TrainConfig) -> None:
     final = {name: float(values[-1]) for name, values in history.history.items()}
     if not all(np.isfinite(value) for value in final.values()):
@@ -147,6 +158,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     data = prepare_data(config)
     log.info("data: %s; %d train, %d validation, %d calibration normal images", data.source,
              len(data.train), len(data.validation), len(data.calibration))
+    _check_calibration_size(data, config)
 
     vae = VAE(config.architecture, config.latent_dim, config.hidden_units, config.beta, seed=config.seed)
     vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))

@@ -56,3 +56,19 @@ def test_a_diverging_run_publishes_nothing(synthetic_mnist, tmp_path, capsys):
     assert code == 2
     assert "training diverged" in capsys.readouterr().err
     assert not any((tmp_path / "store").rglob("saved_model.pb"))
+
+
+@pytest.mark.parametrize("target_fpr, message", [
+    ("0.0001", "--target-fpr 0.0001 needs at least 9999 held-out normal images to calibrate, but"),
+    ("5e-324", "too small for any number of calibration scores"),
+])
+def test_a_target_fpr_the_held_out_images_cannot_calibrate_is_refused_before_training(
+        synthetic_mnist, tmp_path, capsys, monkeypatch, target_fpr, message):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although the threshold could not have been calibrated")
+
+    monkeypatch.setattr("training.model.VAE.fit", no_training)
+    code = main(["train", "--data", str(synthetic_mnist), "--target-fpr", target_fpr, "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not any((tmp_path / "store").rglob("saved_model.pb"))
