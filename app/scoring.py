@@ -37,8 +37,8 @@ class ThresholdOverride:
             try:
                 return conformal_threshold(calibration.scores, self.fpr), "fpr", self.fpr
             except CalibrationError as error:
-                whose = "" if calibration.source is None else f" (the calibration of source {calibration.source})"
-                raise InvalidInput(f"fpr={self.fpr}: {error}{whose}") from error
+                whose = "" if calibration.source is None else f" with the calibration of source {calibration.source}"
+                raise InvalidInput(f"fpr={self.fpr}{whose}: {error}") from error
         return calibration.threshold, "model" if calibration.source is None else "source", calibration.target_fpr
 
 

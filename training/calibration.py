@@ -26,7 +26,8 @@ def conformal_threshold(calibration_scores: np.ndarray, target_fpr: float) -> fl
     rank = _rank(n, target_fpr)
     if rank > n:
         raise CalibrationError(f"{n} calibration scores cannot support a target FPR of {target_fpr}; "
-                               f"at least {minimum_calibration_size(target_fpr)} are needed")
+                               f"at least {minimum_calibration_size(target_fpr)} are needed"
+                               + (f" (they support {smallest_target_fpr(n):g} and up)" if n else ""))
     return float(scores[rank - 1])
 
 
@@ -46,6 +47,17 @@ def minimum_calibration_size(target_fpr: float) -> int:
     while _rank(n, target_fpr) > n:
         n += 1
     return n
+
+
+def smallest_target_fpr(n: int) -> float:
+    """The smallest target FPR that n >= 1 calibration scores support, about 1/(n + 1), rounded *up* to two
+    significant digits: a rate to quote to a user, so it must be one that works."""
+    rate = 1.0 / (n + 1)
+    step = 10.0 ** (math.floor(math.log10(rate)) - 1)
+    shown = float(f"{math.ceil(rate / step) * step:.2g}")
+    while _rank(n, shown) > n:  # float rounding at the boundary
+        shown = float(f"{shown + step:.2g}")
+    return shown
 
 
 def p_values(sorted_calibration_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from training import data as datasets
-from training.calibration import CalibrationError, conformal_threshold, minimum_calibration_size, pixel_threshold
+from training.calibration import (
+    CalibrationError,
+    conformal_threshold,
+    minimum_calibration_size,
+    pixel_threshold,
+    smallest_target_fpr,
+)
 from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
@@ -132,8 +138,8 @@ def _check_calibration_size(data: TrainingData, config: TrainConfig) -> None:
         raise CalibrationError(
             f"--target-fpr {config.target_fpr:g} needs at least {needed} held-out normal images to calibrate, "
             f"but {held_out} are held out ({config.validation_fraction:g} + {config.calibration_fraction:g} of "
-            f"{held_out + len(data.train)}); use a higher --target-fpr (these support {1 / (held_out + 1):.2g} "
-            "and up), more normal images or a larger --calibration-fraction. Nothing was trained")
+            f"{held_out + len(data.train)}); use a higher --target-fpr (these support "
+            f"{smallest_target_fpr(held_out):g} and up), more normal images or a larger --calibration-fraction. Nothing was trained")
 
 
 def _refuse_diverged(history, config: TrainConfig) -> None:

@@ -362,8 +362,8 @@ def test_a_sources_own_calibration_applies_to_its_images_only(client, store, nor
     by_fpr = _score_file(client, png, "?source=line-3&fpr=0.4").json()  # ?fpr= reads line-3's normals too
     assert (by_fpr["threshold"], by_fpr["threshold_source"]) == (1e5, "fpr")
     assert_problem(_score_file(client, png, "?source=line-3&fpr=0.1"), 422,
-                   "4 calibration scores cannot support a target FPR of 0.1; at least 9 are needed (the "
-                   "calibration of source line-3)")
+                   "fpr=0.1 with the calibration of source line-3: 4 calibration scores cannot support a target "
+                   "FPR of 0.1; at least 9 are needed (they support 0.2 and up)")
     explicit = _score_file(client, png, "?source=line-3&threshold=-1e7").json()
     assert explicit["threshold_source"] == "threshold" and explicit["is_anomaly"]
     for query in ("?source=line-4", ""):

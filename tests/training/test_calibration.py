@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from training.calibration import CalibrationError, conformal_threshold, minimum_calibration_size, p_values
+from training.calibration import (
+    CalibrationError,
+    conformal_threshold,
+    minimum_calibration_size,
+    p_values,
+    smallest_target_fpr,
+)
 
 
 def test_threshold_is_the_conformal_order_statistic():
@@ -30,6 +36,14 @@ def test_a_target_fpr_too_small_for_any_calibration_is_an_error_not_a_crash(targ
         minimum_calibration_size(target_fpr)
     with pytest.raises(CalibrationError, match="too small for any number of calibration scores"):
         conformal_threshold(np.arange(2000.0), target_fpr)
+
+
+@pytest.mark.parametrize("n, quoted", [(1, 0.5), (4, 0.2), (98, 0.011), (99, 0.01), (1817, 0.00056), (2022, 0.0005)])
+def test_the_smallest_target_fpr_quoted_for_n_scores_is_one_they_support(n, quoted):
+    assert smallest_target_fpr(n) == quoted  # 1/(n + 1), rounded up to two significant digits
+    conformal_threshold(np.arange(float(n)), quoted)
+    with pytest.raises(CalibrationError, match=f"they support {quoted:g} and up"):
+        conformal_threshold(np.arange(float(n)), 0.9 / (n + 1))
 
 
 def test_nan_scores_are_an_error_not_a_threshold():
