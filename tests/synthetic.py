@@ -1,8 +1,13 @@
-"""A tiny MNIST-shaped data set that needs no download: class 1 is a vertical bar, others are shapes."""
+"""A tiny MNIST-shaped data set that needs no download: class 1 is a vertical bar, others are shapes;
+and crafted image files for the decoders."""
 
 from __future__ import annotations
 
+import io
+import struct
+
 import numpy as np
+from PIL import Image
 
 
 def _bar(rng) -> np.ndarray:
@@ -43,3 +48,17 @@ def make_mnist_like(n_train: int = 600, n_test: int = 200, seed: int = 0) -> dic
 
 def write_mnist_like(path, **kwargs) -> None:
     np.savez_compressed(path, **make_mnist_like(**kwargs))
+
+
+def tiff_with_strip_offsets_of_type(type_code: int) -> bytes:
+    """A TIFF whose StripOffsets tag claims another type: FLOAT (11) makes Pillow seek to a float and
+    raise a TypeError, LONG8 (16) read over the white pixels to 2**64 - 1 an OverflowError. Neither is
+    one of Pillow's errors for corrupt data (both found by mutation fuzzing of the decoder)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((28, 28), 255, np.uint8)).save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    first_ifd = struct.unpack_from("<I", data, 4)[0]  # Pillow writes little-endian: b"II*\0"
+    for entry in range(first_ifd + 2, first_ifd + 2 + 12 * struct.unpack_from("<H", data, first_ifd)[0], 12):
+        if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
+            struct.pack_into("<H", data, entry + 2, type_code)  # its type, instead of LONG (4)
+    return bytes(data)

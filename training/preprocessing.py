@@ -43,6 +43,10 @@ class PixelRangeError(ValueError):
     """Pixel values that do not map onto 0-255 without guessing their range."""
 
 
+class CorruptImageData(ValueError):
+    """Image data that Pillow fails on with an error it does not mean for corrupt data."""
+
+
 # How to turn an image upright for each EXIF orientation (2-8; 1 is upright), as viewers do.
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
@@ -117,6 +121,11 @@ def prepare_image(image: Image.Image, *, invert: bool = False, framing: str = "p
     """
     if image.size != (SIDE, SIDE):
         image.draft(None, (DECODE_AT_LEAST, DECODE_AT_LEAST))  # a no-op for other formats, or once loaded
+    try:
+        image.load()
+    # A TIFF whose strip offsets have the wrong type, or are too large, reaches Pillow's seek() with them.
+    except (TypeError, OverflowError) as error:
+        raise CorruptImageData(f"corrupt {image.format or 'image'} data ({error})") from error
     gray = to_grayscale(image, background=255 if invert else 0)
     if invert:
         gray = ImageOps.invert(gray)

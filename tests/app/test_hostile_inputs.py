@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.app.conftest import png_bytes
 from tests.app.test_score import PROBLEM
+from tests.synthetic import tiff_with_strip_offsets_of_type
 
 
 def _encoded(array: np.ndarray, fmt: str, **options) -> bytes:
@@ -52,6 +53,9 @@ def _hostile_images() -> dict[str, bytes]:
         "1-bit": _one_bit_png(),
         "multi-page tiff": frames.getvalue(),
         "cmyk jpeg": _cmyk_jpeg(),
+        # Pillow raised a TypeError and an OverflowError for these: 500s.
+        "tiff with float strip offsets": tiff_with_strip_offsets_of_type(11),
+        "tiff with 2**64 strip offsets": tiff_with_strip_offsets_of_type(16),
         "pdf": b"%PDF-1.4\n%%EOF",
         "svg": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
     }

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from training.data import DataError, load_image_folder, load_mnist
-from tests.synthetic import make_mnist_like
+from tests.synthetic import make_mnist_like, tiff_with_strip_offsets_of_type
 
 
 def test_loads_keras_layout(synthetic_mnist):
@@ -84,6 +84,11 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but truncated")
     with pytest.raises(DataError, match="cannot decode .*broken.png"):
         load_image_folder(tmp_path)
+    (tmp_path / "broken.png").unlink()
+    for type_code in (11, 16):  # the first was a TypeError traceback
+        (tmp_path / "corrupt.tif").write_bytes(tiff_with_strip_offsets_of_type(type_code))
+        with pytest.raises(DataError, match=r"cannot decode .*corrupt.tif: "):
+            load_image_folder(tmp_path)
 
 
 def test_image_folder_reads_every_format_the_service_decodes(tmp_path):
