@@ -244,6 +244,7 @@ def problem_responses(*statuses: int) -> dict:
 
 
 SCORING_PROBLEMS = problem_responses(400, 413, 415, 422, 503)
+STORED_RESULT_PROBLEMS = problem_responses(404, 422, 503)
 
 # OpenAPI links: the operations a scored result's `id` goes to next, so that client generators and
 # stateful API fuzzers can follow a result from /score to its pictures and reviews. The targets are named
@@ -258,4 +259,3 @@ RESULT_LINKS = {200: {"links": {
     name: {"operationRef": f"#/paths/{path.replace('~', '~0').replace('/', '~1')}/{method}",
            "parameters": {"result_id": "$response.body#/id"}}
     for name, (path, method) in _OPERATIONS_ON_A_RESULT.items()}}}
-STORED_RESULT_PROBLEMS = problem_responses(404, 422, 503)

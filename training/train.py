@@ -139,7 +139,8 @@ def _check_calibration_size(data: TrainingData, config: TrainConfig) -> None:
             f"--target-fpr {config.target_fpr:g} needs at least {needed} held-out normal images to calibrate, "
             f"but {held_out} are held out ({config.validation_fraction:g} + {config.calibration_fraction:g} of "
             f"{held_out + len(data.train)}); use a higher --target-fpr (these support "
-            f"{smallest_target_fpr(held_out):g} and up), more normal images or a larger --calibration-fraction. Nothing was trained")
+            f"{smallest_target_fpr(held_out):g} and up), more normal images or a larger --calibration-fraction. "
+            "Nothing was trained")
 
 
 def _refuse_diverged(history, config: TrainConfig) -> None:

@@ -68,7 +68,8 @@ def test_a_target_fpr_the_held_out_images_cannot_calibrate_is_refused_before_tra
         raise AssertionError("trained although the threshold could not have been calibrated")
 
     monkeypatch.setattr("training.model.VAE.fit", no_training)
-    code = main(["train", "--data", str(synthetic_mnist), "--target-fpr", target_fpr, "--store", str(tmp_path / "store")])
+    code = main(["train", "--data", str(synthetic_mnist), "--target-fpr", target_fpr,
+                 "--store", str(tmp_path / "store")])
     assert code == 2
     assert message in capsys.readouterr().err
     assert not any((tmp_path / "store").rglob("saved_model.pb"))

@@ -49,13 +49,13 @@ RefFilter = Annotated[str | None, Query(max_length=MAX_REF_LENGTH,
 SourceFilter = Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
                                            description="only results scored with this ?source=")]
 SinceFilter = Annotated[IsoTime | None, Query(description="only results scored at or after this time "
-                                                                "(ISO 8601 with a time zone)")]
+                                                           "(ISO 8601 with a time zone)")]
 ReviewFilter = Annotated[Literal["normal", "anomalous", "none", "any"] | None, Query(
     description="only results reviewed as normal or anomalous (PUT /results/{id}/review), not reviewed (none) or "
                 "reviewed at all (any). `?anomalous=true&review=none` is the list of flags nobody has looked at "
                 "yet; `?anomalous=true&review=normal` the false alarms")]
 UntilFilter = Annotated[IsoTime | None, Query(description="only results scored before this time "
-                                                                "(ISO 8601 with a time zone)")]
+                                                           "(ISO 8601 with a time zone)")]
 
 
 async def _result_filters(anomalous: AnomalousFilter = None, source: SourceFilter = None, ref: RefFilter = None,
