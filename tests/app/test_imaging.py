@@ -41,11 +41,15 @@ def test_corrupted_images_and_metadata_never_escape_as_server_errors(fmt):
     assert outcomes["decoded"] and outcomes["client error"], outcomes  # both paths were exercised
 
 
+_DEEP_MODES = {"I;16": np.uint16, "I": np.int32, "F": np.float32}  # built from arrays of their own type
+
+
 def _encoded(pixels: np.ndarray, fmt: str, mode: str) -> bytes:
     buffer = io.BytesIO()
-    image = Image.fromarray(pixels) if mode == "L" else Image.fromarray(pixels).convert(mode)
-    if mode in ("I;16", "I", "F"):  # deep and float images, built from arrays of their own type
-        image = Image.fromarray(pixels.astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]))
+    if mode in _DEEP_MODES:
+        image = Image.fromarray(pixels.astype(_DEEP_MODES[mode]))
+    else:
+        image = Image.fromarray(pixels).convert(mode)
     image.save(buffer, format=fmt)
     return buffer.getvalue()
 
