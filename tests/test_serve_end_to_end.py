@@ -7,6 +7,7 @@ import io
 import signal
 import sqlite3
 import time
+import uuid
 
 import httpx
 import numpy as np
@@ -152,3 +153,81 @@ def test_a_stop_under_load_answers_the_requests_in_flight_and_stores_every_answe
     assert set(answered) == stored
     print(f"stopped in {stop_seconds:.2f} s; {len(answered)} results answered, {len(stored)} stored; "
           f"transport errors after the stop: {collections.Counter(transport_errors)}")
+
+
+def test_a_crash_under_load_loses_no_answered_result_or_review_and_retries_find_their_results(tmp_path, mnist_path):
+    # What a power cut to the process (an OOM kill, `docker kill`) does: SIGKILL, no shutdown at all, while
+    # clients score images with Idempotency-Keys and review what they got back. An inspection line then
+    # restarts the service and retries whatever got no answer.
+    db_path = tmp_path / "results.db"
+    process, base, _ = start_service(db_path)
+    png = _mnist_png(mnist_path, 1)
+    sent: dict[str, str | None] = {}  # Idempotency-Key -> the result id answered, None if no answer came
+    reviewed: dict[str, str] = {}  # result id -> the verdict acknowledged
+    to_review: asyncio.Queue = asyncio.Queue()
+
+    async def score_loop(client: httpx.AsyncClient):
+        while process.poll() is None:
+            key = uuid.uuid4().hex
+            sent[key] = None
+            try:
+                response = await client.post(f"{base}/score", headers={"Idempotency-Key": key},
+                                             files={"file": ("1.png", png, "image/png")})
+            except httpx.TransportError:
+                return
+            assert response.status_code == 200, response.text
+            sent[key] = response.json()["id"]
+            to_review.put_nowait(sent[key])
+
+    async def review_loop(client: httpx.AsyncClient):
+        while process.poll() is None:
+            try:
+                result_id = await asyncio.wait_for(to_review.get(), 0.5)
+            except TimeoutError:
+                continue
+            verdict = "normal" if len(reviewed) % 2 else "anomalous"
+            try:
+                response = await client.put(f"{base}/results/{result_id}/review", json={"verdict": verdict})
+            except httpx.TransportError:
+                return
+            assert response.status_code == 200, response.text
+            reviewed[result_id] = verdict
+
+    async def load_then_crash():
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=40)) as client:
+            loops = [asyncio.create_task(score_loop(client)) for _ in range(16)]
+            loops += [asyncio.create_task(review_loop(client)) for _ in range(4)]
+            await asyncio.sleep(3)
+            process.kill()
+            await asyncio.to_thread(process.wait, 30)
+            await asyncio.gather(*loops)
+
+    asyncio.run(load_then_crash())
+    answered = {key: result_id for key, result_id in sent.items() if result_id is not None}
+    unanswered = [key for key, result_id in sent.items() if result_id is None]
+    assert len(answered) > 50 and len(reviewed) > 20, (len(answered), len(reviewed))
+
+    with contextlib.closing(sqlite3.connect(db_path)) as database:
+        assert database.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    process, base, _ = start_service(db_path)
+    try:
+        for result_id in answered.values():
+            response = httpx.get(f"{base}/results/{result_id}")
+            assert response.status_code == 200, response.text
+            review = response.json()["review"]
+            assert (review and review["verdict"]) == reviewed.get(result_id), (result_id, review)
+        # The retries: an answered request gets the same result again, one cut off by the crash gets the
+        # result stored before it (if it was) or a new one; either way, one result per key.
+        for key in [*list(answered)[:20], *unanswered]:
+            response = httpx.post(f"{base}/score", headers={"Idempotency-Key": key},
+                                  files={"file": ("1.png", png, "image/png")})
+            assert response.status_code == 200, response.text
+            assert answered.get(key, response.json()["id"]) == response.json()["id"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    with contextlib.closing(sqlite3.connect(db_path)) as database:
+        stored_keys = [row[0] for row in database.execute("SELECT idempotency_key FROM results")]
+    assert sorted(stored_keys) == sorted(sent)
+    print(f"killed after {len(answered)} answered results and {len(reviewed)} acknowledged reviews; "
+          f"{len(unanswered)} requests cut off, each stored once after its retry")
