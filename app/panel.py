@@ -49,7 +49,7 @@ def panel_png(image: np.ndarray, reconstruction: np.ndarray, difference: np.ndar
     canvas = Image.new("RGB", (shape.width, shape.height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     draw.text((shape.margin, shape.margin), headline, fill=VERDICT_COLOURS[is_anomaly], font=font)
-    for tile, label, (left, top) in zip(tiles, LABELS, shape.corners):
+    for tile, label, (left, top) in zip(tiles, LABELS, shape.corners, strict=True):
         canvas.paste(Image.fromarray(tile).resize((shape.side, shape.side), Image.NEAREST), (left, top))
         label_middle = top + shape.side + (shape.corners[0][1] - shape.margin) / 2
         draw.text((left + shape.side / 2, label_middle), label, fill=TEXT, font=font, anchor="mm")

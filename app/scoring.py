@@ -112,7 +112,7 @@ class Scorer:
                 images[new], override, source, [refs[i] for i in new],
                 [item_key(request.stored_key, positions[i]) for i in new], request.digest)
             raced = bool(skipped)  # a concurrent request with the key stored some of these images first
-            for i, result in zip(new, scored):
+            for i, result in zip(new, scored, strict=True):
                 found[positions[i]] = (await self._stored_for(request, result.idempotency_key)
                                        if result.id in skipped else result)
         replayed = bool(earlier) or raced

@@ -168,7 +168,8 @@ def main() -> None:
     print("| endpoint | concurrency | req/s | p50 ms | p99 ms | /healthz req/s | ratio to ceiling | errors |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for c in CONCURRENCIES:
-        ratio = statistics.median(s["rps"] / h["rps"] for s, h in zip(runs[f"score c={c}"], runs[f"healthz c={c}"]))
+        pairs = zip(runs[f"score c={c}"], runs[f"healthz c={c}"], strict=True)
+        ratio = statistics.median(s["rps"] / h["rps"] for s, h in pairs)
         errors = sum(run["errors"] for run in runs[f"score c={c}"])
         print(f"| POST /score | {c} | {median(f'score c={c}', 'rps'):.0f} | {median(f'score c={c}', 'p50') * 1e3:.2f} "
               f"| {median(f'score c={c}', 'p99') * 1e3:.2f} | {median(f'healthz c={c}', 'rps'):.0f} | {ratio:.0%} | {errors} |")

@@ -108,7 +108,8 @@ def format_catalog(catalog: Catalog) -> str:
                   ", ".join(f"{name} {threshold:.4g}" for name, threshold in s.source_thresholds.items()) or "-")
                  for s in catalog.versions]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                  for row in rows]
     else:
         lines.append(f"{catalog.model_dir}: no published version")
     if catalog.not_served:

@@ -128,7 +128,7 @@ def _border_strips(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
                     (middle_row, width - (depth + 1) / 2, np.median(pixels[top:bottom, -depth:])),
                     ((depth - 1) / 2, middle_column, np.median(pixels[:depth, left:right])),
                     (height - (depth + 1) / 2, middle_column, np.median(pixels[-depth:, left:right]))]
-    return tuple(np.array(column, np.float64) for column in zip(*samples))
+    return tuple(np.array(column, np.float64) for column in zip(*samples, strict=True))
 
 
 def _quadratic_terms(y: np.ndarray, x: np.ndarray) -> np.ndarray:

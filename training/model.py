@@ -105,7 +105,7 @@ class VAE(keras.Model):
             kl = tf.reduce_mean(kl_divergence(z_mean, z_log_var))
             loss = reconstruction + self.beta * kl
         gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)

@@ -76,7 +76,7 @@ def load_stored_normals_by_source(database: Path, window: ResultWindow) -> tuple
     `load_stored_normals`, with `n_without_source`. DataError as there, and when no result has a source."""
     sources, images, counts = _read_window(database, window)
     by_source: dict[str, list[np.ndarray]] = {}
-    for source, image in zip(sources, images):
+    for source, image in zip(sources, images, strict=True):
         if source is not None:
             by_source.setdefault(source, []).append(image)
     counts["n_without_source"] = sources.count(None)

@@ -95,7 +95,7 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
                                                              IdempotentRequest(idempotency_key, digest, api_key))
     results, root = iter(scored), url_root(request)
     items = []
-    for index, (upload, outcome) in enumerate(zip(files, decoded)):
+    for index, (upload, outcome) in enumerate(zip(files, decoded, strict=True)):
         item = {"index": index, "filename": upload.filename, "result": None, "error": None}
         if isinstance(outcome, ServiceError):
             item["error"] = {"type": "about:blank", "title": outcome.title, "status": outcome.status,
