@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -257,8 +258,24 @@ def markdown(rows: list[dict], args: argparse.Namespace, total_seconds: float) -
     anchors.append(f"| **this detector** | **{mean * 100:.2f}** | **{ours}** |")
     anchors += ["", *fpr_chance_lines(rows), *population_lines(rows), *recalibration_lines(rows)]
     header = [f"Command: `python bench/quality.py --digits {' '.join(map(str, args.digits))} {options}`",
-              f"Total time {total_seconds / 60:.1f} min.", "", ""]
+              f"Total time {total_seconds / 60:.1f} min. Machine: {machine_description()}.", "", ""]
     return "\n".join(header + lines + anchors) + "\n"
+
+
+def machine_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU, its widest vector instructions and TensorFlow's version: training is deterministic on one
+    machine, but its float rounding depends on which kernels the CPU runs, so figures from another machine
+    differ in their last digits (docs/quality.md, "Reproducing the figures")."""
+    import tensorflow as tf
+
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    vectors = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
+                    if flag in flags), "no AVX")
+    onednn = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0" else "on"
+    return f"{model}, {os.cpu_count()} cores, {vectors}; TensorFlow {tf.__version__}, oneDNN {onednn}"
 
 
 def main() -> None:

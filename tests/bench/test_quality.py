@@ -162,3 +162,14 @@ def test_recalibration_table_pools_the_recalibrated_rates_and_counts_digits_with
     assert "| 5 | 0.50% | 0.40% | 0.20% | 0.60% | 1.10% | 1.20% | – |" in table
     assert "| **pooled** | | **0.80%** | **0.80%** | **0.80%** | **1.00%** | **1.00%** | **1.00%** |" in table
     assert "**1 of 2 digits** with one threshold" in table and "**2 of 2** with one per population" in table
+
+
+def test_machine_description_names_the_cpu_its_widest_vector_instructions_and_tensorflow(tmp_path):
+    import tensorflow as tf
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma\n")
+    described = quality.machine_description(cpuinfo)
+    assert described.startswith("AMD EPYC, ") and ", AVX2; " in described
+    assert f"TensorFlow {tf.__version__}" in described
