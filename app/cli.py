@@ -39,6 +39,16 @@ def _check_results_db(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def _shown(error: dict) -> str:
     return "<hidden>" if error["loc"][:1] == ("api_keys",) else repr(error["input"])
 
@@ -48,10 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vae-serve", description=__doc__)
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)
-    parser.add_argument("--workers", type=int, default=settings.workers)
+    parser.add_argument("--workers", type=_positive_int, default=settings.workers)
     parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=settings.log_level)
     args = parser.parse_args(argv)
     _check_results_db(settings)
+    # The workers read their settings from the environment, and a worker's startup depends on their number.
+    os.environ["VAE_WORKERS"] = str(args.workers)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,

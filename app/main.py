@@ -59,7 +59,12 @@ def create_app(settings: Settings | None = None,
         scorer.batcher.start()
         if not api_keys.required:
             log.info("no API keys configured (VAE_API_KEYS): every endpoint is open to anyone who can reach it")
-        # Load in the background: /healthz answers at once, /readyz says 503 until the model is in.
+        if settings.workers > 1:
+            # Workers share one listening socket, and uvicorn lets a worker accept connections only once its
+            # startup is over. So a worker that loads first leaves requests to the workers that are ready
+            # (the others, when it was restarted after a crash) instead of answering them 503.
+            await registry.try_refresh()
+        # One worker loads in the background: /healthz answers at once, /readyz says 503 until the model is in.
         tasks = [asyncio.create_task(registry.poll_forever(), name="model-poller")]
         if key_file:
             tasks.append(asyncio.create_task(key_file.watch_forever(settings.poll_interval_s), name="key-file"))

@@ -86,13 +86,17 @@ class ModelRegistry:
         self.rejected_versions[version] = reason
         self.last_error = reason
 
+    async def try_refresh(self) -> None:
+        """`refresh`, with any failure logged: a broken store must never kill the poller or the startup."""
+        try:
+            await self.refresh()
+        except Exception:
+            log.exception("model refresh failed")
+
     async def poll_forever(self) -> None:
         interval = self._settings.poll_interval_s
         while True:
-            try:
-                await self.refresh()
-            except Exception:  # a broken store must never kill the poller
-                log.exception("model refresh failed")
+            await self.try_refresh()
             if interval <= 0 and self.ready:
                 return
             await asyncio.sleep(interval if interval > 0 else 1.0)

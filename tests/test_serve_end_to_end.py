@@ -4,10 +4,13 @@ import asyncio
 import collections
 import contextlib
 import io
+import os
 import signal
 import sqlite3
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -231,3 +234,49 @@ def test_a_crash_under_load_loses_no_answered_result_or_review_and_retries_find_
     assert sorted(stored_keys) == sorted(sent)
     print(f"killed after {len(answered)} answered results and {len(reviewed)} acknowledged reviews; "
           f"{len(unanswered)} requests cut off, each stored once after its retry")
+
+
+def _workers_of(process: subprocess.Popen) -> set[int]:
+    """The pids of the uvicorn workers that `process` supervises (its children but the resource tracker)."""
+    workers = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if int(fields[1]) == process.pid and b"resource_tracker" not in cmdline:
+                workers.add(int(stat.parent.name))
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
+def test_a_crashed_worker_is_replaced_while_the_others_answer_and_none_answers_503(tmp_path, mnist_path):
+    # One of two workers killed (the kernel's OOM killer, say): uvicorn starts another, which loads the model
+    # before it takes connections, so the client sees no 503 from it. A request that was on the killed
+    # worker's connection is lost with it, as a client's connection error (retry it, with its key).
+    process, base, _ = start_service(tmp_path / "results.db", VAE_WORKERS="2")
+    png = _mnist_png(mnist_path, 1)
+    statuses, transport_errors = collections.Counter(), collections.Counter()
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := _workers_of(process)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) == 2, workers
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # A new connection for each request, as many clients make them: a kept-alive one stays on its worker.
+        with httpx.Client(base_url=base, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            while time.monotonic() - killed_at < 8:  # longer than a worker takes to start and load
+                try:
+                    statuses[client.post("/score", files={"file": ("1.png", png, "image/png")}).status_code] += 1
+                except httpx.TransportError as error:
+                    transport_errors[type(error).__name__] += 1
+        replaced = _workers_of(process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert len(replaced) == 2 and killed not in replaced, (workers, replaced)
+    assert set(statuses) == {200} and statuses[200] > 100, statuses
+    assert sum(transport_errors.values()) <= 1, transport_errors
+    print(f"one of two workers killed: {statuses[200]} requests answered 200 in the next 8 s, "
+          f"transport errors {dict(transport_errors)}")

@@ -69,3 +69,24 @@ def test_a_setting_that_cannot_work_exits_2_naming_it(monkeypatch, capsys, varia
 def test_a_root_path_is_a_path_prefix_or_empty(monkeypatch, value):
     monkeypatch.setenv("VAE_ROOT_PATH", value)
     assert Settings().root_path == value
+
+
+def test_the_number_of_workers_reaches_the_workers_through_the_environment(monkeypatch, tmp_path):
+    # uvicorn starts each worker from the environment, and a worker's startup depends on how many there are.
+    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
+    monkeypatch.setenv("VAE_WORKERS", "1")  # and restored after the test: main() sets it
+    started = {}
+    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: started.update(kwargs))
+    main(["--workers", "3"])
+    assert started["workers"] == 3
+    assert Settings().workers == 3
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "must be 1 or more, not 0"),
+                                                ("two", "must be a whole number, not 'two'")])
+def test_a_number_of_workers_that_cannot_work_exits_2_naming_it(monkeypatch, capsys, tmp_path, value, message):
+    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--workers", value])
+    assert exit_info.value.code == 2
+    assert f"argument --workers: {message}" in capsys.readouterr().err

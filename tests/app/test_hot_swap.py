@@ -206,3 +206,38 @@ def test_p_values_do_not_depend_on_the_order_of_the_stored_calibration_scores(cl
     after = client.post("/score", files=image).json()
     assert after["model"]["version"] == 2 and after["score"] == before["score"]
     assert after["p_value"] == before["p_value"]
+
+
+def _gated_loader(gate: threading.Event):
+    def load(path):
+        gate.wait(30)
+        return Detector.load(path)
+    return load
+
+
+def test_one_worker_answers_while_it_loads_and_says_it_is_not_ready(make_settings):
+    gate = threading.Event()
+    with TestClient(create_app(make_settings(workers=1), detector_loader=_gated_loader(gate))) as client:
+        assert client.get("/healthz").status_code == 200
+        loading = client.get("/readyz")
+        gate.set()
+        wait_until_ready(client)
+    assert loading.status_code == 503 and "still loading" in loading.json()["detail"]
+
+
+def test_one_of_several_workers_starts_answering_only_once_its_model_is_loaded(make_settings):
+    # Several workers share a socket, and a worker accepts connections once its startup is over: so
+    # while one loads (restarted after a crash, say), the workers that are ready take the requests.
+    gate = threading.Event()
+    threading.Timer(0.5, gate.set).start()
+    with TestClient(create_app(make_settings(workers=2), detector_loader=_gated_loader(gate))) as client:
+        assert gate.is_set()
+        first = client.get("/readyz")
+    assert first.status_code == 200 and first.json()["model"]["version"] == 1
+
+
+def test_one_of_several_workers_still_starts_when_no_model_can_be_loaded(make_settings, store):
+    (store / "tiny" / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    with TestClient(create_app(make_settings(workers=2))) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503 and "cannot load the SavedModel" in response.json()["detail"]
