@@ -108,10 +108,12 @@ def test_ready_quickly(server):
     assert seconds_to_ready < 30  # generous for CI; the 6 s target is measured by bench/serve.py
 
 
-def test_a_stop_under_load_answers_the_requests_in_flight_and_stores_every_answered_result(tmp_path, mnist_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_under_load_answers_the_requests_in_flight_and_stores_every_answered_result(tmp_path, mnist_path,
+                                                                                            workers):
     # What `docker compose stop` or a rolling upgrade does: SIGTERM while clients keep sending images.
     db_path = tmp_path / "results.db"
-    process, base, _ = start_service(db_path)
+    process, base, _ = start_service(db_path, VAE_WORKERS=str(workers))
     png = _mnist_png(mnist_path, 1)
     answered, statuses, transport_errors = [], [], []
 
