@@ -1,8 +1,18 @@
-"""Prometheus metrics. One registry per app instance (no module-level global collectors)."""
+"""Prometheus metrics. One registry per app instance (no module-level global collectors).
+
+With several workers, `vae-serve` gives them a shared directory in PROMETHEUS_MULTIPROC_DIR, and
+prometheus_client then keeps every metric in a file per worker there. A scrape reaches one worker, which
+adds up the files of all of them, so it sees the whole service, and counts survive a worker's restart.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 P_VALUE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
@@ -24,8 +34,9 @@ class ServiceMetrics:
         self.anomalies = Counter("vae_anomalies_total", "Images judged anomalous", registry=self.registry)
         self.batch_size = Histogram("vae_model_batch_size", "Images per model call (dynamic batching)",
                                     buckets=BATCH_BUCKETS, registry=self.registry)
+        # With several workers, a gauge is the value its worker set last ("mostrecent"), not a sum.
         self.model_version = Gauge("vae_model_version", "Version of the model being served", ["name"],
-                                   registry=self.registry)
+                                   registry=self.registry, multiprocess_mode="mostrecent")
         self.model_swaps = Counter("vae_model_swaps_total", "Model versions loaded", registry=self.registry)
         # Many replays mean clients retry often: answers are lost, or their timeouts are too short.
         self.replays = Counter("vae_idempotent_replays_total", "Requests answered with the stored result of an "
@@ -37,4 +48,13 @@ class ServiceMetrics:
         # The operators' backlog, counted when scraped: an alert on it says that flags wait unseen.
         self.unreviewed_flags = Gauge("vae_unreviewed_flags", "Flagged results nobody has reviewed yet, of those "
                                       "retention kept (NaN when the results store cannot be read)",
-                                      registry=self.registry)
+                                      registry=self.registry, multiprocess_mode="mostrecent")
+
+    def exposition(self) -> bytes:
+        """Every metric in Prometheus' text format: of this worker, or added up over all of them."""
+        directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if not directory:
+            return generate_latest(self.registry)
+        workers = CollectorRegistry()
+        MultiProcessCollector(workers, directory)
+        return generate_latest(workers)

@@ -282,3 +282,38 @@ def test_a_crashed_worker_is_replaced_while_the_others_answer_and_none_answers_5
     assert sum(transport_errors.values()) <= 1, transport_errors
     print(f"one of two workers killed: {statuses[200]} requests answered 200 in the next 8 s, "
           f"transport errors {dict(transport_errors)}")
+
+
+def _scored_total(metrics_text: str) -> float:
+    return next(float(line.split()[1]) for line in metrics_text.splitlines()
+                if line.startswith("vae_images_scored_total "))
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
+def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_worker_restarts(tmp_path, mnist_path):
+    # A scrape reaches one worker; it must still count what every worker did, or rates jump up and down.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process, base, _ = start_service(tmp_path / "results.db", VAE_WORKERS="2", TMPDIR=str(temporary))
+    png = _mnist_png(mnist_path, 1)
+    scrapes = []
+    try:
+        with httpx.Client(base_url=base, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            for _ in range(30):
+                assert client.post("/score", files={"file": ("1.png", png, "image/png")}).status_code == 200
+            workers = _workers_of(process)
+            os.kill(min(workers), signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while (len(_workers_of(process) - workers) < 1 or client.get("/readyz").status_code != 200) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.2)
+            for _ in range(30):
+                assert client.post("/score", files={"file": ("1.png", png, "image/png")}).status_code == 200
+            scrapes = [client.get("/metrics").text for _ in range(10)]
+        assert [_scored_total(text) for text in scrapes] == [60.0] * 10
+        assert all(f'vae_model_version{{name="mnist-vae"}} {LATEST_COMMITTED_VERSION}.0' in text for text in scrapes)
+        assert len(list(temporary.iterdir())) == 1  # the workers' metrics directory
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert list(temporary.iterdir()) == []  # removed when the service stopped

@@ -1,9 +1,19 @@
 import datetime as dt
+import os
+from pathlib import Path
 
 import pytest
 
 from app.cli import main
 from app.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def restored_environment(monkeypatch):
+    """main() sets VAE_WORKERS and PROMETHEUS_MULTIPROC_DIR for uvicorn's workers: undone after each test."""
+    for variable in ("VAE_WORKERS", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.setenv(variable, "recorded")
+        monkeypatch.delenv(variable)
 
 
 def test_bad_settings_exit_2_naming_each_variable(monkeypatch, capsys):
@@ -74,7 +84,6 @@ def test_a_root_path_is_a_path_prefix_or_empty(monkeypatch, value):
 def test_the_number_of_workers_reaches_the_workers_through_the_environment(monkeypatch, tmp_path):
     # uvicorn starts each worker from the environment, and a worker's startup depends on how many there are.
     monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
-    monkeypatch.setenv("VAE_WORKERS", "1")  # and restored after the test: main() sets it
     started = {}
     monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: started.update(kwargs))
     main(["--workers", "3"])
@@ -90,3 +99,25 @@ def test_a_number_of_workers_that_cannot_work_exits_2_naming_it(monkeypatch, cap
         main(["--workers", value])
     assert exit_info.value.code == 2
     assert f"argument --workers: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_several_workers_share_a_fresh_metrics_directory_removed_after_the_run(monkeypatch, tmp_path, workers):
+    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "left over from before"))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    seen = {}
+
+    def run(*args, **kwargs):
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        seen["directory"] = directory and Path(directory)
+        seen["contents"] = directory and list(Path(directory).iterdir())
+
+    monkeypatch.setattr("app.cli.uvicorn.run", run)
+    main(["--workers", str(workers)])
+    if workers == 1:  # metrics in memory
+        assert seen["directory"] is None
+    else:
+        assert seen["directory"].parent == tmp_path and seen["directory"].name.startswith("vae-metrics-")
+        assert seen["contents"] == []  # fresh: no worker's old counts
+        assert not seen["directory"].exists()

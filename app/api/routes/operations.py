@@ -11,7 +11,7 @@ import math
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.deps import (
     MetricsDep,
@@ -72,4 +72,4 @@ async def metrics(service_metrics: MetricsDep, store: StoreDep) -> Response:
     except StoreUnavailable:  # logged by the store; every other metric must still reach Prometheus
         backlog = math.nan
     service_metrics.unreviewed_flags.set(backlog)
-    return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(await asyncio.to_thread(service_metrics.exposition), media_type=CONTENT_TYPE_LATEST)
