@@ -27,6 +27,7 @@ from app.registry import ModelRegistry
 from app.results import ResultStore
 from app.schemas import problem_responses
 from app.scoring import Scorer
+from app.workers import stop_with_supervisor
 
 log = logging.getLogger(__name__)
 DESCRIPTION = """Scores images for anomalies with a variational autoencoder trained on normal images only.
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None,
         if not api_keys.required:
             log.info("no API keys configured (VAE_API_KEYS): every endpoint is open to anyone who can reach it")
         if settings.workers > 1:
+            stop_with_supervisor()
             # Workers share one listening socket, and uvicorn lets a worker accept connections only once its
             # startup is over. So a worker that loads first leaves requests to the workers that are ready
             # (the others, when it was restarted after a crash) instead of answering them 503.

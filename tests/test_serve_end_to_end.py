@@ -317,3 +317,23 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
         process.terminate()
         process.wait(timeout=30)
     assert list(temporary.iterdir()) == []  # removed when the service stopped
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
+def test_workers_stop_gracefully_when_their_supervisor_is_killed(tmp_path):
+    # `kill -9` of the supervisor from a shell: without it, the workers would go on serving and holding the port.
+    process, base, _ = start_service(tmp_path / "results.db", VAE_WORKERS="2")
+    deadline = time.monotonic() + 30
+    while len(workers := _workers_of(process)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) == 2, workers
+    process.kill()
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "workers outlived their supervisor"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/healthz")
+    log = service_log(tmp_path / "results.db").read_text()
+    assert log.count("Application shutdown complete") == 2, log  # a graceful stop, not a kill
