@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 import typing
 
 import uvicorn
@@ -16,10 +14,9 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.results import open_database
+from app.workers import shared_metrics_directory
 
 LOG_LEVELS = typing.get_args(Settings.model_fields["log_level"].annotation)
-# Read by prometheus_client when a worker imports it (app/metrics.py), so it is set before any does.
-METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _settings_or_exit() -> Settings:
@@ -70,17 +67,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["VAE_WORKERS"] = str(args.workers)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Several workers keep their metrics in files of a directory of their own, so that a scrape, which
-    # reaches one worker, adds up all of them. A fresh one each run: old files would be counted again.
-    metrics_dir = tempfile.mkdtemp(prefix="vae-metrics-") if args.workers > 1 else None
-    if metrics_dir:
-        os.environ[METRICS_DIR_VARIABLE] = metrics_dir
-    else:  # one worker keeps its metrics in memory, whatever the environment says
-        os.environ.pop(METRICS_DIR_VARIABLE, None)
-    try:
+    with shared_metrics_directory(args.workers):
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    root_path=settings.root_path,
-                    log_level=args.log_level, access_log=False)
-    finally:
-        if metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+                    root_path=settings.root_path, log_level=args.log_level, access_log=False)

@@ -12,7 +12,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
+from app.workers import METRICS_DIR_VARIABLE
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 P_VALUE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
@@ -52,7 +52,7 @@ class ServiceMetrics:
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format: of this worker, or added up over all of them."""
-        directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        directory = os.environ.get(METRICS_DIR_VARIABLE)
         if not directory:
             return generate_latest(self.registry)
         workers = CollectorRegistry()

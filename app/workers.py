@@ -1,16 +1,40 @@
-"""What a uvicorn worker does because it is one of several: it stops when its supervisor stops."""
+"""Running as several uvicorn workers: metrics that add up all of them, and workers that stop with their
+supervisor."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Read by prometheus_client when a worker imports it (app/metrics.py), so it is set before any worker starts.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def shared_metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers, a directory in which each keeps its metrics in files, so that a scrape, which
+    reaches one worker, adds up all of them. A fresh one for each run, since old files would be counted
+    again, and removed after it. One worker keeps its metrics in memory, whatever the environment says."""
+    if workers == 1:
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="vae-metrics-")
+    os.environ[METRICS_DIR_VARIABLE] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def stop_with_supervisor() -> None:
