@@ -326,7 +326,8 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
 def test_workers_stop_gracefully_when_their_supervisor_is_killed(tmp_path):
     # `kill -9` of the supervisor from a shell: without it, the workers would go on serving and holding the port.
-    process, base, _ = start_service(tmp_path / "results.db", VAE_WORKERS="2")
+    # It leaves its metrics directory behind: in the test's own temporary folder, not in /tmp.
+    process, base, _ = start_service(tmp_path / "results.db", VAE_WORKERS="2", TMPDIR=str(tmp_path))
     deadline = time.monotonic() + 30
     while len(workers := _workers_of(process)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
