@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI):
         store = ResultStore(settings.results_db, settings.results_max_rows, settings.results_max_age)
         await asyncio.to_thread(store.open)
-        registry = ModelRegistry(settings, loader=detector_loader, on_swap=_on_swap(metrics))
+        registry = ModelRegistry(settings, loader=detector_loader,
+                                 on_swap=lambda detector: metrics.record_swap(detector.name, detector.version))
         scorer = Scorer(registry, store, metrics, settings.batching_max_size,
                         settings.batching_max_wait_ms / 1000)
         app.state.store, app.state.registry, app.state.scorer = store, registry, scorer
@@ -112,10 +113,3 @@ def create_app(settings: Settings | None = None,
                            expose_headers=[idempotency.REPLAYED_HEADER, REQUEST_ID_HEADER], max_age=600)
     return app
 
-
-def _on_swap(metrics: ServiceMetrics):
-    def record(detector: Detector) -> None:
-        metrics.model_version.clear()
-        metrics.model_version.labels(detector.name).set(detector.version)
-        metrics.model_swaps.inc()
-    return record

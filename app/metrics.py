@@ -50,6 +50,14 @@ class ServiceMetrics:
                                       "retention kept (NaN when the results store cannot be read)",
                                       registry=self.registry, multiprocess_mode="mostrecent")
 
+    def record_swap(self, name: str, version: int) -> None:
+        """A model version was loaded and is now served. In memory, the series of an earlier model name is
+        dropped; with several workers prometheus_client cannot drop one, and warns if asked to."""
+        if not os.environ.get(METRICS_DIR_VARIABLE):
+            self.model_version.clear()
+        self.model_version.labels(name).set(version)
+        self.model_swaps.inc()
+
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format: of this worker, or added up over all of them."""
         directory = os.environ.get(METRICS_DIR_VARIABLE)

@@ -321,6 +321,8 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
         process.terminate()
         process.wait(timeout=30)
     assert list(temporary.iterdir()) == []  # removed when the service stopped
+    log = service_log(tmp_path / "results.db").read_text()
+    assert "Warning" not in log and "Traceback" not in log, log
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
