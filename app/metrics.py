@@ -22,6 +22,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Set by `vae-serve` before any worker imports prometheus_client, which then keeps every metric there.
+        self._shared_directory = os.environ.get(METRICS_DIR_VARIABLE)
         self.request_latency = Histogram(
             "vae_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
             buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -53,16 +55,15 @@ class ServiceMetrics:
     def record_swap(self, name: str, version: int) -> None:
         """A model version was loaded and is now served. In memory, the series of an earlier model name is
         dropped; with several workers prometheus_client cannot drop one, and warns if asked to."""
-        if not os.environ.get(METRICS_DIR_VARIABLE):
+        if not self._shared_directory:
             self.model_version.clear()
         self.model_version.labels(name).set(version)
         self.model_swaps.inc()
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format: of this worker, or added up over all of them."""
-        directory = os.environ.get(METRICS_DIR_VARIABLE)
-        if not directory:
+        if not self._shared_directory:
             return generate_latest(self.registry)
         workers = CollectorRegistry()
-        MultiProcessCollector(workers, directory)
+        MultiProcessCollector(workers, self._shared_directory)
         return generate_latest(workers)
