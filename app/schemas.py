@@ -233,7 +233,7 @@ _PROBLEMS = {
     400: "undecodable image or malformed body", 401: "no API key, or not a valid one",
     403: "the API key's role does not allow this request",
     404: "unknown result id", 413: "body or image too large", 415: "unsupported content type",
-    422: "wrong size, shape or values, or bad or unknown query parameters",
+    422: "wrong size, shape or values, or bad, unknown or repeated query parameters",
     503: "no model loaded yet, or the results store failed (e.g. its disk is full)"}
 
 

@@ -135,7 +135,7 @@ def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:
 async def _score_query(request: Request) -> ScoreQuery:
     # Parsed by one pydantic model rather than FastAPI's per-parameter machinery, which took ~21 % of
     # the event loop's time per /score request (see docs/performance.md).
-    _refuse_unknown_query_parameters(request, ScoreQuery.model_fields)
+    _refuse_unknown_or_repeated_query_parameters(request, ScoreQuery.model_fields)
     try:
         query = ScoreQuery.model_validate(dict(request.query_params))
     except ValidationError as error:
@@ -145,7 +145,7 @@ async def _score_query(request: Request) -> ScoreQuery:
     return query
 
 
-async def reject_unknown_query_parameters(request: Request) -> None:
+async def reject_unknown_or_repeated_query_parameters(request: Request) -> None:
     """The same refusal for routes whose query parameters FastAPI parses: a typo such as
     GET /results?anomolous=true would otherwise list every result, normal ones included."""
     declared, pending = [], [request.scope["route"].dependant]
@@ -153,19 +153,32 @@ async def reject_unknown_query_parameters(request: Request) -> None:
         dependant = pending.pop()
         declared.extend(field.alias for field in dependant.query_params)
         pending.extend(dependant.dependencies)
-    _refuse_unknown_query_parameters(request, declared)
+    _refuse_unknown_or_repeated_query_parameters(request, declared)
 
 
-def _refuse_unknown_query_parameters(request: Request, accepted: Iterable[str]) -> None:
+def _refuse_unknown_or_repeated_query_parameters(request: Request, accepted: Iterable[str]) -> None:
     accepted = list(accepted)
     unknown = sorted(set(request.query_params) - set(accepted))
     if unknown:
         takes = f"accepts {', '.join(accepted)}" if accepted else "takes no query parameters"
         # A client's names are echoed, but not 1,000 of them, nor one of 10,000 characters.
-        named = ", ".join(repr(name if len(name) <= 40 else name[:40] + "...") for name in unknown[:5])
+        named = ", ".join(repr(_shortened(name)) for name in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {named}{more}; "
                            f"{request.url.path} {takes}")
+    # Every parameter takes one value. Given twice, only the last would count, so ?resize=true&resize=false
+    # would silently score without resizing, and ?source=a&source=b list one line as if it were both.
+    for name in accepted:
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            shown = ", ".join(repr(_shortened(value)) for value in values[:5])
+            more = f" and {len(values) - 5} more" if len(values) > 5 else ""
+            raise InvalidInput(f"query parameter {name!r} is given {len(values)} times ({shown}{more}); "
+                               f"it takes one value, so give it once")
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 async def _idempotency_key(request: Request) -> str | None:

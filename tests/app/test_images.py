@@ -67,6 +67,8 @@ def test_unknown_query_parameters_are_422(client, scored):
     response = client.get(f"/difference/{scored['id']}?sacle=8")
     assert_problem(response, 422, f"unknown query parameter 'sacle'; /difference/{scored['id']} accepts scale")
     assert_problem(client.get(f"/results/{scored['id']}?scale=8"), 422, "takes no query parameters")
+    assert_problem(client.get(f"/panel/{scored['id']}?scale=4&scale=16"), 422,
+                   "query parameter 'scale' is given 2 times ('4', '16')")
 
 
 @pytest.mark.parametrize("scale", [4, 8, 16])

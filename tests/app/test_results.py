@@ -167,6 +167,20 @@ def test_unknown_listing_parameters_are_422_not_ignored(client, normal_pixels, q
     assert_problem(client.get(f"/results?{query}"), 422, detail)
 
 
+@pytest.mark.parametrize(("path", "query", "detail"), [
+    # Only the last would count: one line's results listed as if they were both lines'.
+    ("/results", "source=line-3&source=line-4",
+     "query parameter 'source' is given 2 times ('line-3', 'line-4'); it takes one value, so give it once"),
+    ("/results", "&".join(["limit=5"] * 1000),
+     "query parameter 'limit' is given 1000 times ('5', '5', '5', '5', '5' and 995 more)"),
+    ("/results/summary", "every=day&every=hour", "query parameter 'every' is given 2 times ('day', 'hour')"),
+    ("/results/export", "since=" + "x" * 100 + "&since=y", f"('{'x' * 40}...', 'y')"),
+])
+def test_repeated_parameters_are_422_not_resolved_silently(client, normal_pixels, path, query, detail):
+    _score(client, normal_pixels, "?source=line-3")
+    assert_problem(client.get(f"{path}?{query}"), 422, detail)
+
+
 def test_the_summary_counts_results_per_source_and_model_version(client, normal_pixels, anomalous_pixels):
     empty = client.get("/results/summary").json()
     assert empty == {"count": 0, "anomalies": 0, "anomaly_rate": None, "anomaly_rate_interval": None,

@@ -200,6 +200,9 @@ def test_threshold_overrides(client, normal_pixels, tiny_model):
     ("?fpr=nan", "query.fpr: Input should be a finite number"),
     ("?inverted=true", "unknown query parameter 'inverted'; /score accepts threshold, fpr, resize, invert"),
     ("?treshold=4&FPR=0.1", "unknown query parameters 'FPR', 'treshold'"),
+    # Only the last would count: the image would be scored without the resizing the client asked for.
+    ("?resize=true&resize=false", "query parameter 'resize' is given 2 times ('true', 'false'); it takes one value"),
+    ("?fpr=0.05&fpr=0.05", "query parameter 'fpr' is given 2 times"),
 ])
 def test_bad_query_values_are_422(client, normal_pixels, query, detail):
     assert_problem(_score_file(client, png_bytes(normal_pixels), query), 422, detail)

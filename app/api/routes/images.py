@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.api.deps import ResultIdDep, StoreDep, reject_unknown_query_parameters
+from app.api.deps import ResultIdDep, StoreDep, reject_unknown_or_repeated_query_parameters
 from app.errors import NotFound
 from app.imaging import grayscale_png, heatmap_png
 from app.panel import panel_png
 from app.results import ResultStore, StoredResult
 from app.schemas import STORED_RESULT_PROBLEMS
 
-router = APIRouter(tags=["images"], dependencies=[Depends(reject_unknown_query_parameters)])
+router = APIRouter(tags=["images"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
 ScaleDep = Annotated[int, Query(ge=1, le=16, description="upscale factor (nearest neighbour) for viewing")]
 PNG_RESPONSE = {200: {"content": {"image/png": {}}, "description": "a PNG, 28x28 pixels times `scale`"},
                 **STORED_RESULT_PROBLEMS}

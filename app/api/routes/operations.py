@@ -18,14 +18,14 @@ from app.api.deps import (
     RegistryDep,
     SettingsDep,
     StoreDep,
-    reject_unknown_query_parameters,
+    reject_unknown_or_repeated_query_parameters,
 )
 from app.errors import StoreUnavailable
 from app.schemas import Health, ModelRef, Readiness, VersionList, problem_responses
 from training.catalog import read_catalog
 
 probes = APIRouter(tags=["operations"])
-router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_query_parameters)])
+router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
 
 
 @probes.get("/", include_in_schema=False)

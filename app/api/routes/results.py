@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from app.api.deps import ResultIdDep, StoreDep, UrlRootDep, reject_unknown_query_parameters
+from app.api.deps import ResultIdDep, StoreDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
 from app.errors import InvalidInput, NotFound
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
@@ -19,7 +19,8 @@ from app.results import MAX_REF_LENGTH, stored_time
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, problem_responses
 from training.sources import MAX_SOURCE_LENGTH
 
-router = APIRouter(prefix="/results", tags=["results"], dependencies=[Depends(reject_unknown_query_parameters)])
+router = APIRouter(prefix="/results", tags=["results"],
+                   dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
 
 
 MAX_SUMMARY_GROUPS = 10_000  # about 2 MB of JSON: a month of hours for 13 lines

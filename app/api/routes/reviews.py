@@ -18,7 +18,7 @@ from app.api.deps import (
     ResultIdDep,
     StoreDep,
     UrlRootDep,
-    reject_unknown_query_parameters,
+    reject_unknown_or_repeated_query_parameters,
 )
 from app.api.json_body import json_object
 from app.api.presenters import review_entry, score_result
@@ -33,8 +33,10 @@ from app.schemas import (
 )
 
 # Two routers, because writing a review and reading the audit trail need different API key roles.
-router = APIRouter(prefix="/results", tags=["reviews"], dependencies=[Depends(reject_unknown_query_parameters)])
-history = APIRouter(prefix="/results", tags=["reviews"], dependencies=[Depends(reject_unknown_query_parameters)])
+router = APIRouter(prefix="/results", tags=["reviews"],
+                   dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
+history = APIRouter(prefix="/results", tags=["reviews"],
+                    dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
 
 MAX_REVIEW_BYTES = 16 * 1024  # a verdict, a note of 1,000 characters and a name, with room for escapes
 
