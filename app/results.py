@@ -119,7 +119,7 @@ def stored_time(moment: dt.datetime) -> str:
 def ref_from_filename(filename: str | None) -> str | None:
     """An uploaded file's name as a result's ref: printable and at most MAX_REF_LENGTH characters."""
     ref = "".join(c for c in filename or "" if c.isprintable())[:MAX_REF_LENGTH]
-    return ref or None
+    return ref if ref.strip() else None  # a name of spaces alone names nothing
 
 
 @dataclass(frozen=True)

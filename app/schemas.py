@@ -16,15 +16,23 @@ class ModelRef(BaseModel):
 
 
 def _one_line(text: str) -> str:
+    _refuse_blank(text)
     if not text.isprintable():
         raise ValueError("must be printable text, without line breaks or other control characters")
     return text
 
 
 def _lines(text: str) -> str:
+    _refuse_blank(text)
     if not text.replace("\r", "").replace("\n", "").replace("\t", "").isprintable():
         raise ValueError("must be printable text; line breaks and tabs are allowed, other control characters are not")
     return text
+
+
+def _refuse_blank(text: str) -> None:
+    # Spaces alone would be stored and shown as if something had been said: a reviewer nobody can name.
+    if not text.strip():
+        raise ValueError("must not be blank: give some visible text, or leave it out")
 
 
 def printable_text(max_length: int, lines: bool = False):

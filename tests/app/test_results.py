@@ -98,6 +98,8 @@ def test_source_and_ref_are_stored_and_filter_the_log(client, normal_pixels, ano
     assert (tagged.json()["source"], tagged.json()["ref"]) == ("line-3", "SN 0042/b")
     named = client.post("/score?source=line-4", files={"file": ("part-17.png", image, "image/png")}).json()
     assert named["ref"] == "part-17.png"  # without ?ref=, the uploaded file's name
+    blank = client.post("/score", files={"file": ("   ", image, "image/png")}).json()
+    assert blank["ref"] is None  # as ?ref=%20 is refused, a name of spaces is no ref
     raw = client.post("/score", content=png_bytes(anomalous_pixels), headers={"Content-Type": "image/png"}).json()
     assert (raw["source"], raw["ref"]) == (None, None)
     assert client.get(f"/results/{tagged.json()['id']}").json()["ref"] == "SN 0042/b"

@@ -158,6 +158,11 @@ def test_reviews_of_unknown_or_malformed_ids(client):
     ("verdict=normal", {"Content-Type": "application/x-www-form-urlencoded"}, 415,
      "content type 'application/x-www-form-urlencoded' is not accepted"),
     ("[" * 10_000, {"Content-Type": "application/json"}, 400, "nested too deeply"),
+    # json.loads keeps the last of two values: the review would be stored as whichever came last.
+    ('{"verdict": "normal", "verdict": "anomalous"}', {"Content-Type": "application/json"}, 422,
+     "the JSON body gives 'verdict' more than once; give each field once"),
+    ({"verdict": "normal", "reviewer": "   "}, None, 422, "body.reviewer: Value error, must not be blank"),
+    ({"verdict": "normal", "note": " \n\t"}, None, 422, "body.note: Value error, must not be blank"),
     (json.dumps({"verdict": "normal", "note": "x" * 20_000}), {"Content-Type": "application/json"}, 413,
      "the JSON body is 20033 bytes"),
 ])

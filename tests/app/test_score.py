@@ -203,6 +203,7 @@ def test_threshold_overrides(client, normal_pixels, tiny_model):
     # Only the last would count: the image would be scored without the resizing the client asked for.
     ("?resize=true&resize=false", "query parameter 'resize' is given 2 times ('true', 'false'); it takes one value"),
     ("?fpr=0.05&fpr=0.05", "query parameter 'fpr' is given 2 times"),
+    ("?ref=%20%20", "query.ref: Value error, must not be blank"),
 ])
 def test_bad_query_values_are_422(client, normal_pixels, query, detail):
     assert_problem(_score_file(client, png_bytes(normal_pixels), query), 422, detail)
@@ -234,6 +235,12 @@ def test_json_without_pixels_and_broken_json(client):
     response = client.post("/score", content=b"{not json", headers={"content-type": "application/json"})
     assert_problem(response, 400, "does not parse")
     assert response.json()["title"] == "Bad request"
+
+
+def test_json_that_gives_pixels_twice_is_422(client, normal_pixels, anomalous_pixels):
+    body = f'{{"pixels": {normal_pixels.tolist()}, "pixels": {anomalous_pixels.tolist()}}}'
+    response = client.post("/score", content=body, headers={"content-type": "application/json"})
+    assert_problem(response, 422, "the JSON body gives 'pixels' more than once")
 
 
 def test_deeply_nested_json_is_400_not_a_crash(client):
