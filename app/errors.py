@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.requests import ClientDisconnect
 
 from app.refusals import RefusalLog
@@ -104,6 +105,23 @@ def client_address(scope) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
+def _routing_detail(request: Request, status: int, allowed: str | None) -> str | None:
+    path = request.url.path
+    shown = repr(path if len(path) <= 100 else path[:100] + "...")
+    if status == 404:
+        return f"there is no endpoint {shown}; the endpoints are listed at {request.scope.get('root_path', '')}/docs"
+    if status == 405 and allowed:
+        return f"{request.method} is not allowed on {shown}; it takes {allowed}"
+    return None
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Asked of the routes themselves, method by method: that holds however FastAPI nests included routers.
+    routes = request.app.router.routes
+    return [method for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+
+
 def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
     def answer(request: Request, status: int, title: str, detail: str, headers=None, **extra) -> JSONResponse:
         identifier = request_id(request.scope)
@@ -128,7 +146,14 @@ def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
     async def http_error(request: Request, error: StarletteHTTPException):
         title = HTTPStatus(error.status_code).phrase
         detail = error.detail if isinstance(error.detail, str) else title
-        return answer(request, error.status_code, title, detail, error.headers)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names the methods of the first route on the path only: /healthz has one for GET and
+            # one for HEAD, and a client should hear of both.
+            headers["Allow"] = ", ".join(_allowed_methods(request)) or headers.get("Allow", "")
+        if detail == title:  # Starlette's routing says no more than the status: say what was wrong
+            detail = _routing_detail(request, error.status_code, headers.get("Allow")) or detail
+        return answer(request, error.status_code, title, detail, headers)
 
     @app.exception_handler(ClientDisconnect)
     async def client_disconnected(request: Request, error: ClientDisconnect):

@@ -1,11 +1,29 @@
 import re
 
 from tests.app.conftest import png_bytes, publish_copy, wait_until_ready
+from tests.app.test_score import assert_problem
 
 
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready", "model": {"name": "tiny", "version": 1}}
+
+
+def test_the_probes_answer_head_as_uptime_monitors_send_it(client):
+    for path in ("/healthz", "/readyz"):
+        response = client.head(path)
+        assert (response.status_code, response.content) == (200, b""), path
+        assert int(response.headers["content-length"]) == len(client.get(path).content)
+    assert {"head"}.isdisjoint(client.get("/openapi.json").json()["paths"]["/healthz"])  # the GET documents it
+
+
+def test_a_wrong_path_or_method_says_what_exists(client):
+    assert_problem(client.get("/scores"), 404, "there is no endpoint '/scores'; the endpoints are listed at /docs")
+    response = client.get("/score")
+    assert_problem(response, 405, "GET is not allowed on '/score'; it takes POST")
+    assert response.headers["allow"] == "POST"
+    assert_problem(client.post("/healthz"), 405, "POST is not allowed on '/healthz'; it takes GET, HEAD")
+    assert_problem(client.get("/" + "x" * 10_000), 404, f"'/{'x' * 99}...'")
 
 
 def test_model_metadata_without_bulky_arrays(client, tiny_model):
