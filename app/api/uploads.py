@@ -40,7 +40,8 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
         parts = parse_multipart(await request.body(), request.headers["content-type"], 1 + MAX_EXTRA_PARTS)
         files = [part for part in parts if part.name == "file"]
         if not files:
-            raise InvalidInput("multipart body has no part named 'file'")
+            raise InvalidInput(f"multipart body has no part named 'file'{_parts_it_has(parts)}")
+        _refuse_other_parts(parts, "file", "besides the image; /score takes one part, named 'file'")
         if len(files) > 1:  # scoring only the first would silently drop the others
             raise InvalidInput(f"multipart body has {len(files)} parts named 'file'; /score takes one image. "
                                "Send several to /score/batch, as parts named 'files'")
@@ -78,8 +79,31 @@ async def batch_files(request: Request, settings: Settings) -> list[Part]:
                             settings.max_batch + MAX_EXTRA_PARTS)
     files = [part for part in parts if part.name == "files"]
     if not files:
-        raise InvalidInput("multipart body has no parts named 'files'")
+        raise InvalidInput(f"multipart body has no parts named 'files'{_parts_it_has(parts)}")
+    _refuse_other_parts(parts, "files", "besides the images; /score/batch takes only parts named 'files'")
     if len(files) > settings.max_batch:
         raise InvalidInput(f"too many files: {len(files)} sent, at most {settings.max_batch} per request "
                            "(VAE_MAX_BATCH)")
     return files
+
+
+def _refuse_other_parts(parts: list[Part], expected: str, takes: str) -> None:
+    # Ignored, a part named 'file' in a batch would be an image left unscored, and a form field such as
+    # source=line-3 an option the client believes it set.
+    others = _names(part.name for part in parts if part.name != expected)
+    if others:
+        raise InvalidInput(f"multipart body has {others} {takes}. Options such as ?source= go in the query")
+
+
+def _parts_it_has(parts: list[Part]) -> str:
+    names = _names(part.name for part in parts)
+    return f" (it has {names})" if names else ""
+
+
+def _names(names) -> str:
+    distinct = list(dict.fromkeys(names))
+    if not distinct:
+        return ""
+    shown = ", ".join(repr(name if len(name) <= 40 else name[:40] + "...") for name in distinct[:5])
+    more = f" and {len(distinct) - 5} more" if len(distinct) > 5 else ""
+    return f"{'a part' if len(distinct) == 1 else 'parts'} named {shown}{more}"

@@ -65,7 +65,16 @@ def test_batch_needs_multipart_files(client, normal_pixels):
                    "content type 'application/json' is not accepted; send the images as multipart/form-data")
     assert_problem(client.post("/score/batch"), 415, "content type '(none)' is not accepted")
     response = client.post("/score/batch", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")})
-    assert_problem(response, 422, "no parts named 'files'")
+    assert_problem(response, 422, "no parts named 'files' (it has a part named 'file')")
+
+
+def test_a_batch_with_a_misnamed_part_is_422_not_scored_in_part(client, normal_pixels, anomalous_pixels):
+    # Ignored, the part named 'file' would be an image the client believes scored.
+    files = [*_files(png_bytes(normal_pixels)), ("file", ("b.png", png_bytes(anomalous_pixels), "image/png"))]
+    response = client.post("/score/batch", files=files)
+    assert_problem(response, 422, "multipart body has a part named 'file' besides the images; /score/batch takes "
+                                  "only parts named 'files'")
+    assert client.get("/results").json()["items"] == []
 
 
 def test_batch_refuses_unknown_query_parameters(client, normal_pixels):

@@ -263,7 +263,16 @@ def test_unsupported_content_types_are_415(client):
 
 def test_multipart_without_the_file_field_is_422(client, normal_pixels):
     response = client.post("/score", files={"image": ("x.png", png_bytes(normal_pixels), "image/png")})
-    assert_problem(response, 422, "no part named 'file'")
+    assert_problem(response, 422, "no part named 'file' (it has a part named 'image')")
+
+
+def test_a_form_field_beside_the_image_is_422_not_ignored(client, normal_pixels):
+    # Ignored, source=line-3 sent as a form field would leave the result without the source the client set.
+    response = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")},
+                           data={"source": "line-3"})
+    assert_problem(response, 422, "multipart body has a part named 'source' besides the image; /score takes one "
+                                  "part, named 'file'. Options such as ?source= go in the query")
+    assert client.get("/results").json()["items"] == []
 
 
 def test_oversized_bodies_are_413(start_client, normal_pixels):
