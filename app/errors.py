@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import ClassVar
 
@@ -11,13 +11,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from app.refusals import RefusalLog
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+
+
+def quoted(texts: Iterable[str], most: int = 5) -> str:
+    """Names or values a client sent, quoted for an error message: not 1,000 of them, nor one of 10,000
+    characters."""
+    texts = list(texts)
+    shown = ", ".join(repr(text if len(text) <= 40 else text[:40] + "...") for text in texts[:most])
+    return shown + (f" and {len(texts) - most} more" if len(texts) > most else "")
 
 
 class ServiceError(Exception):

@@ -18,7 +18,7 @@ from app import idempotency
 from app.auth import ApiKeys, Permission, roles_allowing
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import Forbidden, InvalidInput, Unauthorized
+from app.errors import Forbidden, InvalidInput, Unauthorized, quoted
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
 from app.results import MAX_REF_LENGTH, ResultStore
@@ -161,24 +161,15 @@ def _refuse_unknown_or_repeated_query_parameters(request: Request, accepted: Ite
     unknown = sorted(set(request.query_params) - set(accepted))
     if unknown:
         takes = f"accepts {', '.join(accepted)}" if accepted else "takes no query parameters"
-        # A client's names are echoed, but not 1,000 of them, nor one of 10,000 characters.
-        named = ", ".join(repr(_shortened(name)) for name in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {named}{more}; "
+        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {quoted(unknown)}; "
                            f"{request.url.path} {takes}")
     # Every parameter takes one value. Given twice, only the last would count, so ?resize=true&resize=false
     # would silently score without resizing, and ?source=a&source=b list one line as if it were both.
     for name in accepted:
         values = request.query_params.getlist(name)
         if len(values) > 1:
-            shown = ", ".join(repr(_shortened(value)) for value in values[:5])
-            more = f" and {len(values) - 5} more" if len(values) > 5 else ""
-            raise InvalidInput(f"query parameter {name!r} is given {len(values)} times ({shown}{more}); "
+            raise InvalidInput(f"query parameter {name!r} is given {len(values)} times ({quoted(values)}); "
                                f"it takes one value, so give it once")
-
-
-def _shortened(text: str) -> str:
-    return text if len(text) <= 40 else text[:40] + "..."
 
 
 async def _idempotency_key(request: Request) -> str | None:

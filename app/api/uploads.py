@@ -11,7 +11,7 @@ from app.api.json_body import json_object
 from app.api.multipart import Part, parse_multipart
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import InvalidInput, UnsupportedMediaType
+from app.errors import InvalidInput, UnsupportedMediaType, quoted
 from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_model_pixels
 from training.preprocessing import SIDE
 
@@ -67,6 +67,10 @@ def _pixels_field(body: bytes) -> object:
                                                      'images as files)')
     if "pixels" not in document:
         raise InvalidInput('the JSON body must be an object with a "pixels" field')
+    others = [name for name in document if name != "pixels"]
+    if others:  # ignored, {"source": "line-3"} would be an option the client believes it set
+        raise InvalidInput(f'the JSON body has {quoted(others)} besides "pixels", which is all it takes. Options '
+                           "such as ?source= go in the query")
     return document["pixels"]
 
 
@@ -104,6 +108,4 @@ def _names(names) -> str:
     distinct = list(dict.fromkeys(names))
     if not distinct:
         return ""
-    shown = ", ".join(repr(name if len(name) <= 40 else name[:40] + "...") for name in distinct[:5])
-    more = f" and {len(distinct) - 5} more" if len(distinct) > 5 else ""
-    return f"{'a part' if len(distinct) == 1 else 'parts'} named {shown}{more}"
+    return f"{'a part' if len(distinct) == 1 else 'parts'} named {quoted(distinct)}"

@@ -237,6 +237,11 @@ def test_json_without_pixels_and_broken_json(client):
     assert response.json()["title"] == "Bad request"
 
 
+def test_a_json_field_beside_the_pixels_is_422_not_ignored(client, normal_pixels):
+    response = client.post("/score", json={"pixels": normal_pixels.tolist(), "source": "line-3", "invert": True})
+    assert_problem(response, 422, """the JSON body has 'source', 'invert' besides "pixels", which is all it takes""")
+
+
 def test_json_that_gives_pixels_twice_is_422(client, normal_pixels, anomalous_pixels):
     body = f'{{"pixels": {normal_pixels.tolist()}, "pixels": {anomalous_pixels.tolist()}}}'
     response = client.post("/score", content=body, headers={"content-type": "application/json"})
