@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
 from training.framing import PolarityError
-from training.preprocessing import SIDE, PixelRangeError, prepare_image
+from training.preprocessing import SIDE, PixelRangeError, prepare_image, refuse_unit_range
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 
@@ -83,7 +83,12 @@ def pixels_from_json(pixels: object) -> np.ndarray:
                 raise InvalidInput(f"pixels[{index}][{column}] is not a number: {value!r}")
             if not math.isfinite(value) or not 0 <= value <= 255:
                 raise InvalidInput(f"pixels[{index}][{column}] = {value} is outside 0-255")
-    return np.rint(np.asarray(pixels, dtype=np.float64)).astype(np.uint8)
+    values = np.asarray(pixels, dtype=np.float64)
+    try:
+        refuse_unit_range(float(values.max()), "the pixels")
+    except PixelRangeError as error:
+        raise InvalidInput(str(error)) from None
+    return np.rint(values).astype(np.uint8)
 
 
 def _png(array_rgb_or_gray: np.ndarray, scale: int) -> bytes:

@@ -100,7 +100,18 @@ def _levels_within_0_255(values: np.ndarray, mode: str) -> np.ndarray:
     if low < 0 or high > 255:
         raise PixelRangeError(f"{kind} pixel values must lie in 0-255, found {low:g} to {high:g}; "
                               "send an 8- or 16-bit image")
+    refuse_unit_range(float(high), f"{kind} pixel values")
     return np.rint(values).astype(np.uint8)
+
+
+def refuse_unit_range(high: float, what: str) -> None:
+    """Values of 0-1 are an image scaled for a network, not one of 0-255: read as 0-255 they are black (or,
+    rounded, a mask of 0 and 1), and every such image would be flagged. No image worth scoring has its
+    brightest pixel at 1/255. 8-bit images are not checked: a viewer shows them black, and framing them as
+    MNIST did stretches their levels anyway."""
+    if 0 < high <= 1:
+        raise PixelRangeError(f"{what} lie in 0-1 (the highest is {high:g}); they are read on a scale of 0-255, "
+                              "where they are all but black: multiply them by 255")
 
 
 # A JPEG decoder can scale by 1/2, 1/4 or 1/8 as it decodes, for a fraction of the work: a 12-megapixel

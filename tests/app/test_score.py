@@ -78,6 +78,21 @@ def test_float_images_outside_0_255_are_422(client, normal_pixels, value, detail
     assert_problem(_score_file(client, buffer.getvalue(), content_type="image/tiff"), 422, detail)
 
 
+def test_images_scaled_to_0_1_are_422_not_scored_as_black(client, normal_pixels):
+    # Read on 0-255, a "1" scaled to 0-1 for a network was black, and flagged (score 4.67 on the default model).
+    scaled = normal_pixels / 255
+    detail = "lie in 0-1 (the highest is 1); they are read on a scale of 0-255, where they are all but black"
+    assert_problem(client.post("/score", json={"pixels": scaled.round(4).tolist()}), 422, "the pixels " + detail)
+    for array in (scaled.astype(np.float32), (normal_pixels > 127).astype(np.int32)):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="TIFF")
+        assert_problem(_score_file(client, buffer.getvalue(), content_type="image/tiff"), 422, detail)
+    dark = np.zeros_like(normal_pixels)
+    dark[14, 14] = 2  # as dark, but on 0-255: scored, as sent
+    assert client.post("/score", json={"pixels": dark.tolist()}).status_code == 200
+    assert client.post("/score", json={"pixels": np.zeros_like(normal_pixels).tolist()}).status_code == 200
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_exif_orientation_is_applied(client, normal_pixels, fmt):
     upright = Image.fromarray(normal_pixels)

@@ -112,6 +112,12 @@ def test_image_folder_names_a_file_whose_pixels_are_out_of_range(tmp_path):
         load_image_folder(tmp_path)
 
 
+def test_image_folder_names_a_file_scaled_to_0_1(tmp_path):
+    Image.fromarray(np.full((28, 28), 0.5, np.float32)).save(tmp_path / "scaled.tif")
+    with pytest.raises(DataError, match=r"scaled.tif: floating-point pixel values lie in 0-1 .* multiply them by 255"):
+        load_image_folder(tmp_path)
+
+
 def test_image_folder_refuses_a_decompression_bomb_by_name(tmp_path, monkeypatch):
     Image.new("L", (100, 100)).save(tmp_path / "huge.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow raises beyond twice its limit
