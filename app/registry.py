@@ -57,11 +57,7 @@ class ModelRegistry:
         """Load the best available version if it beats the current one. True if a swap happened."""
         candidates = self._candidates()
         if not candidates and self._current is None:
-            pinned = self._settings.model_version
-            missing = (f"version {pinned} of {self._settings.model_dir} is not available" if pinned
-                       else f"no usable model version in {self._settings.model_dir}")
-            rejected = "; ".join(f"version {v}: {why}" for v, why in sorted(self.rejected_versions.items()))
-            self.last_error = f"{missing} (rejected: {rejected})" if rejected else missing
+            self._nothing_to_serve()
         for version in candidates:
             try:
                 detector = await asyncio.to_thread(self._load_checked, version)
@@ -81,6 +77,22 @@ class ModelRegistry:
                 self._on_swap(detector)
             return True
         return False
+
+    def _nothing_to_serve(self) -> None:
+        model_dir, pinned = self._settings.model_dir, self._settings.model_version
+        if not model_dir.is_dir():  # a typo in VAE_MODEL_STORE or VAE_MODEL_NAME, or a volume not mounted
+            missing = f"{model_dir} does not exist or is not a folder"
+        elif pinned is not None:
+            missing = f"version {pinned} of {model_dir} is not available"
+        else:
+            missing = f"no usable model version in {model_dir}"
+        rejected = "; ".join(f"version {v}: {why}" for v, why in sorted(self.rejected_versions.items()))
+        reason = f"{missing} (rejected: {rejected})" if rejected else missing
+        if reason != self.last_error:  # once, not at every poll: /readyz tells it as long as it lasts
+            log.warning("no model to serve: %s. /readyz answers 503 until there is one (VAE_MODEL_STORE, "
+                        "VAE_MODEL_NAME, VAE_MODEL_VERSION); the store is checked every VAE_POLL_INTERVAL_S",
+                        reason)
+        self.last_error = reason
 
     def _reject(self, version: int, reason: str) -> None:
         self.rejected_versions[version] = reason

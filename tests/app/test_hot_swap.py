@@ -1,5 +1,7 @@
 """New versions are picked up, self-checked and swapped in without failing requests; bad ones refused."""
 
+import asyncio
+import logging
 import threading
 
 import numpy as np
@@ -9,6 +11,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.detector import Detector
 from app.main import create_app
+from app.registry import ModelRegistry
 from tests.app.conftest import png_bytes, publish_copy, wait_until_ready
 
 
@@ -119,6 +122,25 @@ def test_a_broken_pinned_version_is_tried_once_and_the_reason_is_reported(store)
     assert response.status_code == 503
     assert "version 2" in response.json()["detail"] and "cannot load the SavedModel" in response.json()["detail"]
     assert attempts == ["2"]
+
+
+def test_nothing_to_serve_is_logged_once_with_the_reason_not_at_every_poll(store, caplog):
+    settings = Settings(model_store=store, model_name="tyni", poll_interval_s=0.02, results_db=store.parent / "x.db")
+    with caplog.at_level(logging.WARNING, logger="app.registry"), TestClient(create_app(settings)) as client:
+        threading.Event().wait(0.5)  # ~25 polls
+        assert client.get("/readyz").status_code == 503
+    warnings = [r.getMessage() for r in caplog.records if r.name == "app.registry"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"no model to serve: {store / 'tyni'} does not exist or is not a folder. /readyz")
+    (store / "empty").mkdir()
+    assert "no usable model version in" in _first_reason(Settings(model_store=store, model_name="empty"))
+    assert "version 7 of" in _first_reason(Settings(model_store=store, model_name="tiny", model_version=7))
+
+
+def _first_reason(settings) -> str:
+    registry = ModelRegistry(settings)
+    asyncio.run(registry.refresh())
+    return str(registry.last_error)
 
 
 def _rejection_of(client, store, edit_metadata) -> str:

@@ -340,8 +340,8 @@ def test_an_oversized_json_body_is_413_before_it_is_parsed(client):
 
 def test_not_ready_is_503(start_client, store):
     client = start_client(ready=False, model_name="absent")
-    assert_problem(client.get("/readyz"), 503, "no usable model version")
-    assert_problem(client.post("/score", json={"pixels": [[0] * 28] * 28}), 503, "no usable model version")
+    assert_problem(client.get("/readyz"), 503, "absent does not exist or is not a folder")
+    assert_problem(client.post("/score", json={"pixels": [[0] * 28] * 28}), 503, "absent does not exist")
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
