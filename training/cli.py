@@ -209,6 +209,9 @@ def _recalibrate(args) -> int:
     from training.recalibrate import recalibrate_and_publish
     from training.store import read_metadata
 
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise _UsageError(f"--since {args.since.isoformat()} is not before --until {args.until.isoformat()}, so no "
+                          "result could match; did you swap them?")
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
     if args.every_source:

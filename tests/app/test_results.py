@@ -150,6 +150,10 @@ def test_the_log_can_be_filtered_by_time(client, normal_pixels):
     # A number would otherwise be read as a Unix time: 20261128 as 1970-08-23, filtering out nothing.
     ("since=20261128", "query.since: give the time in ISO 8601 with a time zone, such as 2026-11-28T08:00:00Z"),
     ("until=0.5", "query.until: give the time in ISO 8601"),
+    # Swapped, the window holds nothing, and an empty list would look like a quiet line.
+    ("since=2026-12-04T00:00:00Z&until=2026-12-01T00:00:00Z", "query.since: 2026-12-04T00:00:00+00:00 is not "
+     "before ?until= (2026-12-01T00:00:00+00:00), so no result could match; did you swap them?"),
+    ("since=2026-12-01T10:00:00%2B01:00&until=2026-12-01T09:00:00Z", "is not before ?until="),  # the same moment
 ])
 def test_bad_times_are_422(client, query, detail):
     assert_problem(client.get(f"/results?{query}"), 422, detail)
@@ -230,6 +234,7 @@ def test_the_summary_separates_model_versions(client, store, normal_pixels):
     ("tz=Europe/Berlin", "query.tz: sets the time zone of ?every= periods; add every=hour or every=day"),
     ("every=day&tz=Europe/Berln", "query.tz: 'Europe/Berln' is not a time zone; give an IANA name"),
     ("every=day&tz=" + "x" * 65, "query.tz: String should have at most 64 characters"),
+    ("since=2026-12-04T00:00:00Z&until=2026-12-01T00:00:00Z", "query.since: 2026-12-04T00:00:00+00:00 is not before"),
 ])
 def test_bad_summary_parameters_are_422(client, query, detail):
     assert_problem(client.get(f"/results/summary?{query}"), 422, detail)
@@ -320,6 +325,7 @@ def test_the_export_keeps_a_clients_text_from_running_as_a_spreadsheet_formula(c
     ("since=yesterday", "query.since: Input should be a valid datetime"),
     ("since=1764316800", "query.since: give the time in ISO 8601"),
     ("anomalous=maybe", "query.anomalous: Input should be a valid boolean"),
+    ("since=2026-12-04T00:00:00Z&until=2026-12-04T00:00:00Z", "is not before ?until="),
 ])
 def test_bad_export_parameters_are_422(client, query, detail):
     assert_problem(client.get(f"/results/export?{query}"), 422, detail)

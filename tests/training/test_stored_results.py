@@ -210,6 +210,8 @@ def test_every_source_needs_results_sent_with_a_source(tmp_path, version_dir, ca
     ("invert", "--invert applies to --images; stored results are kept as the model saw them"),
     ("source with images", "--source selects stored results; it applies with --results, not --images"),
     ("other framing", "scored by version 2, which frames resized uploads as 'pad', not 'mnist'"),
+    ("swapped window", "--since 2026-11-09T06:00:00+01:00 is not before --until 2026-11-02T06:00:00+01:00, so no "
+                       "result could match; did you swap them?"),
 ])
 def test_recalibrating_on_stored_results_fails_cleanly(problem, message, results_db, version_dir, tmp_path, capsys):
     argv = ["recalibrate", "--model", str(version_dir), "--results", str(results_db), "--target-fpr", "0.1",
@@ -227,6 +229,8 @@ def test_recalibrating_on_stored_results_fails_cleanly(problem, message, results
         argv[2] = str(_publish_as(version_dir, "other"))
     elif problem == "invert":
         argv.append("--invert")
+    elif problem == "swapped window":
+        argv += ["--since", "2026-11-09T06:00:00+01:00", "--until", "2026-11-02T06:00:00+01:00"]
     elif problem == "source with images":
         argv[3:5] = ["--images", str(tmp_path)]
         argv += ["--source", "line-3"]

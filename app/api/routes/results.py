@@ -63,8 +63,9 @@ async def _result_filters(anomalous: AnomalousFilter = None, source: SourceFilte
                           since: SinceFilter = None, until: UntilFilter = None,
                           review: ReviewFilter = None) -> dict[str, object]:
     """The filters of the listing and the export, as the store's `page` and `oldest_first` take them."""
-    return {"anomalous": anomalous, "source": source, "ref": ref, "since": _stored_time(since, "since"),
-            "until": _stored_time(until, "until"), "review": review}
+    since_stored, until_stored = _time_window(since, until)
+    return {"anomalous": anomalous, "source": source, "ref": ref, "since": since_stored, "until": until_stored,
+            "review": review}
 
 
 ResultFiltersDep = Annotated[dict[str, object], Depends(_result_filters)]
@@ -88,9 +89,9 @@ async def summarise_results(
     if tz is not None and every is None:
         raise InvalidInput("query.tz: sets the time zone of ?every= periods; add every=hour or every=day")
     zone = None if tz is None else time_zone(tz)
-    tallies = await asyncio.to_thread(store.tally, source=source, since=_stored_time(since, "since"),
-                                      until=_stored_time(until, "until"), every=every, zone=zone,
-                                      max_groups=MAX_SUMMARY_GROUPS)
+    since_stored, until_stored = _time_window(since, until)
+    tallies = await asyncio.to_thread(store.tally, source=source, since=since_stored, until=until_stored,
+                                      every=every, zone=zone, max_groups=MAX_SUMMARY_GROUPS)
     if len(tallies) > MAX_SUMMARY_GROUPS:
         raise InvalidInput(f"the summary would have more than {MAX_SUMMARY_GROUPS:,} groups; narrow it with "
                            f"?since=, ?until= or ?source={', or count per day' if every == 'hour' else ''}")
@@ -150,6 +151,15 @@ async def list_results(
     rows = await asyncio.to_thread(store.page, limit=limit, before=before, **filters)
     next_cursor = str(rows[-1].seq) if len(rows) == limit else None
     return JSONResponse({"items": [score_result(r, root) for r in rows], "next_cursor": next_cursor})
+
+
+def _time_window(since: dt.datetime | None, until: dt.datetime | None) -> tuple[str | None, str | None]:
+    """?since= and ?until= as stored times. A window that ends before it starts holds nothing: answering
+    with an empty list would pass off two swapped times as a quiet line."""
+    if since is not None and until is not None and since >= until:
+        raise InvalidInput(f"query.since: {since.isoformat()} is not before ?until= ({until.isoformat()}), so no "
+                           "result could match; did you swap them?")
+    return _stored_time(since, "since"), _stored_time(until, "until")
 
 
 def _stored_time(moment: dt.datetime | None, name: str) -> str | None:
