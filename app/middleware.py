@@ -6,7 +6,7 @@ import os
 import re
 import time
 
-from app.errors import PayloadTooLarge, client_address, problem, request_id
+from app.errors import PayloadTooLarge, UnsupportedMediaType, client_address, problem, request_id
 from app.metrics import ServiceMetrics
 from app.refusals import RefusalLog
 
@@ -40,7 +40,8 @@ class RequestIds:
 
 
 class BodySizeLimit:
-    """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming."""
+    """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming. Refuses compressed
+    bodies too, which would otherwise be read as if they were not (a gzipped PNG as an undecodable image)."""
 
     def __init__(self, app, max_bytes: int, refusals: RefusalLog):
         self.app = app
@@ -50,13 +51,19 @@ class BodySizeLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             detail = f"request body is {int(declared)} bytes; the limit is {self.max_bytes} (VAE_MAX_UPLOAD_BYTES)"
-            self.refusals.record(scope["method"], scope["path"], client_address(scope), 413, PayloadTooLarge.title,
-                                 detail, request_id(scope))
-            response = problem(413, PayloadTooLarge.title, detail, scope["path"], request_id(scope))
-            return await response(scope, receive, send)
+            return await self._refuse(scope, receive, send, 413, PayloadTooLarge.title, detail)
+        encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+        if encoding not in (b"identity", b"") and scope["method"] in ("POST", "PUT"):  # the methods with bodies
+            # RFC 7694: 415, naming the encodings the server takes. Inflating bodies here would need a guard
+            # against compression bombs, for images that PNG, JPEG and WebP already compress.
+            detail = (f"Content-Encoding {encoding.decode('latin-1')[:40]!r} is not accepted; send the body "
+                      "uncompressed (images are compressed already)")
+            return await self._refuse(scope, receive, send, 415, UnsupportedMediaType.title, detail,
+                                      {"Accept-Encoding": "identity"})
         received = 0
 
         async def limited_receive():
@@ -71,6 +78,13 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+    async def _refuse(self, scope, receive, send, status: int, title: str, detail: str, headers=None):
+        self.refusals.record(scope["method"], scope["path"], client_address(scope), status, title, detail,
+                             request_id(scope))
+        response = problem(status, title, detail, scope["path"], request_id(scope))
+        response.headers.update(headers or {})
+        await response(scope, receive, send)
 
 
 class RequestMetrics:

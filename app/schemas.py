@@ -240,7 +240,7 @@ class VersionList(BaseModel):
 _PROBLEMS = {
     400: "undecodable image or malformed body", 401: "no API key, or not a valid one",
     403: "the API key's role does not allow this request",
-    404: "unknown result id", 413: "body or image too large", 415: "unsupported content type",
+    404: "unknown result id", 413: "body or image too large", 415: "unsupported content type, or a compressed body",
     422: "wrong size, shape or values, or bad, unknown or repeated query parameters",
     503: "no model loaded yet, or the results store failed (e.g. its disk is full)"}
 

@@ -1,5 +1,6 @@
 """POST /score in every input form, threshold overrides, and every client error."""
 
+import gzip
 import io
 import math
 
@@ -307,6 +308,19 @@ def test_oversized_bodies_are_413(start_client, normal_pixels):
     assert_problem(client.post("/score", content=chunks(), headers={"content-type": "image/png"}), 413,
                    "exceeds the limit of 2048")
     assert _score_file(client, png_bytes(normal_pixels)).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/score", "/score/batch", "/results/" + "0" * 32 + "/review"])
+def test_compressed_bodies_are_415_not_read_as_if_plain(client, normal_pixels, path):
+    # Read as plain, a gzipped PNG was "cannot decode the image", and gzipped JSON "does not parse".
+    body = gzip.compress(png_bytes(normal_pixels))
+    response = client.request("PUT" if path.endswith("review") else "POST", path, content=body,
+                              headers={"content-type": "image/png", "content-encoding": "gzip"})
+    assert_problem(response, 415, "Content-Encoding 'gzip' is not accepted; send the body uncompressed")
+    assert response.headers["accept-encoding"] == "identity"  # as RFC 7694 asks
+    plain = client.post("/score", content=png_bytes(normal_pixels),
+                        headers={"content-type": "image/png", "content-encoding": "identity"})
+    assert plain.status_code == 200
 
 
 @pytest.mark.parametrize("side, detail", [
