@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sqlite3
 import sys
@@ -13,6 +12,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from app.config import Settings
+from app.logs import logging_config
 from app.results import open_database
 from app.workers import shared_metrics_directory
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     # The workers read their settings from the environment, and a worker's startup depends on their number.
     os.environ["VAE_WORKERS"] = str(args.workers)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with shared_metrics_directory(args.workers):
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    root_path=settings.root_path, log_level=args.log_level, access_log=False)
+                    root_path=settings.root_path, log_level=args.log_level, access_log=False,
+                    log_config=logging_config(args.log_level))

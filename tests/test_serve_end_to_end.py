@@ -5,6 +5,7 @@ import collections
 import contextlib
 import io
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -314,6 +315,7 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
             for _ in range(30):
                 assert client.post("/score", files={"file": ("1.png", png, "image/png")}).status_code == 200
             scrapes = [client.get("/metrics").text for _ in range(10)]
+            assert client.get("/results?anomolous=true").status_code == 422  # to be logged by whichever worker
         assert [_scored_total(text) for text in scrapes] == [60.0] * 10
         assert all(f'vae_model_version{{name="mnist-vae"}} {LATEST_COMMITTED_VERSION}.0' in text for text in scrapes)
         assert len(list(temporary.iterdir())) == 1  # the workers' metrics directory
@@ -323,6 +325,12 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
     assert list(temporary.iterdir()) == []  # removed when the service stopped
     log = service_log(tmp_path / "results.db").read_text()
     assert "Warning" not in log and "Traceback" not in log, log
+    # The workers' own lines reach the log, in the format of uvicorn's: without uvicorn's log_config they were
+    # lost, refusals and model swaps alike.
+    assert len(re.findall(r"^\S+ \S+ INFO app\.registry serving mnist-vae version", log, re.M)) == 3, log
+    assert re.search(r"^\S+ \S+ INFO app\.refused refused GET /results .*unknown query parameter 'anomolous'",
+                     log, re.M), log
+    assert re.search(r"^\S+ \S+ INFO uvicorn\.error Application shutdown complete", log, re.M), log
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
