@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from PIL import Image, UnidentifiedImageError
 
 from training.framing import PolarityError
 from training.preprocessing import SIDE, PixelRangeError, prepare_image
+
+log = logging.getLogger(__name__)
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # The formats the service decodes (app/imaging.py).
@@ -102,7 +106,16 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False, framin
     root = Path(directory)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    # Hidden files and folders are skipped: .DS_Store, and macOS's "._photo.png" companions, which are no images.
+    found = [p for p in root.rglob("*")
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    files = sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES)
+    skipped = Counter(p.suffix.lower() or "no suffix" for p in found if p.suffix.lower() not in IMAGE_SUFFIXES)
+    if skipped:  # 500 photos in .heic beside 3 .png would otherwise calibrate on the 3 without a word
+        kinds = sorted(skipped.items(), key=lambda kind: (-kind[1], kind[0]))[:5]
+        log.warning("%s: skipped %d files of a kind that is not read (%s); images must be %s", root,
+                    sum(skipped.values()), ", ".join(f"{n} {suffix}" for suffix, n in kinds),
+                    ", ".join(sorted(IMAGE_SUFFIXES)))
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
     images = []

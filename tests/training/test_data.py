@@ -101,6 +101,18 @@ def test_image_folder_reads_every_format_the_service_decodes(tmp_path):
     assert all(np.array_equal(image, stroke) for image in images)
 
 
+def test_image_folder_says_which_files_it_skipped(tmp_path, caplog):
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / ".git").mkdir()
+    for name in ("b.heic", "c.heic", "notes.txt", "README", ".DS_Store", "._a.png", ".git/x.png"):
+        (tmp_path / name).write_bytes(b"x")  # the hidden ones would fail to decode, were they read
+    with caplog.at_level("WARNING", logger="training.data"):
+        assert load_image_folder(tmp_path).shape == (1, 28, 28)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: skipped 4 files of a kind that is not read (2 .heic, 1 .txt, 1 no suffix); images must be "
+        ".bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp"]
+
+
 def test_image_folder_inverts_dark_on_light_images(tmp_path):
     Image.fromarray(np.full((28, 28), 250, np.uint8)).save(tmp_path / "scan.png")
     assert load_image_folder(tmp_path, invert=True).max() == 5
