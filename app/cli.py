@@ -69,4 +69,4 @@ def main(argv: list[str] | None = None) -> None:
     with shared_metrics_directory(args.workers):
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                     root_path=settings.root_path, log_level=args.log_level, access_log=False,
-                    log_config=logging_config(args.log_level))
+                    log_config=logging_config(args.log_level, settings.log_format))

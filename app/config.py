@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = Field("text", description="log lines as text, or as one JSON object each "
+                                                                   "(for Loki, Elasticsearch and the like)")
     root_path: str = Field("", description="the path prefix under which a reverse proxy serves the API, e.g. "
                                        "/inspection (the proxy strips it); the URLs in responses carry it")
     api_keys: SecretStr | None = Field(None, description="comma-separated API keys, each optionally after a name "
@@ -55,7 +57,7 @@ class Settings(BaseSettings):
         [], description="comma-separated origins whose web pages may call the API (e.g. "
                         "https://dashboard.example.com), or *; default: none")
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_case(cls, value):
         return value.lower() if isinstance(value, str) else value
