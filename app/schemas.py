@@ -204,6 +204,8 @@ _PixelRow = Annotated[list[_PixelValue], Field(min_length=28, max_length=28)]
 
 
 class PixelsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # documents that a field beside "pixels" is refused
+
     pixels: Annotated[list[_PixelRow], Field(min_length=28, max_length=28)] = Field(
         description="28 rows of 28 grayscale values, 0 (black) to 255 (white)", examples=[[[0] * 28] * 28])
 

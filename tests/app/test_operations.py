@@ -55,6 +55,9 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
         assert path in paths, path
     score = paths["/score"]["post"]
     assert set(score["requestBody"]["content"]) >= {"multipart/form-data", "image/png", "application/json"}
+    for body in (score["requestBody"]["content"]["multipart/form-data"], score["requestBody"]["content"][
+            "application/json"], paths["/score/batch"]["post"]["requestBody"]["content"]["multipart/form-data"]):
+        assert body["schema"]["additionalProperties"] is False  # a part or field beside the image is a 422
     assert set(score["responses"]) == {"200", "400", "413", "415", "422", "503"}  # what /score can return
     assert set(paths["/results/{result_id}"]["get"]["responses"]) == {"200", "404", "422", "503"}  # 503: store failed
     assert set(paths["/results/export"]["get"]["responses"]["200"]["content"]) == {"text/csv"}

@@ -34,7 +34,7 @@ def _idempotency_key_parameter(per: str) -> dict:
 
 _SINGLE_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("image")], "requestBody": {
     "required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},
         "image/png": {"schema": {"type": "string", "format": "binary"}},
         "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -42,7 +42,7 @@ _SINGLE_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("image")], "r
     }}}
 _BATCH_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("batch")], "requestBody": {
     "required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["files"],
+        "type": "object", "required": ["files"], "additionalProperties": False,
         "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 
 
