@@ -327,7 +327,9 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
     assert "Warning" not in log and "Traceback" not in log, log
     # The workers' own lines reach the log, in the format of uvicorn's: without uvicorn's log_config they were
     # lost, refusals and model swaps alike.
-    assert len(re.findall(r"^\S+ \S+ INFO app\.registry serving mnist-vae version", log, re.M)) == 3, log
+    # Each worker that finished its startup loaded the model first (the killed one may not have got that far).
+    served = re.findall(r"^\S+ \S+ INFO app\.registry serving mnist-vae version", log, re.M)
+    assert len(served) == log.count("INFO uvicorn.error Application startup complete") >= 2, log
     assert re.search(r"^\S+ \S+ INFO app\.refused refused GET /results .*unknown query parameter 'anomolous'",
                      log, re.M), log
     assert re.search(r"^\S+ \S+ INFO uvicorn\.error Application shutdown complete", log, re.M), log
