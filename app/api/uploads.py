@@ -16,7 +16,7 @@ from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_m
 from training.preprocessing import SIDE
 
 ACCEPTED = "multipart/form-data (field 'file'), an image/* body, or application/json {\"pixels\": [...]}"
-MAX_EXTRA_PARTS = 8  # form fields a client may send besides its images
+MAX_EXTRA_PARTS = 8  # parts read besides the images, so that the refusal of a stray one can name it
 MAX_JSON_BYTES = 256 * 1024  # 28x28 numbers take ~20 KB even pretty-printed with long decimals
 
 
