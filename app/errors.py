@@ -173,6 +173,7 @@ def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception):
         identifier = request_id(request.scope)
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, identifier)
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, identifier,
+                      extra={"request_id": identifier, "status": 500})
         return problem(500, "Internal error", f"an unexpected error occurred; it has been logged with the request "
                        f"id {identifier}", request.url.path, identifier)

@@ -39,7 +39,8 @@ class RefusalLog:
         more = f" ({left_out} more refused requests were not logged)" if left_out else ""
         request = f" (request {request_id})" if request_id else ""
         self._logger.info("refused %s %s from %s%s: %d %s: %s%s", method, _one_line(path), client, request, status,
-                          title, _one_line(detail, DETAIL_LIMIT), more)
+                          title, _one_line(detail, DETAIL_LIMIT), more,
+                          extra={"request_id": request_id, "status": status})  # fields of JSON log lines
 
 
 def _one_line(text: str, limit: int | None = None) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from app.config import Settings
 from app.logs import LOG_FORMAT, JsonLines, logging_config
+from app.refusals import RefusalLog
 
 
 @pytest.fixture
@@ -39,6 +40,15 @@ def test_json_lines_hold_one_record_each_with_its_traceback(captured_root):
     assert first["message"] == "Started server process [7]" and first["time"].endswith("+00:00")
     assert second["message"] == "unhandled error on POST /score" and second["level"] == "ERROR"
     assert second["exception"].startswith("Traceback") and "ValueError: boom" in second["exception"]
+
+
+def test_a_refused_requests_json_line_carries_its_request_id_and_status(captured_root):
+    buffer = captured_root("json")
+    RefusalLog(logging.getLogger("app.refused")).record("GET", "/results", "10.0.0.7:5", 422, "Invalid input",
+                                                        "unknown query parameter 'x'", "5c0f2e9b")
+    entry = json.loads(buffer.getvalue())
+    assert (entry["request_id"], entry["status"], entry["logger"]) == ("5c0f2e9b", 422, "app.refused")
+    assert entry["message"].startswith("refused GET /results from 10.0.0.7:5 (request 5c0f2e9b): 422")
 
 
 def test_text_lines_are_the_same_for_uvicorn_and_the_service(captured_root):
