@@ -328,11 +328,11 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
     # The workers' own lines reach the log, in the format of uvicorn's: without uvicorn's log_config they were
     # lost, refusals and model swaps alike.
     # Each worker that finished its startup loaded the model first (the killed one may not have got that far).
-    served = re.findall(r"^\S+ \S+ INFO app\.registry serving mnist-vae version", log, re.M)
+    served = re.findall(r"^\S+ \S+ INFO app\.registry serving mnist-vae version", log, re.MULTILINE)
     assert len(served) == log.count("INFO uvicorn.error Application startup complete") >= 2, log
     assert re.search(r"^\S+ \S+ INFO app\.refused refused GET /results .*unknown query parameter 'anomolous'",
-                     log, re.M), log
-    assert re.search(r"^\S+ \S+ INFO uvicorn\.error Application shutdown complete", log, re.M), log
+                     log, re.MULTILINE), log
+    assert re.search(r"^\S+ \S+ INFO uvicorn\.error Application shutdown complete", log, re.MULTILINE), log
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")

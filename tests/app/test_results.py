@@ -151,8 +151,8 @@ def test_the_log_can_be_filtered_by_time(client, normal_pixels):
     ("since=20261128", "query.since: give the time in ISO 8601 with a time zone, such as 2026-11-28T08:00:00Z"),
     ("until=0.5", "query.until: give the time in ISO 8601"),
     # Swapped, the window holds nothing, and an empty list would look like a quiet line.
-    ("since=2026-12-04T00:00:00Z&until=2026-12-01T00:00:00Z", "query.since: 2026-12-04T00:00:00+00:00 is not "
-     "before ?until= (2026-12-01T00:00:00+00:00), so no result could match; did you swap them?"),
+    ("since=2026-12-04T00:00:00Z&until=2026-12-01T00:00:00Z", ("query.since: 2026-12-04T00:00:00+00:00 is not "
+     "before ?until= (2026-12-01T00:00:00+00:00), so no result could match; did you swap them?")),
     ("since=2026-12-01T10:00:00%2B01:00&until=2026-12-01T09:00:00Z", "is not before ?until="),  # the same moment
 ])
 def test_bad_times_are_422(client, query, detail):

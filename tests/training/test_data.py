@@ -109,8 +109,8 @@ def test_image_folder_says_which_files_it_skipped(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="training.data"):
         assert load_image_folder(tmp_path).shape == (1, 28, 28)
     assert [r.getMessage() for r in caplog.records] == [
-        f"{tmp_path}: skipped 4 files of a kind that is not read (2 .heic, 1 .txt, 1 no suffix); images must be "
-        ".bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp"]
+        (f"{tmp_path}: skipped 4 files of a kind that is not read (2 .heic, 1 .txt, 1 no suffix); images must be "
+         ".bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp")]
 
 
 def test_image_folder_inverts_dark_on_light_images(tmp_path):

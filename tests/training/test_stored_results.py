@@ -210,8 +210,8 @@ def test_every_source_needs_results_sent_with_a_source(tmp_path, version_dir, ca
     ("invert", "--invert applies to --images; stored results are kept as the model saw them"),
     ("source with images", "--source selects stored results; it applies with --results, not --images"),
     ("other framing", "scored by version 2, which frames resized uploads as 'pad', not 'mnist'"),
-    ("swapped window", "--since 2026-11-09T06:00:00+01:00 is not before --until 2026-11-02T06:00:00+01:00, so no "
-                       "result could match; did you swap them?"),
+    ("swapped window", ("--since 2026-11-09T06:00:00+01:00 is not before --until 2026-11-02T06:00:00+01:00, so "
+                        "no result could match; did you swap them?")),
 ])
 def test_recalibrating_on_stored_results_fails_cleanly(problem, message, results_db, version_dir, tmp_path, capsys):
     argv = ["recalibrate", "--model", str(version_dir), "--results", str(results_db), "--target-fpr", "0.1",
