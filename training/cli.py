@@ -201,7 +201,11 @@ def _version_dir(args) -> Path:
         version_dir = args.store / args.name / str(versions[-1])
     missing = [name for name in ("saved_model.pb", str(METADATA_PATH)) if not (version_dir / name).is_file()]
     if missing:
-        raise _UsageError(f"{version_dir} is not a model version folder (no {' or '.join(missing)})")
+        # A model's own folder is the likeliest slip (model_store/mnist-vae for model_store/mnist-vae/4)
+        versions = list_versions(version_dir)
+        hint = (f"; it is a model's folder: give one of its versions, {', '.join(map(str, versions))} "
+                f"(the latest is {version_dir / str(versions[-1])})" if versions else "")
+        raise _UsageError(f"{version_dir} is not a model version folder (no {' or '.join(missing)}){hint}")
     return version_dir
 
 
@@ -370,6 +374,9 @@ def _evaluate(args) -> int:
     from training.evaluate import evaluate
 
     version_dir = _version_dir(args)
+    if args.report.exists() and not args.report.is_dir():
+        # checked before the minutes of scoring that precede writing the report
+        raise _UsageError(f"--report {args.report} is a file; it takes a folder to write the report into")
     try:
         metrics = evaluate(version_dir, args.data, args.report)
     except ValueError as error:  # a version not trained on MNIST classes

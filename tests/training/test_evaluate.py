@@ -96,6 +96,24 @@ def test_evaluate_command_errors(tmp_path, capsys):
     assert "no published version" in capsys.readouterr().err
 
 
+def test_a_model_folder_given_as_a_version_names_its_versions(tiny_model, capsys):
+    model_dir = tiny_model.path.parent
+    assert main(["evaluate", "--model", str(model_dir)]) == 2
+    assert (f"{model_dir} is not a model version folder (no saved_model.pb or assets.extra/metadata.json); it is "
+            f"a model's folder: give one of its versions, 1 (the latest is {model_dir / '1'})"
+            in capsys.readouterr().err)
+
+
+def test_a_report_path_that_is_a_file_is_refused_before_scoring(tiny_model, tmp_path, capsys):
+    existing_file = tmp_path / "report.md"
+    existing_file.write_text("kept")
+    code = main(["evaluate", "--model", str(tiny_model.path), "--data", str(tmp_path / "absent.npz"),
+                 "--report", str(existing_file)])
+    assert code == 2  # refused for the report, not for the missing data it would load first
+    assert f"--report {existing_file} is a file; it takes a folder" in capsys.readouterr().err
+    assert existing_file.read_text() == "kept"
+
+
 def test_a_threshold_of_zero_is_a_threshold_not_a_missing_one():
     metadata = {**METADATA, "thresholds_by_method": {"mse": 0.5, "kl": 0.0}}
     metrics = compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), metadata)
