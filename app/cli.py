@@ -40,13 +40,26 @@ def _check_results_db(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        number = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    number = _whole_number(text)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
+def _port(text: str) -> int:
+    """A TCP port, checked here: the socket layer takes 70000 as 70000 - 65536 = 4464 without a word, while
+    uvicorn announces 70000."""
+    number = _whole_number(text)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {number}")
     return number
 
 
@@ -58,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings_or_exit()
     parser = argparse.ArgumentParser(prog="vae-serve", description=__doc__)
     parser.add_argument("--host", default=settings.host)
-    parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--port", type=_port, default=settings.port)
     parser.add_argument("--workers", type=_positive_int, default=settings.workers)
     parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=settings.log_level)
     args = parser.parse_args(argv)

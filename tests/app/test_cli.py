@@ -101,6 +101,28 @@ def test_a_number_of_workers_that_cannot_work_exits_2_naming_it(monkeypatch, cap
     assert f"argument --workers: {message}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("value", "message"), [("70000", "must be a port from 1 to 65535, not 70000"),
+                                                ("0", "must be a port from 1 to 65535, not 0"),
+                                                ("-1", "must be a port from 1 to 65535, not -1"),
+                                                ("http", "must be a whole number, not 'http'")])
+def test_a_port_out_of_range_exits_2_instead_of_listening_elsewhere(monkeypatch, capsys, tmp_path, value, message):
+    # 70000 used to be bound as 4464 (70000 - 65536) while the log said 70000
+    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
+    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: pytest.fail("the service started"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--port", value])
+    assert exit_info.value.code == 2
+    assert f"argument --port: {message}" in capsys.readouterr().err
+
+
+def test_a_port_in_range_reaches_uvicorn(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
+    started = {}
+    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: started.update(kwargs))
+    main(["--port", "65535"])
+    assert started["port"] == 65535
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_several_workers_share_a_fresh_metrics_directory_removed_after_the_run(monkeypatch, tmp_path, workers):
     monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
