@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sqlite3
 import sys
 import typing
@@ -37,6 +38,16 @@ def _check_results_db(settings: Settings) -> None:
     except (OSError, sqlite3.Error) as error:
         print(f"vae-serve: cannot open the results store VAE_RESULTS_DB={str(settings.results_db)!r}: {error}",
               file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _check_host(host: str, port: int) -> None:
+    """Exit code 2 naming the host when it does not resolve; uvicorn's own message ('Name or service not
+    known') names neither the host nor the option."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        print(f"vae-serve: cannot listen on host {host!r} (--host or VAE_HOST): {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -75,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=_positive_int, default=settings.workers)
     parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=settings.log_level)
     args = parser.parse_args(argv)
+    _check_host(args.host, args.port)
     _check_results_db(settings)
     # The workers read their settings from the environment, and a worker's startup depends on their number.
     os.environ["VAE_WORKERS"] = str(args.workers)

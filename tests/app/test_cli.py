@@ -115,6 +115,15 @@ def test_a_port_out_of_range_exits_2_instead_of_listening_elsewhere(monkeypatch,
     assert f"argument --port: {message}" in capsys.readouterr().err
 
 
+def test_a_host_that_does_not_resolve_exits_2_naming_it(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
+    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: pytest.fail("the service started"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--host", "no-such-host.invalid"])
+    assert exit_info.value.code == 2
+    assert "cannot listen on host 'no-such-host.invalid' (--host or VAE_HOST)" in capsys.readouterr().err
+
+
 def test_a_port_in_range_reaches_uvicorn(monkeypatch, tmp_path):
     monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
     started = {}
