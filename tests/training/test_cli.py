@@ -16,6 +16,10 @@ def test_defaults_match_the_documented_ones():
     (["train", "--seed", "-1"], "from 0 to 2**32 - 1"),
     (["train", "--learning-rate", "0"], "--learning-rate: must be a positive number"),
     (["train", "--beta", "nan"], "--beta: must be a number >= 0"),
+    (["train", "--target-fpr", "1%"], "--target-fpr: expected a number, got '1%'"),
+    (["train", "--epochs", "1e2"], "--epochs: expected a whole number, got '1e2'"),
+    (["train", "--seed", "abc"], "--seed: expected a whole number, got 'abc'"),
+    (["rollback", "--to", "v3"], "--to: expected a whole number, got 'v3'"),
 ])
 def test_bad_options_are_rejected_with_a_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
