@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from training.framing import PolarityError
-from training.preprocessing import SIDE, PixelRangeError, prepare_image
+from training.preprocessing import SIDE, PixelRangeError, SeveralImagesError, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False, framin
                 images.append(prepare_image(image, invert=invert, framing=framing))
         except Image.DecompressionBombError as error:
             raise DataError(f"{file} is too large to decode safely: {error}") from error
-        except (PixelRangeError, PolarityError) as error:  # decoded, but not what the model reads
+        except (PixelRangeError, PolarityError, SeveralImagesError) as error:  # not one image the model reads
             raise DataError(f"{file}: {error}") from error
         # Truncated or corrupt files raise any of these.
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:

@@ -5,6 +5,8 @@ Pure numpy/Pillow (no TensorFlow), so the service can share it without importing
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -41,6 +43,11 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 class PixelRangeError(ValueError):
     """Pixel values that do not map onto 0-255 without guessing their range."""
+
+
+class SeveralImagesError(ValueError):
+    """A file that holds several images (a multi-page TIFF, an animated GIF or WebP): which one to read
+    would be a guess."""
 
 
 class CorruptImageData(ValueError):
@@ -130,6 +137,7 @@ def prepare_image(image: Image.Image, *, invert: bool = False, framing: str = "p
     (training/framing.py); an image already 28x28 is taken as it is.
     Pass the image before it is loaded, so a large JPEG is decoded at a reduced scale.
     """
+    _refuse_several_images(image)
     if image.size != (SIDE, SIDE):
         image.draft(None, (DECODE_AT_LEAST, DECODE_AT_LEAST))  # a no-op for other formats, or once loaded
     try:
@@ -141,6 +149,23 @@ def prepare_image(image: Image.Image, *, invert: bool = False, framing: str = "p
     if invert:
         gray = ImageOps.invert(gray)
     return frame(gray, framing, SIDE)
+
+
+def _refuse_several_images(image: Image.Image) -> None:
+    # Pillow reads the first frame and says nothing of the rest: the second page of a scan, or a "9" in
+    # frame 2 of a GIF whose frame 1 is a "1", would go unseen. A phone's JPEG with a preview (MPO) is one
+    # image: its first frame is the photo, by the format's definition.
+    if image.format == "MPO":
+        return
+    try:
+        frames = image.n_frames if getattr(image, "is_animated", False) else 1
+    # Counting frames parses each frame's header, with errors Image.open() would have taken for "not this
+    # format" (and KeyError, OverflowError for a TIFF's unknown compression or huge offsets): corrupt data.
+    except (IndexError, KeyError, TypeError, OverflowError, struct.error) as error:
+        raise CorruptImageData(f"corrupt {image.format} data after its first image ({error})") from error
+    if frames > 1:
+        raise SeveralImagesError(f"the {image.format} file holds {frames} images (pages or animation frames), "
+                                 "and which one to read would be a guess: save each as its own file")
 
 
 def to_model_input(pixels: np.ndarray) -> np.ndarray:

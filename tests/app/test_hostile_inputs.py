@@ -34,6 +34,14 @@ def _png_declaring(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def _gif_cut_in_its_second_frame() -> bytes:
+    """Counting the frames of this GIF (to refuse a file of several images) raised an IndexError: a 500."""
+    frames = io.BytesIO()
+    Image.new("L", (28, 28)).save(frames, "GIF", save_all=True, append_images=[Image.new("L", (28, 28), 200)])
+    data = frames.getvalue()
+    return data[:data.rindex(b"\x2c") + 10]  # the second frame's image descriptor, without what follows
+
+
 def _hostile_images() -> dict[str, bytes]:
     black = np.zeros((28, 28), np.uint8)
     frames = io.BytesIO()
@@ -52,6 +60,7 @@ def _hostile_images() -> dict[str, bytes]:
         "16-bit": _encoded(np.full((28, 28), 60000, np.uint16), "PNG"),
         "1-bit": _one_bit_png(),
         "multi-page tiff": frames.getvalue(),
+        "gif cut in its second frame": _gif_cut_in_its_second_frame(),
         "cmyk jpeg": _cmyk_jpeg(),
         # Pillow raised a TypeError and an OverflowError for these: 500s.
         "tiff with float strip offsets": tiff_with_strip_offsets_of_type(11),

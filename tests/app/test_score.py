@@ -107,6 +107,30 @@ def test_exif_orientation_is_applied(client, normal_pixels, fmt):
     assert rotated == pytest.approx(reference, rel=tolerance, abs=1e-4)
 
 
+@pytest.mark.parametrize(("fmt", "content_type"), [("TIFF", "image/tiff"), ("GIF", "image/gif"),
+                                                  ("WEBP", "image/webp")])
+def test_a_file_of_several_images_is_422_not_its_first_image_scored(client, normal_pixels, anomalous_pixels,
+                                                                    fmt, content_type):
+    # A scan's pages, or a GIF's frames: Pillow reads the first, a normal "1", and the anomaly after it went unseen
+    buffer = io.BytesIO()
+    Image.fromarray(normal_pixels).save(buffer, format=fmt, save_all=True,
+                                        append_images=[Image.fromarray(anomalous_pixels)], lossless=True)
+    response = _score_file(client, buffer.getvalue(), content_type=content_type)
+    assert_problem(response, 422, f"the {fmt} file holds 2 images (pages or animation frames), and which one "
+                                  "to read would be a guess: save each as its own file")
+
+
+def test_a_phone_photo_with_a_preview_is_one_image(client, normal_pixels):
+    # A JPEG with a second, smaller image in it (MPO, as phones write): its first image is the photo
+    photo = Image.fromarray(normal_pixels).convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, format="MPO", save_all=True, append_images=[photo.resize((14, 14))], quality=100)
+    reference = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    response = _score_file(client, buffer.getvalue(), filename="photo.jpg", content_type="image/jpeg")
+    assert response.status_code == 200, response.text
+    assert response.json()["score"] == pytest.approx(reference, rel=0.5, abs=1e-4)  # JPEG is lossy
+
+
 def test_transparent_pixels_count_as_background(client):
     transparent_white = Image.new("RGBA", (28, 28), (255, 255, 255, 0))
     buffer = io.BytesIO()

@@ -130,6 +130,13 @@ def test_image_folder_names_a_file_scaled_to_0_1(tmp_path):
         load_image_folder(tmp_path)
 
 
+def test_image_folder_names_a_file_of_several_pages(tmp_path):
+    page = Image.fromarray(np.zeros((28, 28), np.uint8))
+    page.save(tmp_path / "scan.tif", save_all=True, append_images=[page, page])
+    with pytest.raises(DataError, match=r"scan.tif: the TIFF file holds 3 images \(pages or animation frames\)"):
+        load_image_folder(tmp_path)
+
+
 def test_image_folder_refuses_a_decompression_bomb_by_name(tmp_path, monkeypatch):
     Image.new("L", (100, 100)).save(tmp_path / "huge.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow raises beyond twice its limit
