@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from app.config import Settings
 from app.detector import Detector
@@ -82,6 +83,8 @@ class ModelRegistry:
         model_dir, pinned = self._settings.model_dir, self._settings.model_version
         if not model_dir.is_dir():  # a typo in VAE_MODEL_STORE or VAE_MODEL_NAME, or a volume not mounted
             missing = f"{model_dir} does not exist or is not a folder"
+            if not model_dir.is_absolute():  # the default store is relative: run from another folder, it is not found
+                missing += f" (relative to the working directory, {Path.cwd()})"
         elif pinned is not None:
             missing = f"version {pinned} of {model_dir} is not available"
         else:

@@ -137,6 +137,15 @@ def test_nothing_to_serve_is_logged_once_with_the_reason_not_at_every_poll(store
     assert "version 7 of" in _first_reason(Settings(model_store=store, model_name="tiny", model_version=7))
 
 
+def test_a_relative_store_that_is_not_found_names_the_working_directory(store, monkeypatch):
+    # vae-serve started from another folder than the project's does not find the default store, model_store
+    monkeypatch.chdir(store.parent)
+    reason = _first_reason(Settings(model_store="model_store", model_name="tiny"))
+    assert reason == (f"model_store/tiny does not exist or is not a folder (relative to the working directory, "
+                      f"{store.parent})")
+    assert "working directory" not in _first_reason(Settings(model_store=store, model_name="nope"))
+
+
 def _first_reason(settings) -> str:
     registry = ModelRegistry(settings)
     asyncio.run(registry.refresh())
