@@ -262,6 +262,23 @@ def test_malformed_json_pixels_are_422(client, pixels, detail):
     assert_problem(client.post("/score", json={"pixels": pixels}), 422, detail)
 
 
+@pytest.mark.parametrize("shape, detail", [
+    ((784,), "pixels is a flat list of 784 numbers; send it as 28 rows of 28 (in NumPy, x.reshape(28, 28).tolist())"),
+    ((1, 28, 28), ("pixels has the shape 1x28x28; send one image of 28x28, without the axes of length 1 (in NumPy, "
+                   "x.squeeze().tolist())")),
+    ((1, 28, 28, 1), "pixels has the shape 1x28x28x1; send one image of 28x28, without the axes of length 1"),
+    ((28, 28, 1), "pixels has the shape 28x28x1; send one image of 28x28, without the axes of length 1"),
+    ((28, 28, 3), ("pixels has the shape 28x28x3: 3 values per pixel, where one (grayscale) is read; send the "
+                   "image as a PNG file")),
+    ((4, 28, 28), "pixels has the shape 4x28x28: 4 images, where one is read; send them as files to /score/batch"),
+    ((27, 28), "list of 28 rows, got 27"),
+])
+def test_json_pixels_of_a_numpy_users_usual_shapes_are_422_naming_the_shape(client, normal_pixels, shape, detail):
+    # x.tolist() of an MNIST array as Keras holds it: flat, batched, or with a channel axis
+    pixels = np.resize(normal_pixels, shape).astype(int).tolist()
+    assert_problem(client.post("/score", json={"pixels": pixels}), 422, detail)
+
+
 def test_nan_and_infinity_in_json_are_422(client):
     row = ", ".join(["0"] * 27)
     for token in ("NaN", "Infinity"):
