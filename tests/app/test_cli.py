@@ -81,55 +81,56 @@ def test_a_root_path_is_a_path_prefix_or_empty(monkeypatch, value):
     assert Settings().root_path == value
 
 
-def test_the_number_of_workers_reaches_the_workers_through_the_environment(monkeypatch, tmp_path):
-    # uvicorn starts each worker from the environment, and a worker's startup depends on how many there are.
+@pytest.fixture
+def uvicorn_run(monkeypatch, tmp_path) -> dict:
+    """The keyword arguments main() started uvicorn with (none if it did not start it); results in tmp_path."""
     monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
     started = {}
     monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: started.update(kwargs))
+    return started
+
+
+def _exit_code_of(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
+
+
+def test_the_number_of_workers_reaches_the_workers_through_the_environment(uvicorn_run):
+    # uvicorn starts each worker from the environment, and a worker's startup depends on how many there are.
     main(["--workers", "3"])
-    assert started["workers"] == 3
+    assert uvicorn_run["workers"] == 3
     assert Settings().workers == 3
 
 
 @pytest.mark.parametrize(("value", "message"), [("0", "must be 1 or more, not 0"),
                                                 ("two", "must be a whole number, not 'two'")])
-def test_a_number_of_workers_that_cannot_work_exits_2_naming_it(monkeypatch, capsys, tmp_path, value, message):
-    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--workers", value])
-    assert exit_info.value.code == 2
+def test_a_number_of_workers_that_cannot_work_exits_2_naming_it(uvicorn_run, capsys, value, message):
+    assert _exit_code_of(["--workers", value]) == 2
     assert f"argument --workers: {message}" in capsys.readouterr().err
+    assert not uvicorn_run
 
 
 @pytest.mark.parametrize(("value", "message"), [("70000", "must be a port from 1 to 65535, not 70000"),
                                                 ("0", "must be a port from 1 to 65535, not 0"),
                                                 ("-1", "must be a port from 1 to 65535, not -1"),
                                                 ("http", "must be a whole number, not 'http'")])
-def test_a_port_out_of_range_exits_2_instead_of_listening_elsewhere(monkeypatch, capsys, tmp_path, value, message):
+def test_a_port_out_of_range_exits_2_instead_of_listening_elsewhere(uvicorn_run, capsys, value, message):
     # 70000 used to be bound as 4464 (70000 - 65536) while the log said 70000
-    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
-    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: pytest.fail("the service started"))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--port", value])
-    assert exit_info.value.code == 2
+    assert _exit_code_of(["--port", value]) == 2
     assert f"argument --port: {message}" in capsys.readouterr().err
+    assert not uvicorn_run
 
 
-def test_a_host_that_does_not_resolve_exits_2_naming_it(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
-    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: pytest.fail("the service started"))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--host", "no-such-host.invalid"])
-    assert exit_info.value.code == 2
-    assert "cannot listen on host 'no-such-host.invalid' (--host or VAE_HOST)" in capsys.readouterr().err
-
-
-def test_a_port_in_range_reaches_uvicorn(monkeypatch, tmp_path):
-    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
-    started = {}
-    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: started.update(kwargs))
+def test_a_port_in_range_reaches_uvicorn(uvicorn_run):
     main(["--port", "65535"])
-    assert started["port"] == 65535
+    assert uvicorn_run["port"] == 65535
+
+
+def test_a_host_that_does_not_resolve_exits_2_naming_it(uvicorn_run, capsys):
+    assert _exit_code_of(["--host", "no-such-host.invalid"]) == 2
+    assert "cannot listen on host 'no-such-host.invalid' (--host or VAE_HOST)" in capsys.readouterr().err
+    assert not uvicorn_run
 
 
 @pytest.mark.parametrize("workers", [1, 2])
