@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -129,3 +131,21 @@ def _is_origin(text: str) -> bool:
         return False
     return (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.path and not parts.query
             and not parts.fragment and not parts.username and text == f"{parts.scheme}://{parts.netloc}")
+
+
+# VAE_* variables read by docker-compose.yml and the tests, not by the service: not typos.
+NOT_SETTINGS = ("VAE_IMAGE", "VAE_PUBLISH_ADDRESS", "VAE_PUBLISH_PORT", "VAE_TEST_")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The VAE_* variables that no setting reads, each with the setting it likely meant. A typo leaves the
+    default in force without a word: VAE_API_KEY for VAE_API_KEYS leaves every endpoint open."""
+    settings = {f"VAE_{name.upper()}" for name in Settings.model_fields}
+    unknown = []
+    for name in sorted(environ):
+        upper = name.upper()  # as pydantic-settings reads them: vae_port is VAE_PORT
+        if not upper.startswith("VAE_") or upper in settings or upper.startswith(NOT_SETTINGS):
+            continue
+        meant = difflib.get_close_matches(upper, settings, n=1, cutoff=0.75)
+        unknown.append(f"{name} (did you mean {meant[0]}?)" if meant else name)
+    return unknown

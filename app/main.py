@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 
 from fastapi import Depends, FastAPI
@@ -15,7 +16,7 @@ from app import idempotency
 from app.api.deps import require_api_key
 from app.api.routes import images, operations, pages, results, reviews, score
 from app.auth import ApiKeys, Permission
-from app.config import Settings
+from app.config import Settings, unknown_variables
 from app.decode_pool import DecodePool
 from app.detector import Detector
 from app.errors import install_error_handlers
@@ -59,6 +60,9 @@ def create_app(settings: Settings | None = None,
         app.state.store, app.state.registry, app.state.scorer = store, registry, scorer
         app.state.decode_pool = decode_pool = DecodePool(settings.decode_threads)
         scorer.batcher.start()
+        if unknown := unknown_variables(os.environ):
+            log.warning("ignored, as no setting has their name: %s; the settings are in the README, "
+                        "\"Configuration\"", ", ".join(unknown))
         if not api_keys.required:
             log.info("no API keys configured (VAE_API_KEYS): every endpoint is open to anyone who can reach it")
         if settings.workers > 1:
