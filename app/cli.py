@@ -9,13 +9,12 @@ import sqlite3
 import sys
 import typing
 
-import uvicorn
 from pydantic import ValidationError
 
 from app.config import Settings
 from app.logs import logging_config
 from app.results import open_database
-from app.workers import shared_metrics_directory
+from app.workers import serve, shared_metrics_directory
 
 LOG_LEVELS = typing.get_args(Settings.model_fields["log_level"].annotation)
 
@@ -92,6 +91,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["VAE_WORKERS"] = str(args.workers)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with shared_metrics_directory(args.workers):
-        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    root_path=settings.root_path, log_level=args.log_level, access_log=False,
-                    log_config=logging_config(args.log_level, settings.log_format))
+        serve("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+              root_path=settings.root_path, log_level=args.log_level, access_log=False,
+              log_config=logging_config(args.log_level, settings.log_format))

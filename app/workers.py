@@ -1,5 +1,5 @@
-"""Running as several uvicorn workers: metrics that add up all of them, and workers that stop with their
-supervisor."""
+"""Running as several uvicorn workers: a supervisor that stops listening when it stops, metrics that add up
+all of them, and workers that stop with their supervisor."""
 
 from __future__ import annotations
 
@@ -14,10 +14,39 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # Read by prometheus_client when a worker imports it (app/metrics.py), so it is set before any worker starts.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def serve(app: str, **options) -> None:
+    """uvicorn.run(app, **options), but with several workers under `ClosingSupervisor`."""
+    if options.get("workers", 1) == 1:
+        uvicorn.run(app, **options)
+        return
+    config = uvicorn.Config(app, **options)
+    with contextlib.suppress(KeyboardInterrupt):
+        ClosingSupervisor(config, sockets=[config.bind_socket()]).run()
+
+
+class ClosingSupervisor(Multiprocess):
+    """uvicorn's supervisor of several workers, which closes its listening socket as soon as it stops.
+
+    uvicorn's own holds it until its workers have exited. The workers close theirs at once, but the
+    system goes on accepting connections on the supervisor's, which no worker will serve: every client's
+    next request failed with a read error (34 of 34 clients in tests/test_serve_end_to_end.py), which
+    leaves a client unsure whether it was scored. Once no process holds the socket, a connection is
+    refused instead, which says the request was never sent, as with one worker.
+    """
+
+    def terminate_all(self) -> None:
+        for listening in self.sockets:
+            listening.close()  # this process's descriptor only: the workers keep accepting on theirs until they stop
+        super().terminate_all()
 
 
 @contextlib.contextmanager

@@ -86,7 +86,7 @@ def uvicorn_run(monkeypatch, tmp_path) -> dict:
     """The keyword arguments main() started uvicorn with (none if it did not start it); results in tmp_path."""
     monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path / "results.db"))
     started = {}
-    monkeypatch.setattr("app.cli.uvicorn.run", lambda *args, **kwargs: started.update(kwargs))
+    monkeypatch.setattr("app.cli.serve", lambda *args, **kwargs: started.update(kwargs))
     return started
 
 
@@ -145,7 +145,7 @@ def test_several_workers_share_a_fresh_metrics_directory_removed_after_the_run(m
         seen["directory"] = directory and Path(directory)
         seen["contents"] = directory and list(Path(directory).iterdir())
 
-    monkeypatch.setattr("app.cli.uvicorn.run", run)
+    monkeypatch.setattr("app.cli.serve", run)
     main(["--workers", str(workers)])
     if workers == 1:  # metrics in memory
         assert seen["directory"] is None
