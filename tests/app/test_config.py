@@ -23,6 +23,7 @@ def test_the_service_warns_of_them_at_startup(start_client, monkeypatch, caplog)
     with caplog.at_level(logging.WARNING, logger="app.main"):
         start_client(ready=False)
     warnings = [record.getMessage() for record in caplog.records if record.name == "app.main"]
-    assert warnings == ["ignored, as no setting has their name: VAE_API_KEY (did you mean VAE_API_KEYS?); the "
-                        "settings are in the README, \"Configuration\""]
+    expected = ("ignored, as no setting has their name: VAE_API_KEY (did you mean VAE_API_KEYS?); the settings are "
+                "in the README, \"Configuration\"")
+    assert warnings == [expected]
     assert "a-key-that-was-meant" not in caplog.text
