@@ -55,6 +55,10 @@ def load_mnist(path: str | os.PathLike | None = None) -> Mnist:
     resolved = resolve_mnist_path(path)
     if resolved is None:
         return _load_mnist_from_keras()
+    if resolved.is_dir():
+        archives = sorted(entry.name for entry in resolved.glob("*.npz"))
+        there = f" (it holds {', '.join(archives[:5])})" if archives else ""
+        raise DataError(f"{resolved} is a folder; --data and MNIST_PATH take the .npz file itself{there}")
     if not resolved.is_file():
         raise DataError(f"MNIST file not found: {resolved} (pass --data PATH or set MNIST_PATH)")
     # Opened here rather than by np.load, which leaves its file open when the archive is corrupt.

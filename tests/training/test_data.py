@@ -31,6 +31,15 @@ def test_missing_file_names_the_path_and_the_fix(tmp_path):
         load_mnist(tmp_path / "nope.npz")
 
 
+def test_a_folder_given_as_the_data_names_the_archives_in_it(synthetic_mnist, tmp_path):
+    with pytest.raises(DataError, match=rf"^{synthetic_mnist.parent} is a folder; --data and MNIST_PATH take the "
+                                        rf".npz file itself \(it holds {synthetic_mnist.name}"):
+        load_mnist(synthetic_mnist.parent)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty is a folder; --data and MNIST_PATH take the .npz file itself$"):
+        load_mnist(tmp_path / "empty")
+
+
 def test_missing_arrays_are_named(tmp_path):
     arrays = make_mnist_like(n_train=10, n_test=10)
     del arrays["y_test"]
