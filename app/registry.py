@@ -19,6 +19,21 @@ from training.store import list_versions
 log = logging.getLogger(__name__)
 
 
+def _what_the_store_holds(model_dir: Path) -> str:
+    """A hint for a model folder that is not there, from what is: the likely slips are a typo in
+    VAE_MODEL_NAME, a model's own folder given as VAE_MODEL_STORE, and a relative store looked for from
+    another working directory."""
+    store = model_dir.parent
+    if not model_dir.is_absolute() and not store.is_dir():
+        return f" (relative to the working directory, {Path.cwd()})"
+    if versions := list_versions(store):
+        shown = ", ".join(map(str, versions)) if len(versions) <= 5 else f"{versions[0]} to {versions[-1]}"
+        return (f"; VAE_MODEL_STORE is a model's folder itself (it holds versions {shown}): set it to "
+                f"{store.parent} and VAE_MODEL_NAME to {store.name}")
+    models = sorted(entry.name for entry in store.iterdir() if list_versions(entry)) if store.is_dir() else []
+    return f"; the models in {store} are {', '.join(models[:10])}" if models else ""
+
+
 class ModelRegistry:
     def __init__(self, settings: Settings, loader: Callable[..., Detector] = Detector.load,
                  on_swap: Callable[[Detector], None] | None = None):
@@ -82,9 +97,11 @@ class ModelRegistry:
     def _nothing_to_serve(self) -> None:
         model_dir, pinned = self._settings.model_dir, self._settings.model_version
         if not model_dir.is_dir():  # a typo in VAE_MODEL_STORE or VAE_MODEL_NAME, or a volume not mounted
-            missing = f"{model_dir} does not exist or is not a folder"
-            if not model_dir.is_absolute():  # the default store is relative: run from another folder, it is not found
-                missing += f" (relative to the working directory, {Path.cwd()})"
+            try:
+                hint = _what_the_store_holds(model_dir)
+            except OSError:  # a store that cannot be listed gives no hint, but must not stop the polling
+                hint = ""
+            missing = f"{model_dir} does not exist or is not a folder{hint}"
         elif pinned is not None:
             missing = f"version {pinned} of {model_dir} is not available"
         else:

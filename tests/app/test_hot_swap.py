@@ -131,7 +131,8 @@ def test_nothing_to_serve_is_logged_once_with_the_reason_not_at_every_poll(store
         assert client.get("/readyz").status_code == 503
     warnings = [r.getMessage() for r in caplog.records if r.name == "app.registry"]
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith(f"no model to serve: {store / 'tyni'} does not exist or is not a folder. /readyz")
+    assert warnings[0].startswith(f"no model to serve: {store / 'tyni'} does not exist or is not a folder; the "
+                                  f"models in {store} are tiny. /readyz")
     (store / "empty").mkdir()
     assert "no usable model version in" in _first_reason(Settings(model_store=store, model_name="empty"))
     assert "version 7 of" in _first_reason(Settings(model_store=store, model_name="tiny", model_version=7))
@@ -144,6 +145,12 @@ def test_a_relative_store_that_is_not_found_names_the_working_directory(store, m
     assert reason == (f"model_store/tiny does not exist or is not a folder (relative to the working directory, "
                       f"{store.parent})")
     assert "working directory" not in _first_reason(Settings(model_store=store, model_name="nope"))
+
+
+def test_a_models_own_folder_given_as_the_store_says_how_to_set_it(store):
+    reason = _first_reason(Settings(model_store=store / "tiny", model_name="mnist-vae"))
+    assert reason == (f"{store / 'tiny' / 'mnist-vae'} does not exist or is not a folder; VAE_MODEL_STORE is a "
+                      f"model's folder itself (it holds versions 1): set it to {store} and VAE_MODEL_NAME to tiny")
 
 
 def _first_reason(settings) -> str:
