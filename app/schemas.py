@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from training.sources import SOURCE_PATTERN, SOURCE_RULE, is_source_name
 
 EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4, "unregularized": 28.6, "kl": 6.8,
                   "latent_knn": 0.56, "dssim_knn": -1.25}
@@ -40,6 +42,19 @@ def printable_text(max_length: int, lines: bool = False):
     characters: other control characters would garble the log lines and CSV rows it is written into."""
     return Annotated[str, StringConstraints(min_length=1, max_length=max_length),
                      AfterValidator(_lines if lines else _one_line)]
+
+
+def _source_name(name: str) -> str:
+    if not is_source_name(name):
+        raise ValueError(f"{name[:80]!r} is not a source name: a source is named by {SOURCE_RULE}")
+    return name
+
+
+# A line's, camera's or client's name (?source=), as the scoring endpoints store it and the results'
+# filters look it up: a filter by a name no result can have would answer an empty list, like a quiet line.
+# The schema keeps the pattern for clients; the check says it in words.
+SourceName = Annotated[str, AfterValidator(_source_name),
+                       WithJsonSchema({"type": "string", "pattern": SOURCE_PATTERN})]
 
 
 MAX_REVIEW_NOTE_LENGTH = 1000

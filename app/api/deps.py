@@ -22,9 +22,8 @@ from app.errors import Forbidden, InvalidInput, Unauthorized, quoted
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
 from app.results import MAX_REF_LENGTH, ResultStore
-from app.schemas import printable_text
+from app.schemas import SourceName, printable_text
 from app.scoring import Scorer, ThresholdOverride
-from training.sources import SOURCE_PATTERN
 
 
 async def _settings(request: Request) -> Settings:
@@ -111,10 +110,9 @@ class ScoreQuery(BaseModel):
                                             "crop, fit and centre the ink as MNIST did)")
     invert: bool = Field(False, description="the image is dark on light (e.g. a scan): invert it to the "
                                             "model's light-on-dark before scoring")
-    source: str | None = Field(None, pattern=SOURCE_PATTERN,
-                               description="which line, camera or client sent the image (letters, digits and "
-                                           "._:/@-, at most 64); stored with the result, and GET /results can "
-                                           "filter by it")
+    source: SourceName | None = Field(None, description="which line, camera or client sent the image (letters, "
+                                                        "digits and ._:/@-, at most 64); stored with the result, "
+                                                        "and GET /results can filter by it")
     ref: printable_text(MAX_REF_LENGTH) | None = Field(
         None, description="your reference for the image, e.g. the part's serial number; stored with the result, "
                           "and GET /results can filter by it. Default: the uploaded file's name")

@@ -113,9 +113,17 @@ def test_source_and_ref_are_stored_and_filter_the_log(client, normal_pixels, ano
     assert listed("source=line-9") == []
 
 
+@pytest.mark.parametrize("path", ["/results", "/results/export", "/results/summary"])
+def test_a_filter_by_a_source_no_result_can_have_is_422_not_an_empty_answer(client, path):
+    # ?source=line 3 (a space) matched nothing, and an empty list looks like a line that sent nothing
+    assert_problem(client.get(f"{path}?source=line%203"), 422,
+                   "'line 3' is not a source name: a source is named by letters, digits and ._:/@-, at most 64")
+
+
 @pytest.mark.parametrize(("query", "detail"), [
-    ("source=line%203", "query.source: String should match pattern"),
-    ("source=" + "x" * 65, "query.source: String should match pattern"),
+    ("source=line%203", ("query.source: Value error, 'line 3' is not a source name: a source is named by "
+                         "letters, digits and ._:/@-, at most 64")),
+    ("source=" + "x" * 65, "is not a source name"),
     ("ref=a%0Ab", "query.ref: Value error, must be printable text"),
     ("ref=" + "x" * 201, "query.ref: String should have at most 200 characters"),
     ("ref=", "query.ref: String should have at least 1 character"),
@@ -228,7 +236,7 @@ def test_the_summary_separates_model_versions(client, store, normal_pixels):
 @pytest.mark.parametrize(("query", "detail"), [
     ("since=yesterday", "query.since: Input should be a valid datetime"),
     ("until=1764316800", "query.until: give the time in ISO 8601"),
-    ("source=" + "x" * 65, "query.source: String should have at most 64 characters"),
+    ("source=" + "x" * 65, f"query.source: Value error, '{'x' * 65}' is not a source name"),
     ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until, every, tz"),
     ("every=week", "query.every: Input should be 'hour' or 'day'"),
     ("tz=Europe/Berlin", "query.tz: sets the time zone of ?every= periods; add every=hour or every=day"),

@@ -16,8 +16,7 @@ from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_resu
 from app.errors import InvalidInput, NotFound
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
 from app.results import MAX_REF_LENGTH, stored_time
-from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, problem_responses
-from training.sources import MAX_SOURCE_LENGTH
+from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, SourceName, problem_responses
 
 router = APIRouter(prefix="/results", tags=["results"],
                    dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
@@ -47,8 +46,7 @@ IsoTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 AnomalousFilter = Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")]
 RefFilter = Annotated[str | None, Query(max_length=MAX_REF_LENGTH,
                                         description="only results with this ref (e.g. a serial number)")]
-SourceFilter = Annotated[str | None, Query(max_length=MAX_SOURCE_LENGTH,
-                                           description="only results scored with this ?source=")]
+SourceFilter = Annotated[SourceName | None, Query(description="only results scored with this ?source=")]
 SinceFilter = Annotated[IsoTime | None, Query(description="only results scored at or after this time "
                                                            "(ISO 8601 with a time zone)")]
 ReviewFilter = Annotated[Literal["normal", "anomalous", "none", "any"] | None, Query(
