@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # Read by prometheus_client when a worker imports it (app/metrics.py), so it is set before any worker starts.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_PREFIX = "vae-metrics-"
+SUPERVISOR_LOCK = "supervisor.lock"  # not a *.db file, so prometheus_client does not read it
 
 
 def serve(app: str, **options) -> None:
@@ -58,12 +62,30 @@ def shared_metrics_directory(workers: int) -> Iterator[None]:
         os.environ.pop(METRICS_DIR_VARIABLE, None)
         yield
         return
-    directory = tempfile.mkdtemp(prefix="vae-metrics-")
-    os.environ[METRICS_DIR_VARIABLE] = directory
-    try:
-        yield
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    remove_abandoned_metrics_directories(Path(tempfile.gettempdir()))
+    directory = Path(tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX))
+    # Locked for as long as this process runs; the lock is taken before the file has its name, so that
+    # no other service's cleanup finds it unlocked.
+    with open(directory / f"{SUPERVISOR_LOCK}.new", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.rename(directory / f"{SUPERVISOR_LOCK}.new", directory / SUPERVISOR_LOCK)
+        os.environ[METRICS_DIR_VARIABLE] = str(directory)
+        try:
+            yield
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_abandoned_metrics_directories(parent: Path) -> None:
+    """The metrics directories of services that were killed (kill -9) before they could remove theirs:
+    the lock of a running one is held, by its supervisor, in whatever process namespace it runs."""
+    for lock_path in parent.glob(f"{METRICS_DIR_PREFIX}*/{SUPERVISOR_LOCK}"):
+        try:
+            with open(lock_path) as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(lock_path.parent, ignore_errors=True)
+        except OSError:  # held (BlockingIOError), or gone meanwhile: not ours to remove
+            continue
 
 
 def stop_with_supervisor() -> None:

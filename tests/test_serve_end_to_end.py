@@ -342,7 +342,8 @@ def test_with_two_workers_every_scrape_counts_the_whole_service_also_after_a_wor
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers in /proc")
 def test_workers_stop_gracefully_when_their_supervisor_is_killed(tmp_path):
     # `kill -9` of the supervisor from a shell: without it, the workers would go on serving and holding the port.
-    # It leaves its metrics directory behind: in the test's own temporary folder, not in /tmp.
+    # It leaves its metrics directory behind (in the test's own temporary folder, not in /tmp), which the next
+    # start removes.
     process, base, _ = start_service(tmp_path / "results.db", VAE_WORKERS="2", TMPDIR=str(tmp_path))
     deadline = time.monotonic() + 30
     while len(workers := _workers_of(process)) < 2 and time.monotonic() < deadline:
@@ -358,3 +359,12 @@ def test_workers_stop_gracefully_when_their_supervisor_is_killed(tmp_path):
         httpx.get(f"{base}/healthz")
     log = service_log(tmp_path / "results.db").read_text()
     assert log.count("Application shutdown complete") == 2, log  # a graceful stop, not a kill
+    (abandoned,) = tmp_path.glob("vae-metrics-*")
+    process, _, _ = start_service(tmp_path / "results.db", VAE_WORKERS="2", TMPDIR=str(tmp_path))
+    try:
+        assert not abandoned.exists()
+        assert len(list(tmp_path.glob("vae-metrics-*"))) == 1  # the running service's own
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not list(tmp_path.glob("vae-metrics-*"))

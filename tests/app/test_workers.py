@@ -1,5 +1,7 @@
-"""A worker started by a supervisor (as uvicorn starts them) gets SIGTERM when the supervisor is killed."""
+"""A worker started by a supervisor (as uvicorn starts them) gets SIGTERM when the supervisor is killed; the
+metrics directory of several workers."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -7,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from app.workers import shared_metrics_directory
 
 SUPERVISOR = """
 import multiprocessing, signal, sys, time
@@ -46,3 +50,21 @@ def test_a_worker_is_stopped_when_its_supervisor_is_killed(tmp_path):
         supervisor.wait()
     assert marker.read_text() == "stopped"
 
+
+def test_the_metrics_of_a_killed_service_are_removed_by_the_next_but_not_those_of_a_running_one(tmp_path,
+                                                                                             monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with shared_metrics_directory(2):
+        running = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        killed = tmp_path / "vae-metrics-killed"  # its supervisor's lock died with it
+        killed.mkdir()
+        (killed / "supervisor.lock").touch()
+        (killed / "counter_12.db").write_bytes(b"counts")
+        older = tmp_path / "vae-metrics-before-locks"  # no lock file: it cannot be told from a running one
+        older.mkdir()
+        with shared_metrics_directory(2):  # a second service on the same machine
+            second = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+            assert running.is_dir() and older.is_dir() and not killed.exists()
+        assert not second.exists() and running.is_dir()
+    assert not running.exists()
