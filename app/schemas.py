@@ -262,10 +262,17 @@ _PROBLEMS = {
     503: "no model loaded yet, or the results store failed (e.g. its disk is full)"}
 
 
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                                 "schema": {"type": "integer", "minimum": 1}}}
+
+
 def problem_responses(*statuses: int) -> dict:
     """OpenAPI `responses` for the problem statuses an endpoint can actually return."""
-    return {status: {"model": ProblemDetail, "description": _PROBLEMS[status],
-                     "content": {"application/problem+json": {}}} for status in statuses}
+    responses = {status: {"model": ProblemDetail, "description": _PROBLEMS[status],
+                          "content": {"application/problem+json": {}}} for status in statuses}
+    if 503 in responses:
+        responses[503]["headers"] = _RETRY_AFTER
+    return responses
 
 
 SCORING_PROBLEMS = problem_responses(400, 413, 415, 422, 503)

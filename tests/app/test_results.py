@@ -85,7 +85,7 @@ def test_a_full_disk_answers_503_and_the_stored_results_stay_readable(start_clie
     assert 200 in statuses and set(statuses) == {200, 503}, statuses
     failed = responses[statuses.index(503)]
     assert_problem(failed, 503, "database or disk is full")
-    assert failed.json()["title"] == "Results store unavailable"
+    assert failed.json()["title"] == "Results store unavailable" and failed.headers["Retry-After"] == "5"
     stored = [response.json()["id"] for response in responses if response.status_code == 200]
     assert client.get(f"/results/{stored[-1]}").status_code == 200
     assert len(client.get("/results?limit=500").json()["items"]) == len(stored)

@@ -396,8 +396,12 @@ def test_an_oversized_json_body_is_413_before_it_is_parsed(client):
 def test_not_ready_is_503(start_client, store):
     client = start_client(ready=False, model_name="absent")
     assert_problem(client.get("/readyz"), 503, "absent does not exist or is not a folder")
-    assert_problem(client.post("/score", json={"pixels": [[0] * 28] * 28}), 503, "absent does not exist")
+    response = client.post("/score", json={"pixels": [[0] * 28] * 28})
+    assert_problem(response, 503, "absent does not exist")
+    assert response.headers["Retry-After"] == "5"  # as retrying clients (urllib3's Retry) read it
     assert client.get("/healthz").json() == {"status": "ok"}
+    documented = client.get("/openapi.json").json()["paths"]["/score"]["post"]["responses"]["503"]
+    assert documented["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
 
 
 def test_multipart_without_boundary_or_with_a_broken_body(client):
