@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import DataError, load_image_folder, load_mnist
 from tests.synthetic import make_mnist_like, tiff_with_strip_offsets_of_type
+from training.data import DataError, load_image_folder, load_mnist
 
 
 def test_loads_keras_layout(synthetic_mnist):
