@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     def _lower_case(cls, value):
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("port", mode="before")
+    @classmethod
+    def _not_a_service_link(cls, value):
+        # Kubernetes sets <SERVICE>_PORT=tcp://<address>:<port> in every pod of the namespace, so a Service
+        # named "vae" sets VAE_PORT; pydantic's "not a valid integer" would not say where it came from.
+        if isinstance(value, str) and value.startswith("tcp://"):
+            raise ValueError("looks like Kubernetes' service link of a Service named 'vae': set "
+                             "enableServiceLinks: false in the pod's spec, or name the Service otherwise")
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value):

@@ -66,6 +66,8 @@ def test_the_age_limit_of_results_is_in_days_and_empty_means_none(monkeypatch, v
     *(("VAE_RESULTS_MAX_AGE_DAYS", value, "") for value in ("0", "-1", "1e9", "a month")),
     *(("VAE_ROOT_PATH", value, "Value error, must be empty or a path prefix such as /inspection")
       for value in ("inspection", "/inspection/", "/a b", "/")),
+    ("VAE_PORT", "tcp://10.96.0.12:8000", ("Value error, looks like Kubernetes' service link of a Service named "
+                                           "'vae': set enableServiceLinks: false")),
 ])
 def test_a_setting_that_cannot_work_exits_2_naming_it(monkeypatch, capsys, variable, value, message):
     monkeypatch.setenv(variable, value)
