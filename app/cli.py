@@ -33,6 +33,9 @@ def _check_results_db(settings: Settings) -> None:
     """Exit code 2 with the reason when the inspection log cannot be opened, before uvicorn prints a
     traceback for it from the app's startup."""
     try:
+        if settings.results_db.is_dir():  # SQLite says only "unable to open database file"
+            raise OSError("it is a folder; give the path of a file in it, such as "
+                          f"{settings.results_db / 'results.db'}")
         open_database(settings.results_db).close()
     except (OSError, sqlite3.Error) as error:
         print(f"vae-serve: cannot open the results store VAE_RESULTS_DB={str(settings.results_db)!r}: {error}",

@@ -54,6 +54,15 @@ def test_a_results_db_that_cannot_be_opened_exits_2_with_the_reason(monkeypatch,
     assert not_a_database.read_text().startswith("these are not")  # left as it was
 
 
+def test_a_folder_given_as_the_results_db_exits_2_naming_a_file_in_it(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("VAE_RESULTS_DB", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert (f"VAE_RESULTS_DB='{tmp_path}': it is a folder; give the path of a file in it, such as "
+            f"{tmp_path / 'results.db'}") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("value", "expected"), [("30", 30.0), ("0.5", 0.5), ("", None)])
 def test_the_age_limit_of_results_is_in_days_and_empty_means_none(monkeypatch, value, expected):
     monkeypatch.setenv("VAE_RESULTS_MAX_AGE_DAYS", value)  # compose passes an unset variable on as ""
