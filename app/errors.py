@@ -74,20 +74,21 @@ class InvalidInput(ServiceError):
     status, title = 422, "Invalid input"
 
 
-# How long a client should wait before it retries a 503 (RFC 9110, 10.2.3), as retrying HTTP clients
-# (urllib3's Retry, for one) read it: a model loads in a few seconds, and a store may recover as soon.
-RETRY_AFTER_SECONDS = 5
+class Unavailable(ServiceError):
+    """A 503: the request was not served, and may be sent again. Retry-After (RFC 9110, 10.2.3) says when, as
+    retrying HTTP clients (urllib3's Retry, for one) read it: a model loads in a few seconds, and a store may
+    recover as soon."""
+    status = 503
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "5"}
 
 
-class NotReady(ServiceError):
-    status, title = 503, "Not ready"
-    headers: ClassVar[Mapping[str, str]] = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+class NotReady(Unavailable):
+    title = "Not ready"
 
 
-class StoreUnavailable(ServiceError):
+class StoreUnavailable(Unavailable):
     """The inspection log cannot be written or read (disk full, I/O error, damaged file)."""
-    status, title = 503, "Results store unavailable"
-    headers: ClassVar[Mapping[str, str]] = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    title = "Results store unavailable"
 
 
 class ModelLoadError(Exception):
