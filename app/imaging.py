@@ -10,8 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
-from training.framing import PolarityError
-from training.preprocessing import SIDE, PixelRangeError, SeveralImagesError, prepare_image, refuse_unit_range
+from training.preprocessing import NOT_ONE_MODEL_IMAGE, SIDE, PixelRangeError, prepare_image, refuse_unit_range
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 
@@ -61,8 +60,7 @@ def _decoding_errors():
         yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:  # warning: if made an error
         raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error
-    # decodable, but not one image the model reads
-    except (PixelRangeError, PolarityError, SeveralImagesError) as error:
+    except NOT_ONE_MODEL_IMAGE as error:
         raise InvalidInput(str(error)) from error
     except UnidentifiedImageError:
         raise UndecodableImage("cannot decode the image; send PNG, JPEG, BMP, GIF, TIFF or WebP") from None

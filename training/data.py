@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from training.framing import PolarityError
-from training.preprocessing import SIDE, PixelRangeError, SeveralImagesError, prepare_image
+from training.preprocessing import NOT_ONE_MODEL_IMAGE, SIDE, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False, framin
                 images.append(prepare_image(image, invert=invert, framing=framing))
         except Image.DecompressionBombError as error:
             raise DataError(f"{file} is too large to decode safely: {error}") from error
-        except (PixelRangeError, PolarityError, SeveralImagesError) as error:  # not one image the model reads
+        except NOT_ONE_MODEL_IMAGE as error:
             raise DataError(f"{file}: {error}") from error
         # Truncated or corrupt files raise any of these.
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:

@@ -10,7 +10,7 @@ import struct
 import numpy as np
 from PIL import Image, ImageOps
 
-from training.framing import FRAMINGS, frame
+from training.framing import FRAMINGS, PolarityError, frame
 
 SIDE = 28
 INPUT_CONTRACT = {
@@ -48,6 +48,11 @@ class PixelRangeError(ValueError):
 class SeveralImagesError(ValueError):
     """A file that holds several images (a multi-page TIFF, an animated GIF or WebP): which one to read
     would be a guess."""
+
+
+# Images that decode, but are not one image the model reads: the service answers them 422, and an image
+# folder's job names the file.
+NOT_ONE_MODEL_IMAGE = (PixelRangeError, PolarityError, SeveralImagesError)
 
 
 class CorruptImageData(ValueError):
