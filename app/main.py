@@ -22,7 +22,7 @@ from app.detector import Detector
 from app.errors import install_error_handlers
 from app.key_file import KeyFileWatcher
 from app.metrics import ServiceMetrics
-from app.middleware import REQUEST_ID_HEADER, BodySizeLimit, RequestIds, RequestMetrics
+from app.middleware import REQUEST_ID_HEADER, RequestBodyGuard, RequestIds, RequestMetrics
 from app.refusals import RefusalLog
 from app.registry import ModelRegistry
 from app.results import ResultStore
@@ -106,8 +106,8 @@ def create_app(settings: Settings | None = None,
     app.include_router(reviews.router, **guarded(Permission.REVIEW))
     for router in (results.router, reviews.history, images.router, operations.router):
         app.include_router(router, **guarded(Permission.READ))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, refusals=refusals)
-    app.add_middleware(RequestIds)  # outside the body-size limit, so that its 413 has an id too
+    app.add_middleware(RequestBodyGuard, max_bytes=settings.max_upload_bytes, refusals=refusals)
+    app.add_middleware(RequestIds)  # outside the body guard, so that its 413 and 415 have an id too
     app.add_middleware(RequestMetrics, metrics=metrics)
     if settings.cors_origins:
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware (no per-request task overhead): request ids, body-size limit and request metrics."""
+"""Pure ASGI middleware (no per-request task overhead): request ids, a guard of the body (size, encoding), metrics."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class RequestIds:
         await self.app(scope, receive, send_with_id)
 
 
-class BodySizeLimit:
+class RequestBodyGuard:
     """Refuses bodies over `max_bytes`: at once from Content-Length, else while streaming. Refuses compressed
     bodies too, which would otherwise be read as if they were not (a gzipped PNG as an undecodable image)."""
 
