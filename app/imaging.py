@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app.errors import InvalidInput, PayloadTooLarge, UndecodableImage
+from app.sniffing import undecodable_reason
 from training.preprocessing import NOT_ONE_MODEL_IMAGE, SIDE, PixelRangeError, prepare_image, refuse_unit_range
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
@@ -24,7 +25,10 @@ def open_image(data: bytes, *, resize: bool, max_pixels: int) -> Image.Image:
     if not data:
         raise UndecodableImage("the image is empty (0 bytes)")
     with _decoding_errors():
-        image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        try:
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        except UnidentifiedImageError:
+            raise UndecodableImage(f"cannot decode the image: {undecodable_reason(data)}") from None
     width, height = image.size
     # Pillow's own guard only warns below twice its limit; turning that warning into an error would
     # need warnings.catch_warnings, which is not thread-safe, and images are decoded on threads too.
@@ -62,8 +66,6 @@ def _decoding_errors():
         raise PayloadTooLarge(f"image rejected as a possible decompression bomb: {error}") from error
     except NOT_ONE_MODEL_IMAGE as error:
         raise InvalidInput(str(error)) from error
-    except UnidentifiedImageError:
-        raise UndecodableImage("cannot decode the image; send PNG, JPEG, BMP, GIF, TIFF or WebP") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # truncated or corrupt data
         raise UndecodableImage(f"cannot decode the image: {error}") from error
 

@@ -13,9 +13,13 @@ from app.config import Settings
 from app.decode_pool import DecodePool
 from app.errors import InvalidInput, UnsupportedMediaType, quoted
 from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_model_pixels
+from app.sniffing import image_format
 from training.preprocessing import SIDE
 
 ACCEPTED = "multipart/form-data (field 'file'), an image/* body, or application/json {\"pixels\": [...]}"
+# Bytes sent without a type of their own (RFC 9110, 8.3, lets the recipient examine them): what many HTTP
+# clients send when given a file's bytes, as Python's requests does with data=open(path, "rb").
+UNLABELLED = ("", "application/octet-stream")
 MAX_EXTRA_PARTS = 8  # parts read besides the images, so that the refusal of a stray one can name it
 MAX_JSON_BYTES = 256 * 1024  # 28x28 numbers take ~20 KB even pretty-printed with long decimals
 
@@ -46,13 +50,14 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
             raise InvalidInput(f"multipart body has {len(files)} parts named 'file'; /score takes one image. "
                                "Send several to /score/batch, as parts named 'files'")
         data, filename = files[0].data, files[0].filename
-    elif media_type.startswith("image/"):
-        data = await request.body()
+    elif media_type.startswith("image/") or media_type in UNLABELLED:
+        data = await request.body()  # decoded by its content, whatever image/* type it is labelled with
     elif media_type == "application/json":
         pixels = pixels_from_json(_pixels_field(await request.body()))
         return SingleUpload((255 - pixels if invert else pixels)[None], None, pixels.tobytes())
     else:
-        raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {ACCEPTED}")
+        raise UnsupportedMediaType(f"content type {media_type!r} is not accepted; send {ACCEPTED}"
+                                   f"{_label_hint(await request.body())}")
     image = open_image(data, resize=resize, max_pixels=settings.max_image_pixels)
     if image.width * image.height <= INLINE_DECODE_PIXELS:
         return SingleUpload(to_model_pixels(image, invert=invert, framing=framing)[None], filename, data)
@@ -60,6 +65,15 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
     # every other request. Pillow releases the GIL while it decodes.
     pixels = await decode_pool.run(to_model_pixels, image, invert=invert, framing=framing)
     return SingleUpload(pixels[None], filename, data)
+
+
+def _label_hint(body: bytes) -> str:
+    found = image_format(body)
+    if found is None:
+        return ""
+    name, media_type = found
+    return (f". The body is a {name} image: label it Content-Type: {media_type} (curl labels --data-binary "
+            f"application/x-www-form-urlencoded unless given -H 'Content-Type: {media_type}')")
 
 
 def _pixels_field(body: bytes) -> object:

@@ -1,5 +1,6 @@
 """POST /score in every input form, threshold overrides, and every client error."""
 
+import base64
 import gzip
 import io
 import math
@@ -317,10 +318,35 @@ def test_undecodable_and_truncated_images_are_400(client, normal_pixels):
     assert_problem(_score_file(client, b""), 400, "empty")
 
 
-def test_unsupported_content_types_are_415(client):
+def test_an_undecodable_body_is_400_saying_what_it_is_instead(client, normal_pixels):
+    png = png_bytes(normal_pixels)
+    assert_problem(_score_file(client, base64.b64encode(png)), 400,
+                   "cannot decode the image: it is base64 text of a PNG image; send the image's bytes themselves")
+    as_curl_d_sends_it = png.replace(b"\r\n", b"").replace(b"\n", b"")
+    response = client.post("/score", content=as_curl_d_sends_it, headers={"content-type": "image/png"})
+    assert_problem(response, 400, "its PNG signature is damaged as a text-mode transfer damages it")
+    items = client.post("/score/batch", files=[("files", ("a.heic", b"\x00\x00\x00\x18ftypheic" + bytes(16)))])
+    assert "it is HEIC (an iPhone's default for photos)" in items.json()["items"][0]["error"]["detail"]
+
+
+def test_an_image_body_without_a_type_of_its_own_is_scored(client, normal_pixels):
+    # Python's requests.post(url, data=open(path, "rb")) labels nothing; other clients octet-stream.
+    expected = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    for headers in ({}, {"content-type": "application/octet-stream"}):
+        response = client.post("/score", content=png_bytes(normal_pixels), headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["score"] == pytest.approx(expected)
+    assert_problem(client.post("/score", content=b'{"pixels": [[0]]}'), 400,
+                   "it is JSON text, not an image: send JSON pixels with Content-Type: application/json")
+
+
+def test_unsupported_content_types_are_415(client, normal_pixels):
     assert_problem(client.post("/score", content=b"hello", headers={"content-type": "text/plain"}), 415,
                    "'text/plain' is not accepted")
-    assert_problem(client.post("/score", content=b"hello"), 415, "is not accepted")
+    # curl --data-binary @digit.png, without -H: an image, labelled as a form
+    response = client.post("/score", content=png_bytes(normal_pixels),
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert_problem(response, 415, "The body is a PNG image: label it Content-Type: image/png")
 
 
 def test_multipart_without_the_file_field_is_422(client, normal_pixels):

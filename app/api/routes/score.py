@@ -38,6 +38,7 @@ _SINGLE_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("image")], "r
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},
         "image/png": {"schema": {"type": "string", "format": "binary"}},
         "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         "application/json": {"schema": PixelsRequest.model_json_schema()},
     }}}
 _BATCH_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("batch")], "requestBody": {
@@ -49,7 +50,8 @@ _BATCH_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("batch")], "re
 @router.post("/score", response_model=ScoreResult, responses={**SCORING_PROBLEMS, **RESULT_LINKS},
              openapi_extra=_SINGLE_BODY,
              summary="Score one image",
-             description="Send the image as a multipart field `file`, as a raw `image/*` body, or as JSON "
+             description="Send the image as a multipart field `file`, as a raw `image/*` body (or one labelled "
+                         "`application/octet-stream`, or not at all), or as JSON "
                          "`{\"pixels\": 28x28 values 0-255}`. PNG, JPEG, BMP, GIF, TIFF and WebP are "
                          "accepted; colour and alpha become grayscale. The model expects light strokes on "
                          "a dark background: send `?invert=true` for dark-on-light images. For a photo or "
