@@ -134,8 +134,9 @@ def _routing_detail(request: Request, status: int, allowed: str | None) -> str |
 def _allowed_methods(request: Request) -> list[str]:
     # Asked of the routes themselves, method by method: that holds however FastAPI nests included routers.
     routes = request.app.router.routes
-    return [method for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
-            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+    allowed = [method for method in ("GET", "POST", "PUT", "DELETE", "PATCH")
+               if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+    return [*allowed[:1], "HEAD", *allowed[1:]] if "GET" in allowed else allowed  # HeadAsGet answers HEAD
 
 
 def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:

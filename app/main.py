@@ -22,7 +22,7 @@ from app.detector import Detector
 from app.errors import install_error_handlers
 from app.key_file import KeyFileWatcher
 from app.metrics import ServiceMetrics
-from app.middleware import REQUEST_ID_HEADER, RequestBodyGuard, RequestIds, RequestMetrics
+from app.middleware import REQUEST_ID_HEADER, HeadAsGet, RequestBodyGuard, RequestIds, RequestMetrics
 from app.refusals import RefusalLog
 from app.registry import ModelRegistry
 from app.results import ResultStore
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None,
     app.add_middleware(RequestBodyGuard, max_bytes=settings.max_upload_bytes, refusals=refusals)
     app.add_middleware(RequestIds)  # outside the body guard, so that its 413 and 415 have an id too
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(HeadAsGet, router=app.router)  # outside the rest, which see the GET it is answered as
     if settings.cors_origins:
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

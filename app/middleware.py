@@ -1,10 +1,13 @@
-"""Pure ASGI middleware (no per-request task overhead): request ids, a guard of the body (size, encoding), metrics."""
+"""Pure ASGI middleware (no per-request task overhead): HEAD as GET, request ids, a guard of the body (size,
+encoding), metrics."""
 
 from __future__ import annotations
 
 import os
 import re
 import time
+
+from starlette.routing import Match, Router
 
 from app.errors import PayloadTooLarge, UnsupportedMediaType, client_address, problem, request_id
 from app.metrics import ServiceMetrics
@@ -13,6 +16,30 @@ from app.refusals import RefusalLog
 REQUEST_ID_HEADER = "X-Request-ID"
 # A proxy's or client's own id is kept if it is short printable text without spaces: it goes into log lines.
 _ACCEPTED_REQUEST_ID = re.compile(rb"[!-~]{1,128}")
+
+
+class HeadAsGet:
+    """Answers HEAD on every path that takes GET with the GET's status and headers, without its body (RFC 9110,
+    9.3.2: every general-purpose server supports HEAD). FastAPI, unlike Starlette, adds HEAD to no route, and
+    uptime monitors, link checkers and `curl -I` ask with it. Elsewhere HEAD stays a 405."""
+
+    def __init__(self, app, router: Router):
+        self.app = app
+        self.router = router
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+        as_get = {**scope, "method": "GET"}  # a copy: the server reads the original's method to send no body
+        if not any(route.matches(as_get)[0] is Match.FULL for route in self.router.routes):
+            return await self.app(scope, receive, send)
+
+        async def send_without_body(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(as_get, receive, send_without_body)
 
 
 class RequestIds:

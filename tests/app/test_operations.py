@@ -9,12 +9,23 @@ def test_health_and_readiness(client):
     assert client.get("/readyz").json() == {"status": "ready", "model": {"name": "tiny", "version": 1}}
 
 
-def test_the_probes_answer_head_as_uptime_monitors_send_it(client):
-    for path in ("/healthz", "/readyz"):
-        response = client.head(path)
-        assert (response.status_code, response.content) == (200, b""), path
-        assert int(response.headers["content-length"]) == len(client.get(path).content)
+def test_every_path_that_takes_get_answers_head_with_its_headers_and_no_body(client, normal_pixels):
+    # Uptime monitors, link checkers and curl -I ask with HEAD (RFC 9110, 9.3.2).
+    result = client.post("/score", files={"file": ("x.png", png_bytes(normal_pixels), "image/png")}).json()
+    paths = ["/", "/healthz", "/readyz", "/model", "/model/versions", "/results", "/results/summary", "/docs",
+             "/review-queue", result["result_url"], result["reconstruction_url"], result["panel_url"],
+             "/results/" + "0" * 32]
+    for path in paths:
+        get, head = client.get(path, follow_redirects=False), client.head(path, follow_redirects=False)
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        for header in ("content-type", "content-length", "cache-control", "location"):
+            assert head.headers.get(header) == get.headers.get(header), (path, header)
+    assert client.head("/metrics").headers["content-type"] == client.get("/metrics").headers["content-type"]
+    assert client.head("/results/export").headers["content-type"].startswith("text/csv")
     assert {"head"}.isdisjoint(client.get("/openapi.json").json()["paths"]["/healthz"])  # the GET documents it
+    refused = client.head("/score")  # no GET there: HEAD is refused as any other method
+    assert (refused.status_code, refused.headers["allow"], refused.content) == (405, "POST", b"")
+    assert client.put("/model").headers["allow"] == "GET, HEAD"
 
 
 def test_a_wrong_path_or_method_says_what_exists(client):

@@ -46,12 +46,6 @@ async def readyz(registry: RegistryDep) -> Readiness:
     return Readiness(model=ModelRef(name=detector.name, version=detector.version))
 
 
-# HEAD too, hidden from the schema: some uptime monitors and load balancers probe with HEAD, which FastAPI,
-# unlike Starlette, does not add to a GET route by itself. The answer is the GET's, without its body.
-probes.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
-probes.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
-
-
 @router.get("/model", responses=problem_responses(503),
             summary="Metadata of the served model version (without the calibration scores)")
 async def model(registry: RegistryDep) -> dict:
