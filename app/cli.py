@@ -82,11 +82,18 @@ def _shown(error: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     settings = _settings_or_exit()
-    parser = argparse.ArgumentParser(prog="vae-serve", description=__doc__)
-    parser.add_argument("--host", default=settings.host)
-    parser.add_argument("--port", type=_port, default=settings.port)
-    parser.add_argument("--workers", type=_positive_int, default=settings.workers)
-    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=settings.log_level)
+    parser = argparse.ArgumentParser(prog="vae-serve", description=__doc__, epilog=(
+        "Every other setting (model store, results database, API keys, limits) is a VAE_* variable: see "
+        "Configuration in the README. An option's default is its variable's value, if set."))
+    parser.add_argument("--host", default=settings.host,
+                        help="address to listen on; 0.0.0.0 for every interface (VAE_HOST; default here: %(default)s)")
+    parser.add_argument("--port", type=_port, default=settings.port,
+                        help="port to listen on (VAE_PORT; default here: %(default)s)")
+    parser.add_argument("--workers", type=_positive_int, default=settings.workers,
+                        help="processes that serve requests, each with the model loaded (VAE_WORKERS; "
+                             "default here: %(default)s)")
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=settings.log_level,
+                        help="how much to log (VAE_LOG_LEVEL; default here: %(default)s)")
     args = parser.parse_args(argv)
     _check_host(args.host, args.port)
     _check_results_db(settings)

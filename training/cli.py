@@ -54,10 +54,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _hidden_units(text: str) -> int:
+    value = _whole_number(text)
+    if value < 2:  # the dense architecture's second hidden layer has half as many, and a layer needs one
+        raise argparse.ArgumentTypeError(f"must be 2 or more, got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = _number(text)
     if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
+        percent = " (a fraction: 0.01 is 1 %)" if 1.0 <= value < 100.0 else ""
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}{percent}")
     return value
 
 
@@ -112,19 +120,36 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train, calibrate and publish a new model version")
     train.add_argument("--normal", type=_digits, nargs="+", default=None, metavar="DIGIT",
                        help="digit(s) treated as normal (default: 1)")
-    train.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs)
-    train.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size)
-    train.add_argument("--latent-dim", type=_positive_int, default=DEFAULTS.latent_dim)
-    train.add_argument("--hidden-units", type=_positive_int, default=DEFAULTS.hidden_units)
-    train.add_argument("--architecture", choices=ARCHITECTURES, default=DEFAULTS.architecture)
-    train.add_argument("--beta", type=_non_negative_float, default=DEFAULTS.beta, help="weight of the KL term")
-    train.add_argument("--learning-rate", type=_positive_float, default=DEFAULTS.learning_rate)
-    train.add_argument("--seed", type=_seed, default=DEFAULTS.seed)
-    train.add_argument("--target-fpr", type=_fraction, default=DEFAULTS.target_fpr)
-    train.add_argument("--calibration-fraction", type=_fraction, default=DEFAULTS.calibration_fraction)
-    train.add_argument("--validation-fraction", type=_fraction, default=DEFAULTS.validation_fraction)
+    train.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs,
+                       help="passes over the training images (default: %(default)s)")
+    train.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size,
+                       help="images per training step (default: %(default)s)")
+    train.add_argument("--latent-dim", type=_positive_int, default=DEFAULTS.latent_dim,
+                       help="size of the VAE's latent code (default: %(default)s)")
+    train.add_argument("--hidden-units", type=_hidden_units, default=DEFAULTS.hidden_units,
+                       help="units of the widest dense layer; dense has a second with half as many "
+                            "(default: %(default)s)")
+    train.add_argument("--architecture", choices=ARCHITECTURES, default=DEFAULTS.architecture,
+                       help="dense or convolutional encoder and decoder (default: %(default)s)")
+    train.add_argument("--beta", type=_non_negative_float, default=DEFAULTS.beta,
+                       help="weight of the KL term (default: %(default)s)")
+    train.add_argument("--learning-rate", type=_positive_float, default=DEFAULTS.learning_rate,
+                       help="the optimiser's step size (default: %(default)s)")
+    train.add_argument("--seed", type=_seed, default=DEFAULTS.seed,
+                       help="seed of the split into training, validation and calibration images and of "
+                            "the training (default: %(default)s)")
+    train.add_argument("--target-fpr", type=_fraction, default=DEFAULTS.target_fpr,
+                       help="share of normal images the threshold is to flag, e.g. 0.01 for 1 %% "
+                            "(default: %(default)s)")
+    train.add_argument("--calibration-fraction", type=_fraction, default=DEFAULTS.calibration_fraction,
+                       help="share of the normal images held out to calibrate the threshold "
+                            "(default: %(default)s)")
+    train.add_argument("--validation-fraction", type=_fraction, default=DEFAULTS.validation_fraction,
+                       help="share held out to choose the score method (with --score-method auto), then to "
+                            "calibrate as well (default: %(default)s)")
     train.add_argument("--score-method", choices=("auto", *SCORE_METHODS), default="auto",
-                       help="primary score; auto = best validation AUROC (dssim_knn without labelled anomalies)")
+                       help="primary score; auto = best validation AUROC (dssim_knn without labelled anomalies) "
+                            "(default: %(default)s)")
     _add_store_options(train)
     source = train.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")

@@ -107,6 +107,17 @@ def _exit_code_of(argv: list[str]) -> int:
     return exit_info.value.code
 
 
+def test_help_names_each_options_variable_and_its_default_here(monkeypatch, capsys):
+    monkeypatch.setenv("VAE_PORT", "9000")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0
+    for option, variable, default in (("--host", "VAE_HOST", "127.0.0.1"), ("--port", "VAE_PORT", "9000"),
+                                      ("--workers", "VAE_WORKERS", "1"), ("--log-level", "VAE_LOG_LEVEL", "info")):
+        assert f"({variable}; default here: {default})" in shown, option
+
+
 def test_the_number_of_workers_reaches_the_workers_through_the_environment(uvicorn_run):
     # uvicorn starts each worker from the environment, and a worker's startup depends on how many there are.
     main(["--workers", "3"])

@@ -8,6 +8,22 @@ def test_defaults_match_the_documented_ones():
     assert (args.epochs, args.target_fpr, args.name, str(args.store)) == (80, 0.01, "mnist-vae", "model_store")
 
 
+def _subcommands(parser):
+    return next(action for action in parser._actions if action.choices and action.dest == "command").choices
+
+
+def test_every_option_of_every_command_says_what_it_does_and_its_default():
+    for name, command in _subcommands(build_parser()).items():
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, (name, action.option_strings)
+            if action.default not in (None, False, []) and not action.required:
+                shown = "".join(command.format_help().split())  # argparse wraps lines, also at hyphens
+                assert "".join(str(action.default).split()) in shown, (name, action.option_strings)
+                assert "default" in action.help, (name, action.option_strings)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--normal", "12"], "expected digits 0-9"),
     (["train", "--target-fpr", "1.5"], "strictly between 0 and 1"),
@@ -20,6 +36,8 @@ def test_defaults_match_the_documented_ones():
     (["train", "--epochs", "1e2"], "--epochs: expected a whole number, got '1e2'"),
     (["train", "--seed", "abc"], "--seed: expected a whole number, got 'abc'"),
     (["rollback", "--to", "v3"], "--to: expected a whole number, got 'v3'"),
+    (["train", "--target-fpr", "5"], "got 5 (a fraction: 0.01 is 1 %)"),
+    (["train", "--hidden-units", "1"], "--hidden-units: must be 2 or more, got 1"),  # was a Keras traceback
 ])
 def test_bad_options_are_rejected_with_a_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
