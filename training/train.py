@@ -192,8 +192,13 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     held_out_scores = scores_of(data.calibration)
     calibration_scores = {m: np.r_[validation_scores[m], held_out_scores[m]] for m in SCORE_METHODS}
     thresholds = {m: conformal_threshold(calibration_scores[m], config.target_fpr) for m in SCORE_METHODS}
-    log.info("score method %s (validation AUROC %s); threshold %.6g", method,
-             {m: round(a, 5) for m, a in validation_aurocs.items()}, thresholds[method])
+    if validation_aurocs:
+        log.info("score method %s (validation AUROC %s); threshold %.6g", method,
+                 {m: round(a, 5) for m, a in validation_aurocs.items()}, thresholds[method])
+    else:
+        log.info("score method %s (%s); threshold %.6g", method, "as --score-method says"
+                 if config.score_method != "auto" else "no labelled anomalies to choose by: the benchmark's best",
+                 thresholds[method])
 
     test_metrics = None
     if data.test_images is not None and not np.isin(data.test_labels, config.normal).all():
@@ -238,7 +243,11 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
 
 def _report_writer(data: TrainingData, config: TrainConfig):
     """Every version with labelled test data ships its evaluation, computed through its own SavedModel."""
-    if data.test_images is None or np.isin(data.test_labels, config.normal).all():
+    if data.test_images is None:
+        return None
+    if np.isin(data.test_labels, config.normal).all():
+        log.warning("no evaluation report: every test image is of a normal digit (--normal %s), so there is "
+                    "no anomaly to evaluate against", " ".join(map(str, config.normal)))
         return None
 
     def write(staging: Path, metadata: dict) -> None:

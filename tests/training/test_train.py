@@ -1,4 +1,4 @@
-"""The training job on a folder of the user's own normal images (no labels, so no anomalies to choose by)."""
+"""The training job without labelled anomalies: a folder of the user's own normal images, or every digit normal."""
 
 import dataclasses
 
@@ -71,3 +71,15 @@ def test_a_folder_model_records_pad_framing_by_default(tmp_path):
     assert framing_of(TrainConfig(images=str(tmp_path))) == "pad"
     assert framing_of(TrainConfig(images=str(tmp_path), framing="mnist")) == "mnist"
     assert framing_of(TrainConfig()) == "mnist"
+
+
+def test_with_every_digit_normal_the_job_says_why_it_writes_no_report(tiny_config, tmp_path, caplog):
+    from training.train import train_and_publish
+
+    config = dataclasses.replace(tiny_config, normal=[0, 1, 7], epochs=1, store=tmp_path / "store")  # all classes
+    with caplog.at_level("INFO", logger="training.train"):
+        published = train_and_publish(config)
+    assert published.metadata["test_metrics"] is None
+    assert not (published.path / "assets.extra" / "report").exists()
+    assert "no evaluation report: every test image is of a normal digit (--normal 0 1 7)" in caplog.text
+    assert "score method dssim_knn (no labelled anomalies to choose by: the benchmark's best)" in caplog.text
