@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import load_mnist
-from training.metrics import detection_metrics, rates_at_threshold
+from training.metrics import detection_metrics, no_anomaly_among, rates_at_threshold
 from training.preprocessing import to_model_input
 from training.store import read_metadata
 
@@ -169,6 +169,8 @@ def write_report(version_dir: Path, metadata: dict, images: np.ndarray, labels: 
     normal_classes = [c for c in metadata["normal_classes"] if isinstance(c, int)]
     if not normal_classes:
         raise ValueError(f"{version_dir} was not trained on MNIST classes; nothing labelled to evaluate on")
+    if reason := no_anomaly_among(labels, normal_classes):
+        raise ValueError(f"{version_dir}: {reason}")
     return write_scored_report(score_with_saved_model(version_dir, images, labels, normal_classes, progress),
                                metadata, report_dir)
 

@@ -50,6 +50,15 @@ def detection_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) 
             **rates_at_threshold(labels, scores, threshold)}
 
 
+def no_anomaly_among(labels: np.ndarray, normal_classes: list[int]) -> str | None:
+    """Why test images with these labels cannot evaluate a model of these normal classes (every image is of
+    a normal class, as with --normal 0 1 2 3 4 5 6 7 8 9), or None if they can."""
+    if np.isin(labels, normal_classes).all():
+        return (f"every test image is of a normal class ({' '.join(map(str, normal_classes))}), so there is no "
+                "anomaly to evaluate against")
+    return None
+
+
 def test_set_metrics(normal_classes: list[int], scores_by_method: dict[str, np.ndarray], labels: np.ndarray,
                      thresholds: dict[str, float], primary: str) -> dict:
     """Every method's metrics on a labelled test set at its threshold; the primary method's at the top level."""

@@ -28,7 +28,7 @@ import numpy as np
 from training.calibration import conformal_threshold, pixel_threshold
 from training.data import DataError
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
-from training.metrics import test_set_metrics
+from training.metrics import no_anomaly_among, test_set_metrics
 from training.sources import SOURCE_RULE, is_source_name
 from training.store import METADATA_PATH, PublishedModel, publish, read_metadata, staging_directory
 
@@ -184,7 +184,9 @@ def _publish(version_dir: Path, metadata: dict, thresholds: dict, serve, test_se
     """Publish the base version's SavedModel with `metadata`, and with a labelled test set, its evidence."""
     normal_classes = [c for c in metadata["normal_classes"] if isinstance(c, int)]
     write_evidence = None
-    if test_set is not None and normal_classes:
+    if test_set is not None and normal_classes and (reason := no_anomaly_among(test_set.labels, normal_classes)):
+        log.warning("no evaluation report: %s", reason)
+    elif test_set is not None and normal_classes:
         # Scored once: the same outputs give the metadata's test metrics and the report.
         scored = Scored.from_outputs(signature_outputs(serve, test_set.images, progress), test_set.images,
                                      test_set.labels, normal_classes)

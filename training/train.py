@@ -22,7 +22,7 @@ from training.calibration import (
     smallest_target_fpr,
 )
 from training.config import SCORE_METHODS, TrainConfig
-from training.metrics import auroc, test_set_metrics
+from training.metrics import auroc, no_anomaly_among, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
 from training.scores import SCORE_DESCRIPTIONS, AnomalyScorer, reference_codes
 from training.store import PublishedModel, publish, staging_directory
@@ -201,7 +201,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
                  thresholds[method])
 
     test_metrics = None
-    if data.test_images is not None and not np.isin(data.test_labels, config.normal).all():
+    if data.test_images is not None and not no_anomaly_among(data.test_labels, config.normal):
         test_metrics = test_set_metrics(config.normal, scores_of(data.test_images), data.test_labels,
                                         thresholds, method)
 
@@ -245,9 +245,8 @@ def _report_writer(data: TrainingData, config: TrainConfig):
     """Every version with labelled test data ships its evaluation, computed through its own SavedModel."""
     if data.test_images is None:
         return None
-    if np.isin(data.test_labels, config.normal).all():
-        log.warning("no evaluation report: every test image is of a normal digit (--normal %s), so there is "
-                    "no anomaly to evaluate against", " ".join(map(str, config.normal)))
+    if reason := no_anomaly_among(data.test_labels, config.normal):
+        log.warning("no evaluation report: %s", reason)
         return None
 
     def write(staging: Path, metadata: dict) -> None:

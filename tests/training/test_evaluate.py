@@ -123,3 +123,14 @@ def test_a_threshold_of_zero_is_a_threshold_not_a_missing_one():
     metadata = {**METADATA, "thresholds_by_method": {"mse": 0.0, "kl": -0.5}}
     metrics = compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), metadata)
     assert metrics["by_anomaly_digit"]["9"]["mse"]["fpr"] == 1.0  # every positive score is above 0
+
+
+def test_a_model_with_every_test_digit_normal_is_refused_before_scoring(tmp_path):
+    from training.evaluate import write_report
+
+    absent = tmp_path / "no-saved-model"  # scoring would fail on it: the refusal comes first
+    with pytest.raises(ValueError, match=r"every test image is of a normal class \(0 1 7\), so there is no "
+                                         "anomaly to evaluate against"):
+        write_report(absent, {**METADATA, "normal_classes": [0, 1, 7]}, np.zeros((3, 28, 28), np.uint8),
+                     np.array([0, 1, 7]), tmp_path / "report")
+    assert not (tmp_path / "report").exists()

@@ -82,6 +82,16 @@ def test_with_a_labelled_test_set_the_new_version_ships_its_evaluation(version_d
     assert report["model"]["version"] == 2 and report["model"]["threshold"] == metadata["threshold"]
 
 
+def test_a_test_set_without_anomalies_publishes_without_a_report_and_says_why(version_dir, caplog):
+    # As for a model trained with every digit normal: it was a traceback from the AUROC, and no version
+    only_normals = LabelledTestSet(make_images(np.ones(20, int), seed=5), np.ones(20, int))
+    with caplog.at_level("WARNING", logger="training.recalibrate"):
+        published = recalibrate_and_publish(version_dir, _normals(60), target_fpr=0.5, test_set=only_normals)
+    assert read_metadata(published.path)["test_metrics"] is None
+    assert not (published.path / "assets.extra" / "report").exists()
+    assert "no evaluation report: every test image is of a normal class (1)" in caplog.text
+
+
 def test_too_few_images_for_the_target_fpr_publish_nothing(version_dir):
     with pytest.raises(CalibrationError, match="at least 19"):
         recalibrate_and_publish(version_dir, _normals(10), target_fpr=0.05)

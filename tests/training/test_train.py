@@ -81,5 +81,5 @@ def test_with_every_digit_normal_the_job_says_why_it_writes_no_report(tiny_confi
         published = train_and_publish(config)
     assert published.metadata["test_metrics"] is None
     assert not (published.path / "assets.extra" / "report").exists()
-    assert "no evaluation report: every test image is of a normal digit (--normal 0 1 7)" in caplog.text
+    assert "no evaluation report: every test image is of a normal class (0 1 7)" in caplog.text
     assert "score method dssim_knn (no labelled anomalies to choose by: the benchmark's best)" in caplog.text
