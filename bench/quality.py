@@ -136,7 +136,8 @@ def cross_fitted_thresholds(version_dir: Path, normals, positions, sources=None)
             images = normals[(half == calibrating) & (sources == source)]
             published = recalibrate_and_publish(version_dir, NormalImages(
                 images, f"MNIST test images, blocks of {RECALIBRATION_BLOCK}, half {calibrating}"
-                + (f", {source}" if source else ""), fingerprint(images)), for_source=source)
+                + (f", {source}" if source else ""), fingerprint(images), vouched_for=True),  # labelled normal
+                for_source=source)
             calibration = published.metadata if source is None else published.metadata["source_calibrations"][source]
             thresholds[(half != calibrating) & (sources == source)] = calibration["threshold"]
     return thresholds

@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "time zone, e.g. 2026-11-01T00:00:00+01:00)")
     recalibrate.add_argument("--until", type=_aware_time, metavar="TIME",
                              help="with --results: only results scored before this time")
+    recalibrate.add_argument("--even-if-flagged", action="store_true",
+                             help="with --images: publish even if over half of them score above the current "
+                                  "threshold, which otherwise means they are not the normal images they should be")
     recalibrate.add_argument("--invert", action="store_true",
                              help="the images are dark on light (scans, drawings on white): invert them, "
                                   "as ?invert=true does when scoring")
@@ -256,6 +259,9 @@ def _recalibrate(args) -> int:
     if args.since is not None and args.until is not None and args.since >= args.until:
         raise _UsageError(f"--since {args.since.isoformat()} is not before --until {args.until.isoformat()}, so no "
                           "result could match; did you swap them?")
+    if args.results and args.even_if_flagged:
+        raise _UsageError("--even-if-flagged applies to --images; the stored results need no such word, as a "
+                          "person reviewed every flagged one used")
     version_dir = _version_dir(args)
     source = read_metadata(version_dir)
     if args.every_source:
@@ -308,7 +314,7 @@ def _recalibrate_every_source(args, version_dir: Path, source: dict) -> int:
             continue
         its_window = ResultWindow(source["name"], name, args.since, args.until)
         normals[name] = NormalImages(images, f"results store {args.results} ({its_window.describe()})",
-                                     fingerprint(images))
+                                     fingerprint(images), vouched_for=True)
     for name, why in skipped.items():
         log.warning("source %s: %s", name, why)
     if not normals:
@@ -363,7 +369,8 @@ def _folder_normals(args, version_dir: Path, source: dict):
         if getattr(args, option) is not None:
             raise _UsageError(f"--{option} selects stored results; it applies with --results, not --images")
     images = load_image_folder(args.images, invert=args.invert, framing=_framing(version_dir, source))
-    return NormalImages(images, f"folder {args.images}" + (", inverted" if args.invert else ""), fingerprint(images))
+    return NormalImages(images, f"folder {args.images}" + (", inverted" if args.invert else ""), fingerprint(images),
+                        vouched_for=args.even_if_flagged)
 
 
 def _stored_normals(args, version_dir: Path, source: dict):
@@ -380,7 +387,8 @@ def _stored_normals(args, version_dir: Path, source: dict):
     log.info("%d stored results (%s): %d normal images, %d false alarms among them; %d reviewed as "
              "anomalous left out", counts["n_results"], window.describe(), len(images),
              counts["n_false_alarms_included"], counts["n_reviewed_anomalous_left_out"])
-    return NormalImages(images, f"results store {args.results} ({window.describe()})", fingerprint(images))
+    return NormalImages(images, f"results store {args.results} ({window.describe()})", fingerprint(images),
+                        vouched_for=True)  # every flagged one among them was reviewed as normal
 
 
 def _check_framing_of_scorers(versions: list[int], version_dir: Path, source: dict) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.calibration import conformal_threshold, pixel_threshold
+from training.calibration import CalibrationError, conformal_threshold, pixel_threshold
 from training.data import DataError
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
 from training.metrics import no_anomaly_among, test_set_metrics
@@ -41,6 +41,9 @@ class NormalImages:
     images: np.ndarray
     source: str
     fingerprint: str
+    # Someone vouches that they are normal: the service's results, whose flags a person reviewed, or a folder
+    # given with --even-if-flagged. Without that, a folder mostly flagged is taken for the wrong folder.
+    vouched_for: bool = False
 
 
 @dataclass
@@ -51,6 +54,9 @@ class LabelledTestSet:
 
 # Half the 0-255 range: a gap this wide between typical pixels is a polarity flip, not a lighting change.
 BACKGROUND_GAP = 128
+# A threshold flags about its target FPR (1 %) of normal images. A deployment's own normals may be flagged at a
+# few times that, which is what recalibrating is for; flagged at over half, they are not the normals it saw.
+MOSTLY_FLAGGED = 0.5
 
 
 def check_background(images: np.ndarray, metadata: dict) -> None:
@@ -80,8 +86,9 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
     so their scores still hold). With `for_source`, only that source's threshold is calibrated
     (`recalibrate_sources_and_publish`). With a labelled test set, the new version's test metrics and
     report are computed at its model threshold. Raises CalibrationError when there are too few images
-    for the target FPR, and DataError when their background is the opposite of the model's or a source's
-    name is not one the service accepts; nothing is published then.
+    for the target FPR, or over half score above the current threshold and are not `vouched_for`; and
+    DataError when their background is the opposite of the model's or a source's name is not one the
+    service accepts. Nothing is published then.
     """
     if for_source is not None:
         return recalibrate_sources_and_publish(version_dir, {for_source: normals}, target_fpr, test_set, progress)
@@ -161,7 +168,15 @@ def _calibrate(serve, base: dict, previous: dict, normals: NormalImages, target_
     check_background(normals.images, base)
     outputs = signature_outputs(serve, normals.images, progress, what="calibration images")
     fpr_before = float(np.mean(outputs[base["score_method"]] > previous["threshold"]))
-    if fpr_before > 0.5:
+    if fpr_before > MOSTLY_FLAGGED and not normals.vouched_for:
+        raise CalibrationError(
+            f"{100 * fpr_before:.0f} % of these {len(normals.images)} images score above the threshold that "
+            f"applies to them now (version {base['version']}'s, set to flag {100 * previous['target_fpr']:g} % of "
+            "normal images). Calibrated on them, a folder that holds mostly anomalies would push the threshold above "
+            "them and let real anomalies pass. Check that they are normal images, prepared like the model's "
+            "training images (--invert?). If they are, and this is how the model now sees normal images, pass "
+            "--even-if-flagged to publish anyway; retraining on such images (train --images) may serve better")
+    if fpr_before > MOSTLY_FLAGGED:
         log.warning("%.0f %% of these images score above version %s's threshold: check that they are normal "
                     "images, prepared like its training images", 100 * fpr_before, base["version"])
     record = {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),

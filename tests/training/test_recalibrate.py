@@ -98,6 +98,33 @@ def test_too_few_images_for_the_target_fpr_publish_nothing(version_dir):
     assert sorted(p.name for p in version_dir.parent.iterdir() if not p.name.startswith(".publish")) == ["1"]
 
 
+def test_a_folder_mostly_flagged_is_refused_as_not_normal_unless_vouched_for(version_dir, tmp_path):
+    # Rings and crosses for a model of bars: the wrong folder. Calibrated on, they would lift the threshold
+    # above most anomalies, and a running service would serve that version at once.
+    anomalies = make_images(np.r_[np.zeros(30, int), np.full(30, 7)], seed=12)
+    folder = _image_folder(tmp_path / "wrong-folder", anomalies)
+    argv = ["recalibrate", "--model", str(version_dir), "--images", str(folder), "--no-report"]
+    assert main(argv) == 2
+    assert list_versions(version_dir.parent) == [1]
+    assert main([*argv, "--even-if-flagged"]) == 0  # the operator vouches for them: a shift to calibrate for
+    assert read_metadata(version_dir.parent / "2")["calibration"]["fpr_at_previous_threshold"] > 0.5
+
+
+def test_the_refusal_of_a_mostly_flagged_folder_says_what_to_check(version_dir):
+    anomalies = make_images(np.zeros(60, int), seed=12)
+    with pytest.raises(CalibrationError, match=r"\d+ % of these 60 images score above the threshold that applies "
+                                               r"to them now \(version 1's, set to flag 5 % of normal images\)"):
+        recalibrate_and_publish(version_dir, NormalImages(anomalies, "rings", fingerprint(anomalies)))
+    vouched = NormalImages(anomalies, "rings", fingerprint(anomalies), vouched_for=True)  # reviewed results
+    assert recalibrate_and_publish(version_dir, vouched).version == 2
+
+
+def test_even_if_flagged_is_for_folders_as_reviewed_results_need_no_such_word(version_dir, tmp_path, capsys):
+    argv = ["recalibrate", "--model", str(version_dir), "--results", str(tmp_path / "r.db"), "--even-if-flagged"]
+    assert main(argv) == 2
+    assert "--even-if-flagged applies to --images" in capsys.readouterr().err
+
+
 def test_the_service_loads_and_self_checks_a_recalibrated_version(version_dir):
     from app.detector import Detector
 
