@@ -150,9 +150,23 @@ def test_the_log_can_be_filtered_by_time(client, normal_pixels):
     assert listed(since="9999-12-31T23:59:59+00:00") == []
 
 
+def test_an_offsets_plus_that_a_query_string_reads_as_a_space_is_put_back(client, normal_pixels):
+    # curl 'http://…/results?since=2026-11-28T09:00:00+01:00' sends the '+' unescaped, which means a space.
+    created = dt.datetime.fromisoformat(_score(client, normal_pixels)["created_at"])
+    plus_one = dt.timezone(dt.timedelta(hours=1))
+    for offset in ("+01:00", "+0100"):
+        for seconds, found in ((-1, 1), (1, 0)):
+            local = (created + dt.timedelta(seconds=seconds)).astimezone(plus_one).strftime("%Y-%m-%dT%H:%M:%S")
+            assert len(client.get(f"/results?since={local}{offset}").json()["items"]) == found, (offset, seconds)
+
+
 @pytest.mark.parametrize(("query", "detail"), [
-    ("since=2026-11-28T10:00:00", "query.since: Input should have timezone info"),
-    ("until=yesterday", "query.until: Input should be a valid datetime"),
+    ("since=2026-11-28T10:00:00", ("query.since: '2026-11-28T10:00:00' has no time zone, so which moment it is "
+                                   "depends on where it is read; add one, such as 2026-11-28T10:00:00Z for UTC")),
+    ("since=2026-11-28", "add one, such as 2026-11-28T00:00:00Z for UTC (in a URL, write an offset's + as %2B)"),
+    ("until=yesterday", ("query.until: 'yesterday' is not a time in ISO 8601; give one with a time zone, such as "
+                         "2026-11-28T08:00:00Z or 2026-11-28T09:00:00+01:00")),
+    ("until=2026-11-28T10:00:00 1", "is not a time in ISO 8601"),  # only an offset's '+' is put back
     ("since=0001-01-01T00:00:00%2B14:00", "query.since"),
     ("until=9999-12-31T23:00:00-14:00", "query.until"),
     # A number would otherwise be read as a Unix time: 20261128 as 1970-08-23, filtering out nothing.
@@ -234,7 +248,7 @@ def test_the_summary_separates_model_versions(client, store, normal_pixels):
 
 
 @pytest.mark.parametrize(("query", "detail"), [
-    ("since=yesterday", "query.since: Input should be a valid datetime"),
+    ("since=yesterday", "query.since: 'yesterday' is not a time in ISO 8601"),
     ("until=1764316800", "query.until: give the time in ISO 8601"),
     ("source=" + "x" * 65, f"query.source: Value error, '{'x' * 65}' is not a source name"),
     ("anomalous=true", "unknown query parameter 'anomalous'; /results/summary accepts source, since, until, every, tz"),
@@ -330,7 +344,7 @@ def test_the_export_keeps_a_clients_text_from_running_as_a_spreadsheet_formula(c
 @pytest.mark.parametrize(("query", "detail"), [
     ("limit=10", ("unknown query parameter 'limit'; /results/export accepts anomalous, source, ref, since, "
                   "until, review")),
-    ("since=yesterday", "query.since: Input should be a valid datetime"),
+    ("since=yesterday", "query.since: 'yesterday' is not a time in ISO 8601"),
     ("since=1764316800", "query.since: give the time in ISO 8601"),
     ("anomalous=maybe", "query.anomalous: Input should be a valid boolean"),
     ("since=2026-12-04T00:00:00Z&until=2026-12-04T00:00:00Z", "is not before ?until="),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -13,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from app.api.deps import ResultIdDep, StoreDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, quoted
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
 from app.results import MAX_REF_LENGTH, stored_time
 from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, SourceName, problem_responses
@@ -27,20 +28,42 @@ MAX_SUMMARY_GROUPS = 10_000  # about 2 MB of JSON: a month of hours for 13 lines
 EXPORT_PAGE_ROWS = 500  # rows per read: larger pages (2,000) held up other requests for up to 0.26 s
 
 
-def _not_a_number(value: object) -> object:
-    """Pydantic would read a number as a Unix time, so that a compact date such as 20261128 silently became
-    1970-08-23 and filtered out nothing: a time must be written as ISO 8601."""
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return value
-        raise PydanticCustomError("iso_time", "give the time in ISO 8601 with a time zone, such as "
-                                              "2026-11-28T08:00:00Z or 2026-11-28T09:00:00+01:00, not a number")
+_EXAMPLE_TIMES = "2026-11-28T08:00:00Z or 2026-11-28T09:00:00+01:00"
+# In a query string '+' stands for a space, so an unescaped offset, ?since=2026-11-28T09:00:00+01:00, arrives
+# as "...09:00:00 01:00". A space can mean nothing else there, so the '+' is put back.
+_OFFSET_READ_AS_SPACE = re.compile(r"(\d{4}-\d\d-\d\d[T ][\d:.,]+) (\d\d(?::?\d\d)?)")
+
+
+def _iso_time_text(value: object) -> object:
+    """A time as ISO 8601 with a time zone, each other way of writing it refused with the way to fix it.
+    Pydantic alone would read a number as a Unix time, so that a compact date such as 20261128 silently became
+    1970-08-23 and filtered out nothing; and it explains a missing zone or a lost '+' no further than "Input
+    should have timezone info" and "unexpected extra characters"."""
+    if not isinstance(value, str):
+        return value
+    if match := _OFFSET_READ_AS_SPACE.fullmatch(value):
+        value = f"{match[1]}+{match[2]}"
+    try:
+        float(value)
+    except ValueError:
+        pass
+    else:
+        raise PydanticCustomError("iso_time", f"give the time in ISO 8601 with a time zone, such as {_EXAMPLE_TIMES}, "
+                                              "not a number")
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("iso_time", f"{quoted([value])} is not a time in ISO 8601; give one with a time "
+                                              f"zone, such as {_EXAMPLE_TIMES}") from None
+    if moment.tzinfo is None:
+        whole = value if "T" in value or " " in value else f"{value}T00:00:00"
+        raise PydanticCustomError("iso_time", f"{quoted([value])} has no time zone, so which moment it is depends "
+                                              f"on where it is read; add one, such as {whole}Z for UTC (in a URL, "
+                                              "write an offset's + as %2B)")
     return value
 
 
-IsoTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_time_text)]
 
 # Filters shared by the listing, the export and the summary.
 AnomalousFilter = Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")]
