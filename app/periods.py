@@ -10,6 +10,7 @@ added up.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from dataclasses import dataclass
 
@@ -25,8 +26,23 @@ def time_zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(name)
     except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):  # not a zone, a folder, a path, a NUL
         shown = name if len(name) <= MAX_ZONE_NAME_LENGTH else name[:MAX_ZONE_NAME_LENGTH] + "..."
-        raise InvalidInput(f"query.tz: {shown!r} is not a time zone; give an IANA name such as Europe/Berlin, "
-                           "America/Chicago or UTC (letters are case-sensitive)") from None
+        meant = _zone_meant(name)
+        raise InvalidInput(f"query.tz: {shown!r} is not a time zone; "
+                           + (f"did you mean {meant}{' (in a URL, write + as %2B)' if '+' in meant else ''}?"
+                              if meant else "give an IANA name such as Europe/Berlin, America/Chicago or UTC")
+                           + " (letters are case-sensitive)") from None
+
+
+def _zone_meant(name: str) -> str | None:
+    """The zone a client most likely meant: the name in other letter case (europe/berlin), or with the '+' that
+    a query string reads as a space (Etc/GMT+1, sent unescaped)."""
+    zones = _zones_by_folded_name()
+    return zones.get(name.casefold()) or zones.get(name.replace(" ", "+").casefold())
+
+
+@functools.cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {zone.casefold(): zone for zone in zoneinfo.available_timezones()}  # reads ~600 files: once
 
 
 @dataclass(frozen=True)

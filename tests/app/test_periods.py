@@ -1,6 +1,7 @@
 """Hours and days of a time zone, across its changes of UTC offset."""
 
 import datetime as dt
+import re
 import zoneinfo
 
 import pytest
@@ -38,10 +39,20 @@ def test_period_starts():
     assert day_start("2026-03-08", zoneinfo.ZoneInfo("America/Havana")).isoformat() == "2026-03-08T01:00:00-04:00"
 
 
-@pytest.mark.parametrize("name", ["Europe/Berln", "europe/berlin", "Europe", "../../etc/passwd", "/etc/localtime",
+@pytest.mark.parametrize("name", ["Europe/Berln", "Europe", "../../etc/passwd", "/etc/localtime",
                                   "", "a\x00b", "+01:00", "x" * 300])
 def test_unknown_time_zones_are_a_422(name):
     with pytest.raises(InvalidInput, match="is not a time zone; give an IANA name such as Europe/Berlin"):
+        time_zone(name)
+
+
+@pytest.mark.parametrize("name, meant", [
+    ("europe/berlin", "did you mean Europe/Berlin? (letters are case-sensitive)"),
+    ("AMERICA/CHICAGO", "did you mean America/Chicago?"),
+    ("Etc/GMT 1", "did you mean Etc/GMT+1 (in a URL, write + as %2B)?"),  # ?tz=Etc/GMT+1 sent unescaped
+])
+def test_a_time_zone_in_other_letters_or_without_its_plus_is_named(name, meant):
+    with pytest.raises(InvalidInput, match=re.escape(f"query.tz: {name!r} is not a time zone; {meant}")):
         time_zone(name)
 
 
