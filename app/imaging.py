@@ -96,7 +96,7 @@ def pixels_from_json(pixels: object) -> np.ndarray:
 def _refuse_other_array_shapes(pixels: object) -> None:
     """The shapes a NumPy or Keras user sends by mistake (x.tolist() of a flat, batched or channelled
     image) get a 422 that names the shape and the fix, rather than one about its first row or value."""
-    shape = _leading_shape(pixels)
+    shape = leading_shape(pixels)
     if shape == (SIDE, SIDE) or len(shape) < 1:
         return
     shown = "x".join(map(str, shape))
@@ -105,16 +105,16 @@ def _refuse_other_array_shapes(pixels: object) -> None:
                            f"(in NumPy, x.reshape({SIDE}, {SIDE}).tolist())")
     if len(shape) > 2 and tuple(n for n in shape if n != 1) == (SIDE, SIDE):
         raise InvalidInput(f"pixels has the shape {shown}; send one image of {SIDE}x{SIDE}, without the axes of "
-                           "length 1 (in NumPy, x.squeeze().tolist()); several images go to /score/batch, as files")
+                           "length 1 (in NumPy, x.squeeze().tolist()); several images go to /score/batch")
     if shape[:2] == (SIDE, SIDE) and len(shape) == 3:
         raise InvalidInput(f"pixels has the shape {shown}: {shape[2]} values per pixel, where one (grayscale) is "
                            "read; send the image as a PNG file to have its colour converted")
     if len(shape) > 2 and shape[0] > 1 and shape[1:] in ((SIDE, SIDE), (SIDE, SIDE, 1)):
-        raise InvalidInput(f"pixels has the shape {shown}: {shape[0]} images, where one is read; send them as "
-                           "files to /score/batch")
+        raise InvalidInput(f"pixels has the shape {shown}: {shape[0]} images, where one is read; send them to "
+                           '/score/batch, as {"pixels": [image, ...]}')
 
 
-def _leading_shape(value: object, most: int = 5) -> tuple[int, ...]:
+def leading_shape(value: object, most: int = 5) -> tuple[int, ...]:
     """The shape of a nested list, read along its first elements (the rest is checked value by value)."""
     shape = []
     while isinstance(value, list) and len(shape) < most:

@@ -153,14 +153,14 @@ class ProblemDetail(BaseModel):
 
 
 class BatchItem(BaseModel):
-    index: int = Field(description="position of the file in the request")
+    index: int = Field(description="position of the image in the request")
     filename: str | None = None
     result: ScoreResult | None = Field(None, description="set when the image was scored")
     error: ProblemDetail | None = Field(None, description="set when this image could not be scored")
 
 
 class BatchResponse(BaseModel):
-    items: list[BatchItem] = Field(description="one per uploaded file, in request order")
+    items: list[BatchItem] = Field(description="one per image, in request order")
     n_scored: int
     n_failed: int
 
@@ -223,6 +223,20 @@ class PixelsRequest(BaseModel):
 
     pixels: Annotated[list[_PixelRow], Field(min_length=28, max_length=28)] = Field(
         description="28 rows of 28 grayscale values, 0 (black) to 255 (white)", examples=[[[0] * 28] * 28])
+
+
+_PixelImage = Annotated[list[_PixelRow], Field(min_length=28, max_length=28)]
+
+
+class PixelsBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pixels: list[_PixelImage] = Field(
+        min_length=1, description="the images, each 28 rows of 28 grayscale values 0-255 (in NumPy, x.tolist() of "
+                                  "an array N x 28 x 28); at most VAE_MAX_BATCH", examples=[[[[0] * 28] * 28] * 2])
+    refs: list[Annotated[str, Field(min_length=1, max_length=200)] | None] | None = Field(
+        None, description="your reference for each image, in order (e.g. serial numbers), stored with its result; "
+                          "null for none", examples=[["SN-0042", "SN-0043"]])
 
 
 class Health(BaseModel):

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
 import numpy as np
 from fastapi import Request
+from pydantic import TypeAdapter, ValidationError
 
 from app.api.json_body import json_object
 from app.api.multipart import Part, parse_multipart
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import InvalidInput, UnsupportedMediaType, quoted
-from app.imaging import INLINE_DECODE_PIXELS, open_image, pixels_from_json, to_model_pixels
+from app.errors import InvalidInput, ServiceError, UnsupportedMediaType, quoted
+from app.imaging import (INLINE_DECODE_PIXELS, decode_image, leading_shape, open_image, pixels_from_json,
+                         to_model_pixels)
+from app.results import MAX_REF_LENGTH, ref_from_filename
+from app.schemas import printable_text
 from app.sniffing import image_format
 from training.preprocessing import SIDE
 
@@ -20,8 +26,11 @@ ACCEPTED = "multipart/form-data (field 'file'), an image/* body, or application/
 # Bytes sent without a type of their own (RFC 9110, 8.3, lets the recipient examine them): what many HTTP
 # clients send when given a file's bytes, as Python's requests does with data=open(path, "rb").
 UNLABELLED = ("", "application/octet-stream")
+BATCH_ACCEPTED = ("multipart/form-data, one part per image, all named 'files', or application/json "
+                  '{"pixels": [image, ...]}')
 MAX_EXTRA_PARTS = 8  # parts read besides the images, so that the refusal of a stray one can name it
 MAX_JSON_BYTES = 256 * 1024  # 28x28 numbers take ~20 KB even pretty-printed with long decimals
+_REF = TypeAdapter(printable_text(MAX_REF_LENGTH) | None)
 
 
 def _media_type(request: Request) -> str:
@@ -88,21 +97,102 @@ def _pixels_field(body: bytes) -> object:
     return document["pixels"]
 
 
-async def batch_files(request: Request, settings: Settings) -> list[Part]:
+@dataclass(frozen=True)
+class BatchItem:
+    filename: str | None                # the part's file name (multipart); None for JSON pixels
+    ref: str | None                     # stored with the result: the file name, or the JSON's refs[i]
+    pixels: np.ndarray | ServiceError   # uint8 [28, 28] ready for the model, or why this image cannot be scored
+    content: bytes                      # the image as sent, for the Idempotency-Key digest
+
+
+async def batch_images(request: Request, settings: Settings, decode_pool: DecodePool, resize: bool, invert: bool,
+                       framing: str) -> list[BatchItem]:
+    """The images of a batch, each decoded or with the client error that is its own item's answer."""
     media_type = _media_type(request)
+    if media_type == "application/json":
+        return await _json_batch(await request.body(), settings.max_batch, decode_pool, invert)
     if media_type != "multipart/form-data":
-        raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send the images "
-                                   "as multipart/form-data, one part per image, all named 'files'")
+        raise UnsupportedMediaType(f"content type {media_type or '(none)'!r} is not accepted; send {BATCH_ACCEPTED}")
     parts = parse_multipart(await request.body(), request.headers["content-type"],
                             settings.max_batch + MAX_EXTRA_PARTS)
     files = [part for part in parts if part.name == "files"]
     if not files:
         raise InvalidInput(f"multipart body has no parts named 'files'{_parts_it_has(parts)}")
     _refuse_other_parts(parts, "files", "besides the images; /score/batch takes only parts named 'files'")
-    if len(files) > settings.max_batch:
-        raise InvalidInput(f"too many files: {len(files)} sent, at most {settings.max_batch} per request "
-                           "(VAE_MAX_BATCH)")
-    return files
+    _refuse_too_many(len(files), settings.max_batch)
+    # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
+    decode = functools.partial(_decoded_or_error, resize=resize, invert=invert, framing=framing,
+                               max_pixels=settings.max_image_pixels)
+    decoded = await decode_pool.map_in_slices(decode, [part.data for part in files])
+    return [BatchItem(part.filename, ref_from_filename(part.filename), pixels, part.data)
+            for part, pixels in zip(files, decoded, strict=True)]
+
+
+def _decoded_or_error(data: bytes, **options) -> np.ndarray | ServiceError:
+    try:
+        return decode_image(data, **options)
+    except ServiceError as error:
+        return error
+
+
+def _refuse_too_many(count: int, max_batch: int) -> None:
+    if count > max_batch:
+        raise InvalidInput(f"too many images: {count} sent, at most {max_batch} per request (VAE_MAX_BATCH)")
+
+
+async def _json_batch(body: bytes, max_batch: int, decode_pool: DecodePool, invert: bool) -> list[BatchItem]:
+    # Up to 256 images of 784 values: parsing and checking them takes ~0.1 s, off the event loop.
+    images, refs = await decode_pool.run(_json_batch_fields, body, max_batch)
+    pixels = await decode_pool.map_in_slices(_json_pixels_or_error, images)
+    return [BatchItem(None, ref, 255 - item if invert and isinstance(item, np.ndarray) else item,
+                      json.dumps(image, separators=(",", ":")).encode())
+            for image, ref, item in zip(images, refs, pixels, strict=True)]
+
+
+def _json_pixels_or_error(image: object) -> np.ndarray | ServiceError:
+    try:
+        return pixels_from_json(image)
+    except ServiceError as error:
+        return error
+
+
+def _json_batch_fields(body: bytes, max_batch: int) -> tuple[list, list[str | None]]:
+    """The images and refs of a JSON batch, {"pixels": [image, ...], "refs": [ref, ...]}, where what is wrong
+    with the whole request is a 422 and what is wrong with one image is left to that image's item."""
+    document = json_object(body, MAX_JSON_BYTES * max_batch,
+                           what=f'{{"pixels": [image, ...]}}, each image {SIDE} rows of {SIDE} values')
+    if "pixels" not in document:
+        raise InvalidInput('the JSON body must be an object with a "pixels" field: a list of images')
+    others = [name for name in document if name not in ("pixels", "refs")]
+    if others:
+        raise InvalidInput(f'the JSON body has {quoted(others)} besides "pixels" and "refs", which is all it takes. '
+                           "Options such as ?source= go in the query")
+    images = document["pixels"]
+    shape = leading_shape(images)
+    if not isinstance(images, list) or not images:
+        raise InvalidInput(f'"pixels" must be a list of images, each {SIDE} rows of {SIDE} values; got '
+                           + (type(images).__name__ if not isinstance(images, list) else "an empty list"))
+    if len(shape) == 2:  # a list of numbers' lists: one image, not a list of them
+        raise InvalidInput(f'"pixels" is one image ({"x".join(map(str, shape))}); /score/batch takes a list of '
+                           f'images, {{"pixels": [image, ...]}} (in NumPy, of an array N x {SIDE} x {SIDE}, '
+                           "x.tolist()); send one image to /score")
+    if len(shape) > 3 and shape[1:] == (SIDE, SIDE, 1):
+        raise InvalidInput(f'"pixels" has the shape {"x".join(map(str, shape))}; send {shape[0]} images of {SIDE}x'
+                           f"{SIDE}, without the channel axis (in NumPy, x.squeeze(-1).tolist())")
+    _refuse_too_many(len(images), max_batch)
+    refs = document.get("refs")
+    if refs is None:
+        return images, [None] * len(images)
+    if not isinstance(refs, list) or len(refs) != len(images):
+        count = len(refs) if isinstance(refs, list) else type(refs).__name__
+        raise InvalidInput(f'"refs" must be a list of one ref per image ({len(images)}), or null for none; got '
+                           f"{count}")
+    for index, ref in enumerate(refs):
+        try:
+            _REF.validate_python(ref)
+        except ValidationError as error:
+            raise InvalidInput(f"refs[{index}]: {error.errors()[0]['msg']}") from None
+    return images, refs
 
 
 def _refuse_other_parts(parts: list[Part], expected: str, takes: str) -> None:

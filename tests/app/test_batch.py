@@ -48,21 +48,28 @@ def test_batch_frames_resized_images_as_single_requests_do(client, normal_pixels
 
 
 def test_batch_is_decoded_on_the_decode_pool(client, normal_pixels, monkeypatch):
-    from app.api.routes import score
-    decoded_on = record_threads(monkeypatch, score, "decode_image")
+    from app.api import uploads
+    decoded_on = record_threads(monkeypatch, uploads, "decode_image")
     assert client.post("/score/batch", files=_files(*[png_bytes(normal_pixels)] * 3)).status_code == 200
     assert len(decoded_on) == 3 and all(name.startswith("vae-decode") for name in decoded_on)
+    # JSON pixels too: up to 256 images of 784 values, parsed and checked value by value
+    read_on = record_threads(monkeypatch, uploads, "pixels_from_json")
+    assert client.post("/score/batch", json={"pixels": [normal_pixels.tolist()] * 3}).status_code == 200
+    assert len(read_on) == 3 and all(name.startswith("vae-decode") for name in read_on)
 
 
 def test_batch_over_the_maximum_is_422(start_client, normal_pixels):
     client = start_client(max_batch=2)
     response = client.post("/score/batch", files=_files(*[png_bytes(normal_pixels)] * 3))
-    assert_problem(response, 422, "too many files: 3 sent, at most 2")
+    assert_problem(response, 422, "too many images: 3 sent, at most 2 per request (VAE_MAX_BATCH)")
+    response = client.post("/score/batch", json={"pixels": [normal_pixels.tolist()] * 3})
+    assert_problem(response, 422, "too many images: 3 sent, at most 2 per request (VAE_MAX_BATCH)")
 
 
-def test_batch_needs_multipart_files(client, normal_pixels):
-    assert_problem(client.post("/score/batch", json={"pixels": []}), 415,
-                   "content type 'application/json' is not accepted; send the images as multipart/form-data")
+def test_batch_needs_multipart_files_or_json_pixels(client, normal_pixels):
+    assert_problem(client.post("/score/batch", content=b"x", headers={"content-type": "image/png"}), 415,
+                   "content type 'image/png' is not accepted; send multipart/form-data, one part per image, all "
+                   """named 'files', or application/json {"pixels": [image, ...]}""")
     assert_problem(client.post("/score/batch"), 415, "content type '(none)' is not accepted")
     response = client.post("/score/batch", files={"file": ("a.png", png_bytes(normal_pixels), "image/png")})
     assert_problem(response, 422, "no parts named 'files' (it has a part named 'file')")
@@ -94,3 +101,48 @@ def test_batch_items_carry_the_source_and_their_file_names_as_refs(client, norma
 def test_batch_refuses_one_ref_for_many_images(client, normal_pixels):
     response = client.post("/score/batch?ref=SN-1", files=_files(png_bytes(normal_pixels)))
     assert_problem(response, 422, "in /score/batch each image's ref is its file name")
+
+
+def test_json_pixels_of_many_images_score_as_the_same_images_sent_as_files(client, normal_pixels, anomalous_pixels):
+    # A pipeline's NumPy batch, x.tolist() of an N x 28 x 28 array, with its serial numbers
+    images = [normal_pixels, anomalous_pixels, normal_pixels]
+    as_json = client.post("/score/batch?source=line-3", json={"pixels": [image.tolist() for image in images],
+                                                              "refs": ["SN-1", "SN-2", None]})
+    assert as_json.status_code == 200, as_json.text
+    as_files = client.post("/score/batch", files=_files(*[png_bytes(image) for image in images])).json()
+    body = as_json.json()
+    assert (body["n_scored"], body["n_failed"]) == (3, 0)
+    scores = [item["result"]["score"] for item in body["items"]]
+    assert scores == pytest.approx([item["result"]["score"] for item in as_files["items"]], rel=1e-5)
+    assert [item["result"]["ref"] for item in body["items"]] == ["SN-1", "SN-2", None]
+    assert {item["result"]["source"] for item in body["items"]} == {"line-3"}
+    assert [item["filename"] for item in body["items"]] == [None, None, None]
+    assert client.get("/results?ref=SN-2").json()["items"][0]["id"] == body["items"][1]["result"]["id"]
+    inverted = client.post("/score/batch?invert=true", json={"pixels": [(255 - normal_pixels).tolist()]}).json()
+    assert inverted["items"][0]["result"]["score"] == pytest.approx(scores[0], rel=1e-5)
+
+
+def test_a_malformed_image_in_a_json_batch_is_its_own_error_and_the_rest_are_scored(client, normal_pixels):
+    short_row = normal_pixels.tolist()
+    short_row[3] = short_row[3][:27]
+    body = client.post("/score/batch", json={"pixels": [normal_pixels.tolist(), short_row, [[300] * 28] * 28]}).json()
+    assert (body["n_scored"], body["n_failed"]) == (1, 2)
+    assert body["items"][1]["error"]["detail"] == "pixels row 3 must have 28 values, got 27"
+    assert "outside 0-255" in body["items"][2]["error"]["detail"]
+
+
+@pytest.mark.parametrize("document, detail", [
+    ({"pixels": [[0] * 28] * 28}, ('"pixels" is one image (28x28); /score/batch takes a list of images, '
+                                   '{"pixels": [image, ...]}')),
+    ({"pixels": [[[[0]] * 28] * 28] * 2}, ('"pixels" has the shape 2x28x28x1; send 2 images of 28x28, without '
+                                          "the channel axis (in NumPy, x.squeeze(-1).tolist())")),
+    ({"pixels": []}, '"pixels" must be a list of images, each 28 rows of 28 values; got an empty list'),
+    ({"pixels": "iVBORw0KGgo"}, '"pixels" must be a list of images, each 28 rows of 28 values; got str'),
+    ({"images": []}, 'the JSON body must be an object with a "pixels" field: a list of images'),
+    ({"pixels": [[[0] * 28] * 28], "source": "line-3"}, "the JSON body has 'source' besides \"pixels\" and \"refs\""),
+    ({"pixels": [[[0] * 28] * 28] * 2, "refs": ["a"]}, '"refs" must be a list of one ref per image (2), or null'),
+    ({"pixels": [[[0] * 28] * 28], "refs": ["line\nbreak"]}, "refs[0]: Value error, must be printable text"),
+    ({"pixels": [[[0] * 28] * 28], "refs": [""]}, "refs[0]: String should have at least 1 character"),
+])
+def test_what_is_wrong_with_a_whole_json_batch_is_422(client, document, detail):
+    assert_problem(client.post("/score/batch", json=document), 422, detail)

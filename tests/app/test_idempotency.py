@@ -147,6 +147,17 @@ def test_the_same_key_for_another_batch_is_a_422_and_stores_nothing(client, batc
     assert _stored_count(client) == 2
 
 
+def test_a_json_batch_is_idempotent_and_its_refs_are_part_of_the_request(client, normal_pixels, anomalous_pixels):
+    body = {"pixels": [normal_pixels.tolist(), [[0] * 27] * 28, anomalous_pixels.tolist()], "refs": ["a", "b", "c"]}
+    first = client.post("/score/batch", json=body, headers={"Idempotency-Key": "json-batch"})
+    assert first.json()["n_scored"] == 2
+    retry = client.post("/score/batch", json=body, headers={"Idempotency-Key": "json-batch"})
+    _assert_replayed(client, first, retry, stored=2)
+    renamed = client.post("/score/batch", json={**body, "refs": ["a", "b", "d"]},
+                          headers={"Idempotency-Key": "json-batch"})
+    assert_problem(renamed, 422, "Idempotency-Key 'json-batch' was already used")
+
+
 def test_a_retry_of_a_batch_stored_in_part_stores_the_rest(client, make_settings, batch_parts):
     first = _post_batch(client, batch_parts, "batch-3").json()
     lost = first["items"][2]["result"]["id"]

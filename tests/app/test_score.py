@@ -271,7 +271,8 @@ def test_malformed_json_pixels_are_422(client, pixels, detail):
     ((28, 28, 1), "pixels has the shape 28x28x1; send one image of 28x28, without the axes of length 1"),
     ((28, 28, 3), ("pixels has the shape 28x28x3: 3 values per pixel, where one (grayscale) is read; send the "
                    "image as a PNG file")),
-    ((4, 28, 28), "pixels has the shape 4x28x28: 4 images, where one is read; send them as files to /score/batch"),
+    ((4, 28, 28), ("pixels has the shape 4x28x28: 4 images, where one is read; send them to /score/batch, as "
+                   '{"pixels": [image, ...]}')),
     ((27, 28), "list of 28 rows, got 27"),
 ])
 def test_json_pixels_of_a_numpy_users_usual_shapes_are_422_naming_the_shape(client, normal_pixels, shape, detail):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -12,12 +10,10 @@ from app.api import uploads
 from app.api.deps import (ApiKeyNameDep, DecodePoolDep, IdempotencyKeyDep, ScoreQuery, ScoreQueryDep, ScorerDep,
                           SettingsDep, query_parameters_openapi, url_root)
 from app.api.presenters import score_result
-from app.config import Settings
 from app.errors import InvalidInput, ServiceError
 from app.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, IdempotentRequest, batch_digest, request_digest
-from app.imaging import decode_image
 from app.results import ref_from_filename
-from app.schemas import RESULT_LINKS, SCORING_PROBLEMS, BatchResponse, PixelsRequest, ScoreResult
+from app.schemas import RESULT_LINKS, SCORING_PROBLEMS, BatchResponse, PixelsBatchRequest, PixelsRequest, ScoreResult
 
 router = APIRouter(tags=["scoring"])
 
@@ -44,7 +40,8 @@ _SINGLE_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("image")], "r
 _BATCH_BODY = {"parameters": [*_QUERY, _idempotency_key_parameter("batch")], "requestBody": {
     "required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["files"], "additionalProperties": False,
-        "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+        "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "application/json": {"schema": PixelsBatchRequest.model_json_schema()}}}}
 
 
 @router.post("/score", response_model=ScoreResult, responses={**SCORING_PROBLEMS, **RESULT_LINKS},
@@ -72,47 +69,36 @@ async def score(request: Request, scorer: ScorerDep, settings: SettingsDep, deco
 
 @router.post("/score/batch", response_model=BatchResponse, responses=SCORING_PROBLEMS,
              openapi_extra=_BATCH_BODY, summary="Score many images in one request",
-             description="Multipart with one part per image, each named `files` (at most VAE_MAX_BATCH). "
-                         "An image that cannot be scored gets its own error item; the rest are scored.")
+             description="Multipart with one part per image, each named `files`, or JSON "
+                         "`{\"pixels\": [image, ...], \"refs\": [...]}` (each image 28x28 values 0-255; refs "
+                         "optional); at most VAE_MAX_BATCH images. An image that cannot be scored gets its own "
+                         "error item; the rest are scored.")
 async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, decode_pool: DecodePoolDep,
                       query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep,
                       api_key: ApiKeyNameDep) -> JSONResponse:
     if query.ref is not None:
         raise InvalidInput("?ref= names one image; in /score/batch each image's ref is its file name")
-    files = await uploads.batch_files(request, settings)
-    payloads = [upload.data for upload in files]
-    # Decoding hundreds of images would stall the event loop; Pillow releases the GIL while decoding.
-    decode = functools.partial(_decode_or_error, query=query, settings=settings, framing=scorer.framing)
-    decoded = await decode_pool.map_in_slices(decode, payloads)
-    good = [i for i, outcome in enumerate(decoded) if isinstance(outcome, np.ndarray)]
-    refs = [ref_from_filename(files[i].filename) for i in good]
+    batch = await uploads.batch_images(request, settings, decode_pool, query.resize, query.invert, scorer.framing)
+    good = [i for i, item in enumerate(batch) if isinstance(item.pixels, np.ndarray)]
+    refs = [batch[i].ref for i in good]
     scored, replayed = [], False
     if good:
-        images = np.stack([decoded[i] for i in good])
+        images = np.stack([batch[i].pixels for i in good])
         if idempotency_key is None:
             scored = await scorer.score(images, query.override, source=query.source, refs=refs)
         else:
-            digest = batch_digest(query.model_dump(), [(upload.filename, upload.data) for upload in files])
+            digest = batch_digest(query.model_dump(), [(item.ref, item.content) for item in batch])
             scored, replayed = await scorer.score_batch_once(images, good, query.override, query.source, refs,
                                                              IdempotentRequest(idempotency_key, digest, api_key))
     results, root = iter(scored), url_root(request)
     items = []
-    for index, (upload, outcome) in enumerate(zip(files, decoded, strict=True)):
-        item = {"index": index, "filename": upload.filename, "result": None, "error": None}
-        if isinstance(outcome, ServiceError):
-            item["error"] = {"type": "about:blank", "title": outcome.title, "status": outcome.status,
-                             "detail": outcome.detail}
+    for index, item in enumerate(batch):
+        answer = {"index": index, "filename": item.filename, "result": None, "error": None}
+        if isinstance(item.pixels, ServiceError):
+            answer["error"] = {"type": "about:blank", "title": item.pixels.title, "status": item.pixels.status,
+                               "detail": item.pixels.detail}
         else:
-            item["result"] = score_result(next(results), root)
-        items.append(item)
-    return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(files) - len(good)},
+            answer["result"] = score_result(next(results), root)
+        items.append(answer)
+    return JSONResponse({"items": items, "n_scored": len(good), "n_failed": len(batch) - len(good)},
                         headers={REPLAYED_HEADER: "true"} if replayed else None)
-
-
-def _decode_or_error(data: bytes, query: ScoreQuery, settings: Settings, framing: str) -> np.ndarray | ServiceError:
-    """One batch item: its pixels, or the client error that is its own item's answer."""
-    try:
-        return decode_image(data, resize=query.resize, invert=query.invert, framing=framing,
-                            max_pixels=settings.max_image_pixels)
-    except ServiceError as error:
-        return error
