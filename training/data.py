@@ -121,6 +121,11 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False, framin
                     ", ".join(sorted(IMAGE_SUFFIXES)))
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
+    folders = Counter(str(file.parent.relative_to(root)) for file in files)
+    if len(folders) > 1:  # a dataset's root (good/, broken/, test/...) would take its defects for normal images
+        shown = sorted(folders.items(), key=lambda folder: (-folder[1], folder[0]))[:10]
+        log.info("%s: %d images from %d folders, every one taken as normal: %s%s", root, len(files), len(folders),
+                 ", ".join(f"{name} {n}" for name, n in shown), " ..." if len(folders) > len(shown) else "")
     images = []
     for file in files:
         try:

@@ -122,6 +122,22 @@ def test_image_folder_says_which_files_it_skipped(tmp_path, caplog):
          ".bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp")]
 
 
+def test_image_folder_of_several_folders_lists_them_as_all_taken_for_normal(tmp_path, caplog):
+    # A dataset's root, e.g. MVTec's train/good and test/broken: the defects would train as normal images
+    for folder, count in (("train/good", 3), ("test/broken", 2), ("test/good", 1)):
+        (tmp_path / folder).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / folder / f"{i}.png")
+    with caplog.at_level("INFO", logger="training.data"):
+        assert load_image_folder(tmp_path).shape == (6, 28, 28)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: 6 images from 3 folders, every one taken as normal: train/good 3, test/broken 2, test/good 1"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="training.data"):
+        load_image_folder(tmp_path / "train" / "good")  # one folder: nothing to say
+    assert caplog.records == []
+
+
 def test_image_folder_inverts_dark_on_light_images(tmp_path):
     Image.fromarray(np.full((28, 28), 250, np.uint8)).save(tmp_path / "scan.png")
     assert load_image_folder(tmp_path, invert=True).max() == 5
