@@ -65,6 +65,24 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="API key",
                      description="one of the keys in VAE_API_KEYS or VAE_API_KEYS_FILE")
 
 
+# Where other APIs take a key: a client that sends it there hears that it is not read there, not only that
+# it is missing.
+_OTHER_KEY_HEADERS = ("x-api-key", "api-key", "x-auth-token", "apikey")
+_OTHER_KEY_PARAMETERS = ("api_key", "apikey", "key", "token", "access_token")
+_OTHER_SCHEMES = ("basic", "token", "digest", "apikey", "api-key", "key", "jwt", "negotiate", "oauth")
+
+
+def _elsewhere(request: Request) -> str:
+    header = next((name for name in _OTHER_KEY_HEADERS if name in request.headers), None)
+    if header is not None:
+        return f"; the key is not read from the header {header!r}"
+    parameter = next((name for name in _OTHER_KEY_PARAMETERS if name in request.query_params), None)
+    if parameter is not None:
+        return (f"; the key is not read from the query (?{parameter}=), where proxies and logs would keep it: "
+                "change the key, as it has been sent in clear in a URL")
+    return ""
+
+
 def require_api_key(permission: Permission):
     """A guard that refuses a request without a valid key (401), or with a key whose role does not allow
     `permission` (403); the app puts one on each router, only when keys are set."""
@@ -73,8 +91,12 @@ def require_api_key(permission: Permission):
         api_keys: ApiKeys = request.app.state.api_keys
         if credentials is None:
             if "authorization" in request.headers:
-                raise Unauthorized("the Authorization header must be 'Bearer <API key>'")
-            raise Unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'")
+                # Named only if it is a scheme: a bare key sent as the whole header must not be echoed.
+                scheme = request.headers["authorization"].split(" ")[0]
+                sent = f" (it says {scheme!r})" if scheme.lower() in _OTHER_SCHEMES else ""
+                raise Unauthorized(f"the Authorization header must be 'Bearer <API key>'{sent}")
+            raise Unauthorized("this endpoint needs an API key: send the header 'Authorization: Bearer <key>'"
+                               + _elsewhere(request))
         key = api_keys.identify(credentials.credentials)
         if key is None:
             raise Unauthorized("the API key is not valid")

@@ -75,7 +75,23 @@ def test_a_wrong_key_or_scheme_is_refused_before_the_request_is_parsed(guarded_c
     wrong = guarded_client.post("/score?inverted=true", files=image, headers=_bearer("not-the-key-0123456789"))
     assert wrong.status_code == 401 and wrong.json()["detail"] == "the API key is not valid"
     basic = guarded_client.post("/score", files=image, headers={"Authorization": f"Basic {KEY}"})
-    assert basic.status_code == 401 and "must be 'Bearer <API key>'" in basic.json()["detail"]
+    assert basic.status_code == 401 and basic.json()["detail"] == ("the Authorization header must be 'Bearer <API "
+                                                                   "key>' (it says 'Basic')")
+    bare = guarded_client.post("/score", files=image, headers={"Authorization": "abcdefghijklmnopqrstuvwxyz"})
+    assert bare.json()["detail"] == "the Authorization header must be 'Bearer <API key>'"  # the key not echoed
+
+
+@pytest.mark.parametrize("where, detail", [
+    ({"headers": {"X-API-Key": KEY}}, "; the key is not read from the header 'x-api-key'"),
+    ({"params": {"api_key": KEY}}, ("; the key is not read from the query (?api_key=), where proxies and logs would "
+                                    "keep it: change the key, as it has been sent in clear in a URL")),
+])
+def test_a_key_sent_where_other_apis_take_it_is_told_where_this_one_reads_it(guarded_client, where, detail):
+    response = guarded_client.get("/results", **where)
+    assert response.status_code == 401
+    assert response.json()["detail"] == ("this endpoint needs an API key: send the header 'Authorization: Bearer "
+                                         f"<key>'{detail}")
+    assert KEY not in response.text
 
 
 def test_either_key_scores_and_reads_the_stored_result(guarded_client, normal_pixels):
