@@ -24,9 +24,24 @@ def _settings_or_exit() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        lines = [f"  VAE_{'_'.join(map(str, e['loc'])).upper()}={_shown(e)}: {e['msg']}" for e in error.errors()]
+        lines = [f"  VAE_{'_'.join(map(str, e['loc'])).upper()}={_shown(e)}: {e['msg']}{_unit_hint(e)}"
+                 for e in error.errors()]
         print("vae-serve: invalid configuration\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+# What a number setting counts, by its name's ending: "16MB" or "10s" is refused, and should say how to write it.
+_UNITS = (("_bytes", "a whole number of bytes, such as 16777216 for 16 MiB"), ("_s", "seconds, such as 10"),
+          ("_ms", "milliseconds, such as 2"), ("_days", "days, such as 30"), ("_pixels", "a whole number of pixels"),
+          ("_rows", "a whole number of rows"))
+
+
+def _unit_hint(error: dict) -> str:
+    if error["type"] not in ("int_parsing", "float_parsing", "int_from_float") or not error["loc"]:
+        return ""
+    name = str(error["loc"][0])
+    unit = next((unit for ending, unit in _UNITS if name.endswith(ending)), None)
+    return f" ({unit}, without a unit)" if unit else ""
 
 
 def _check_results_db(settings: Settings) -> None:

@@ -28,6 +28,18 @@ def test_bad_settings_exit_2_naming_each_variable(monkeypatch, capsys):
     assert "VAE_LOG_LEVEL='loud'" in err
 
 
+@pytest.mark.parametrize("variable, value, hint", [
+    ("VAE_MAX_UPLOAD_BYTES", "16MB", "(a whole number of bytes, such as 16777216 for 16 MiB, without a unit)"),
+    ("VAE_POLL_INTERVAL_S", "10s", "(seconds, such as 10, without a unit)"),
+    ("VAE_RESULTS_MAX_AGE_DAYS", "30d", "(days, such as 30, without a unit)"),
+])
+def test_a_number_setting_written_with_a_unit_is_told_its_unit(monkeypatch, capsys, variable, value, hint):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit):
+        main([])
+    assert f"{variable}={value!r}: Input should be a valid" in (err := capsys.readouterr().err) and hint in err
+
+
 def test_log_level_is_case_insensitive(monkeypatch):
     monkeypatch.setenv("VAE_LOG_LEVEL", "WARNING")
     assert Settings().log_level == "warning"
