@@ -100,7 +100,8 @@ def test_batch_items_carry_the_source_and_their_file_names_as_refs(client, norma
 
 def test_batch_refuses_one_ref_for_many_images(client, normal_pixels):
     response = client.post("/score/batch?ref=SN-1", files=_files(png_bytes(normal_pixels)))
-    assert_problem(response, 422, "in /score/batch each image's ref is its file name")
+    assert_problem(response, 422, "in /score/batch each image's ref is its file name, or with JSON pixels its "
+                                  'entry in "refs"')
 
 
 def test_json_pixels_of_many_images_score_as_the_same_images_sent_as_files(client, normal_pixels, anomalous_pixels):

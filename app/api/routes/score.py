@@ -77,7 +77,8 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
                       query: ScoreQueryDep, idempotency_key: IdempotencyKeyDep,
                       api_key: ApiKeyNameDep) -> JSONResponse:
     if query.ref is not None:
-        raise InvalidInput("?ref= names one image; in /score/batch each image's ref is its file name")
+        raise InvalidInput("?ref= names one image; in /score/batch each image's ref is its file name, or with JSON "
+                           'pixels its entry in "refs"')
     batch = await uploads.batch_images(request, settings, decode_pool, query.resize, query.invert, scorer.framing)
     good = [i for i, item in enumerate(batch) if isinstance(item.pixels, np.ndarray)]
     refs = [batch[i].ref for i in good]
