@@ -143,17 +143,18 @@ def _refuse_too_many(count: int, max_batch: int) -> None:
 async def _json_batch(body: bytes, max_batch: int, decode_pool: DecodePool, invert: bool) -> list[BatchItem]:
     # Up to 256 images of 784 values: parsing and checking them takes ~0.1 s, off the event loop.
     images, refs = await decode_pool.run(_json_batch_fields, body, max_batch)
-    pixels = await decode_pool.map_in_slices(_json_pixels_or_error, images)
-    return [BatchItem(None, ref, 255 - item if invert and isinstance(item, np.ndarray) else item,
-                      json.dumps(image, separators=(",", ":")).encode())
-            for image, ref, item in zip(images, refs, pixels, strict=True)]
+    read = await decode_pool.map_in_slices(_json_image, images)
+    return [BatchItem(None, ref, 255 - pixels if invert and isinstance(pixels, np.ndarray) else pixels, content)
+            for ref, (pixels, content) in zip(refs, read, strict=True)]
 
 
-def _json_pixels_or_error(image: object) -> np.ndarray | ServiceError:
+def _json_image(image: object) -> tuple[np.ndarray | ServiceError, bytes]:
+    """One image of a JSON batch: its pixels or its error, and its canonical text for the digest."""
+    content = json.dumps(image, separators=(",", ":")).encode()
     try:
-        return pixels_from_json(image)
+        return pixels_from_json(image), content
     except ServiceError as error:
-        return error
+        return error, content
 
 
 def _json_batch_fields(body: bytes, max_batch: int) -> tuple[list, list[str | None]]:
