@@ -14,7 +14,7 @@ from app.api.json_body import json_object
 from app.api.multipart import Part, parse_multipart
 from app.config import Settings
 from app.decode_pool import DecodePool
-from app.errors import InvalidInput, ServiceError, UnsupportedMediaType, quoted
+from app.errors import BadRequest, InvalidInput, ServiceError, UnsupportedMediaType, quoted
 from app.imaging import (INLINE_DECODE_PIXELS, decode_image, leading_shape, open_image, pixels_from_json,
                          to_model_pixels)
 from app.results import MAX_REF_LENGTH, ref_from_filename
@@ -61,6 +61,8 @@ async def single_image(request: Request, settings: Settings, decode_pool: Decode
         data, filename = files[0].data, files[0].filename
     elif media_type.startswith("image/") or media_type in UNLABELLED:
         data = await request.body()  # decoded by its content, whatever image/* type it is labelled with
+        if not data and not media_type:  # `curl -X POST .../score`: the image was left out, not empty
+            raise BadRequest(f"the request has no body; send {ACCEPTED}")
     elif media_type == "application/json":
         pixels = pixels_from_json(_pixels_field(await request.body()))
         return SingleUpload((255 - pixels if invert else pixels)[None], None, pixels.tobytes())

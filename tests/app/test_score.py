@@ -339,6 +339,7 @@ def test_an_image_body_without_a_type_of_its_own_is_scored(client, normal_pixels
         assert response.json()["score"] == pytest.approx(expected)
     assert_problem(client.post("/score", content=b'{"pixels": [[0]]}'), 400,
                    "it is JSON text, not an image: send JSON pixels with Content-Type: application/json")
+    assert_problem(client.post("/score"), 400, "the request has no body; send multipart/form-data (field 'file')")
 
 
 def test_unsupported_content_types_are_415(client, normal_pixels):
