@@ -441,6 +441,9 @@ def _train(args) -> int:
         train_and_publish,
     )
 
+    if args.normal is not None and args.images:  # ignored, it would look like a filter of the folder
+        raise _UsageError("--normal picks MNIST digits; with --images every image in the folder is normal, so "
+                          "leave --normal out (and the folder holds only the images to train on)")
     if args.calibration_fraction + args.validation_fraction >= 1:
         raise _UsageError(f"--calibration-fraction ({args.calibration_fraction}) and --validation-fraction "
                           f"({args.validation_fraction}) would hold out every image; they must add up to less than 1")

@@ -59,6 +59,12 @@ def test_invert_without_an_image_folder_is_a_clean_error(synthetic_mnist, tmp_pa
     assert "--invert applies to an --images folder" in capsys.readouterr().err
 
 
+def test_normal_digits_with_an_image_folder_are_a_clean_error(tmp_path, capsys):
+    code = main(["train", "--images", str(tmp_path), "--normal", "7", "--store", str(tmp_path / "store")])
+    assert code == 2
+    assert "--normal picks MNIST digits; with --images every image in the folder is normal" in capsys.readouterr().err
+
+
 def test_framing_without_an_image_folder_is_a_clean_error(synthetic_mnist, tmp_path, capsys):
     code = main(["train", "--data", str(synthetic_mnist), "--framing", "pad", "--store", str(tmp_path / "store")])
     assert code == 2
