@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.auth import ApiKey, check_distinct, keys_from_file, keys_from_list
+from training.store import MODEL_NAME_RULE, is_model_name
 
 # Segments of letters, digits and ._~-, each after a slash, and no slash at the end: /inspection, /a/b.
 ROOT_PATH_PATTERN = r"^(/[A-Za-z0-9._~-]+)*$"
@@ -88,6 +89,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port] in lower case, "
                                  "without a path or a trailing slash, e.g. https://dashboard.example.com, or *")
         return origins
+
+    @field_validator("model_name")
+    @classmethod
+    def _check_model_name(cls, value: str) -> str:
+        if not is_model_name(value):  # '../x' would serve a folder outside the store, '' the store itself
+            raise ValueError(f"a model is named by {MODEL_NAME_RULE}")
+        return value
 
     @field_validator("root_path")
     @classmethod

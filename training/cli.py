@@ -17,6 +17,7 @@ from training.config import ARCHITECTURES, SCORE_METHODS, TrainConfig
 from training.data import DataError
 from training.framing import FRAMINGS
 from training.sources import SOURCE_RULE, is_source_name
+from training.store import MODEL_NAME_RULE, is_model_name
 
 DEFAULTS = TrainConfig()
 log = logging.getLogger(__name__)
@@ -97,6 +98,12 @@ def _source_name(text: str) -> str:
     return text
 
 
+def _model_name(text: str) -> str:
+    if not is_model_name(text):
+        raise argparse.ArgumentTypeError(f"a model is named by {MODEL_NAME_RULE}; got {text!r}")
+    return text
+
+
 def _aware_time(text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text)
@@ -110,8 +117,8 @@ def _aware_time(text: str) -> dt.datetime:
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=DEFAULTS.store,
                         help=f"model store root (default: {DEFAULTS.store})")
-    parser.add_argument("--name", default=DEFAULTS.name, help=f"model name, its folder in the store "
-                                                              f"(default: {DEFAULTS.name})")
+    parser.add_argument("--name", type=_model_name, default=DEFAULTS.name,
+                        help=f"model name, its folder in the store (default: {DEFAULTS.name})")
 
 
 def build_parser() -> argparse.ArgumentParser:

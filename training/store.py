@@ -10,12 +10,17 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# A model is a folder of the store: a name with a '/' or '..' would reach outside it, and '' or '.' is the
+# store itself.
+MODEL_NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}"
+MODEL_NAME_RULE = "letters, digits and ._-, not starting with '.' or '-', at most 64 (a folder of the store)"
 METADATA_PATH = Path("assets.extra") / "metadata.json"
 STAGING_PREFIX = ".tmp-"  # a version being written: hidden, and not an integer, so never taken for one
 
@@ -25,6 +30,10 @@ class PublishedModel:
     version: int
     path: Path
     metadata: dict
+
+
+def is_model_name(name: object) -> bool:
+    return isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) is not None
 
 
 def list_versions(model_dir: Path) -> list[int]:

@@ -89,6 +89,9 @@ def test_the_age_limit_of_results_is_in_days_and_empty_means_none(monkeypatch, v
       for value in ("inspection", "/inspection/", "/a b", "/")),
     ("VAE_PORT", "tcp://10.96.0.12:8000", ("Value error, looks like Kubernetes' service link of a Service named "
                                            "'vae': set enableServiceLinks: false")),
+    # A folder outside the store, or the store itself, served as if it were a model's
+    *(("VAE_MODEL_NAME", value, "Value error, a model is named by letters, digits and ._-")
+      for value in ("../other-store/model", "a/b", "", ".")),
 ])
 def test_a_setting_that_cannot_work_exits_2_naming_it(monkeypatch, capsys, variable, value, message):
     monkeypatch.setenv(variable, value)

@@ -38,6 +38,9 @@ def test_every_option_of_every_command_says_what_it_does_and_its_default():
     (["rollback", "--to", "v3"], "--to: expected a whole number, got 'v3'"),
     (["train", "--target-fpr", "5"], "got 5 (a fraction: 0.01 is 1 %)"),
     (["train", "--hidden-units", "1"], "--hidden-units: must be 2 or more, got 1"),  # was a Keras traceback
+    # Published outside the store (../evil), or into the store's own folder ('')
+    (["train", "--name", "../evil"], "--name: a model is named by letters, digits and ._-"),
+    (["versions", "--name", ""], "--name: a model is named by letters, digits and ._-"),
 ])
 def test_bad_options_are_rejected_with_a_reason(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
