@@ -105,6 +105,9 @@ def problem(status: int, title: str, detail: str, instance: str | None = None, r
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+HEAD_AS_GET = "vae.head_as_get"  # marks the scope of a HEAD request that middleware.HeadAsGet answers as a GET
+
+
 def request_id(scope) -> str | None:
     """The id `app.middleware.RequestIds` gave the request (None outside it, as in some unit tests)."""
     return scope.get("request_id")
@@ -143,7 +146,8 @@ def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
     def answer(request: Request, status: int, title: str, detail: str, headers=None, **extra) -> JSONResponse:
         identifier = request_id(request.scope)
         if 400 <= status < 500:
-            refusals.record(request.method, request.url.path, client_address(request.scope), status, title, detail,
+            method = "HEAD" if request.scope.get(HEAD_AS_GET) else request.method
+            refusals.record(method, request.url.path, client_address(request.scope), status, title, detail,
                             identifier)
         response = problem(status, title, detail, request.url.path, identifier, **extra)
         response.headers.update(headers or {})

@@ -9,7 +9,7 @@ import time
 
 from starlette.routing import Match, Router
 
-from app.errors import PayloadTooLarge, UnsupportedMediaType, client_address, problem, request_id
+from app.errors import HEAD_AS_GET, PayloadTooLarge, UnsupportedMediaType, client_address, problem, request_id
 from app.metrics import ServiceMetrics
 from app.refusals import RefusalLog
 
@@ -30,7 +30,9 @@ class HeadAsGet:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "HEAD":
             return await self.app(scope, receive, send)
-        as_get = {**scope, "method": "GET"}  # a copy: the server reads the original's method to send no body
+        # A copy: the server reads the original's method to send no body. The mark lets a refusal be logged as
+        # the HEAD it was.
+        as_get = {**scope, "method": "GET", HEAD_AS_GET: True}
         if not any(route.matches(as_get)[0] is Match.FULL for route in self.router.routes):
             return await self.app(scope, receive, send)
 

@@ -51,6 +51,13 @@ def test_the_service_logs_why_it_refused_a_request(client, normal_pixels, caplog
     assert "400 Undecodable image" in lines[2]
 
 
+def test_a_refused_head_is_logged_as_the_head_it_was(client, caplog):
+    with caplog.at_level(logging.INFO, logger="app.refused"):
+        assert client.head("/results/" + "0" * 32).status_code == 404  # answered as a GET, without the body
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "app.refused"]
+    assert line.startswith(f"refused HEAD /results/{'0' * 32} from testclient:") and "404 Not found" in line
+
+
 def test_an_oversized_body_refused_by_the_middleware_is_logged_too(start_client, caplog):
     client = start_client(max_upload_bytes=2048)
     with caplog.at_level(logging.INFO, logger="app.refused"):
