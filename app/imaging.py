@@ -112,6 +112,11 @@ def _refuse_other_array_shapes(pixels: object) -> None:
     if len(shape) > 2 and shape[0] > 1 and shape[1:] in ((SIDE, SIDE), (SIDE, SIDE, 1)):
         raise InvalidInput(f"pixels has the shape {shown}: {shape[0]} images, where one is read; send them to "
                            '/score/batch, as {"pixels": [image, ...]}')
+    if len(shape) == 2 and all(isinstance(row, list) and len(row) == shape[1] for row in pixels):
+        # Every row as long as the first: an image of another size, not a row cut short
+        raise InvalidInput(f"pixels is an image of {shown}; JSON pixels must be {SIDE}x{SIDE}. Send an image of "
+                           "another size as a file (PNG), with ?resize=true to have it framed as the model's "
+                           "training images were")
 
 
 def leading_shape(value: object, most: int = 5) -> tuple[int, ...]:

@@ -251,8 +251,9 @@ def test_bad_query_values_are_422(client, normal_pixels, query, detail):
 
 
 @pytest.mark.parametrize("pixels, detail", [
-    ([[0] * 28] * 27, "list of 28 rows, got 27"),
+    ([[0] * 28] * 27, "pixels is an image of 27x28; JSON pixels must be 28x28"),
     ([[0] * 28] * 27 + [[0] * 5], "row 27 must have 28 values, got 5"),
+    ([[0] * 28] * 28 + [[0] * 5], "list of 28 rows, got 29"),  # rows of other lengths: not an image of a size
     ([[0] * 28] * 27 + [[0] * 27 + [300]], "pixels[27][27] = 300 is outside 0-255"),
     ([[0] * 28] * 27 + [[0] * 27 + [-1]], "outside 0-255"),
     ([[0] * 28] * 27 + [[0] * 27 + ["a"]], "is not a number"),
@@ -273,7 +274,9 @@ def test_malformed_json_pixels_are_422(client, pixels, detail):
                    "image as a PNG file")),
     ((4, 28, 28), ("pixels has the shape 4x28x28: 4 images, where one is read; send them to /score/batch, as "
                    '{"pixels": [image, ...]}')),
-    ((27, 28), "list of 28 rows, got 27"),
+    ((27, 28), ("pixels is an image of 27x28; JSON pixels must be 28x28. Send an image of another size as a file "
+                "(PNG), with ?resize=true")),
+    ((64, 64), "pixels is an image of 64x64; JSON pixels must be 28x28"),
 ])
 def test_json_pixels_of_a_numpy_users_usual_shapes_are_422_naming_the_shape(client, normal_pixels, shape, detail):
     # x.tolist() of an MNIST array as Keras holds it: flat, batched, or with a channel axis
