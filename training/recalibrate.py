@@ -168,15 +168,16 @@ def _calibrate(serve, base: dict, previous: dict, normals: NormalImages, target_
     check_background(normals.images, base)
     outputs = signature_outputs(serve, normals.images, progress, what="calibration images")
     fpr_before = float(np.mean(outputs[base["score_method"]] > previous["threshold"]))
-    if fpr_before > MOSTLY_FLAGGED and not normals.vouched_for:
-        raise CalibrationError(
-            f"{100 * fpr_before:.0f} % of these {len(normals.images)} images score above the threshold that "
-            f"applies to them now (version {base['version']}'s, set to flag {100 * previous['target_fpr']:g} % of "
-            "normal images). Calibrated on them, a folder that holds mostly anomalies would push the threshold above "
-            "them and let real anomalies pass. Check that they are normal images, prepared like the model's "
-            "training images (--invert?). If they are, and this is how the model now sees normal images, pass "
-            "--even-if-flagged to publish anyway; retraining on such images (train --images) may serve better")
     if fpr_before > MOSTLY_FLAGGED:
+        if not normals.vouched_for:
+            raise CalibrationError(
+                f"{100 * fpr_before:.0f} % of these {len(normals.images)} images score above the threshold "
+                f"that applies to them now (version {base['version']}'s, set to flag "
+                f"{100 * previous['target_fpr']:g} % of normal images). Calibrated on them, a folder that holds "
+                "mostly anomalies would push the threshold above them and let real anomalies pass. Check that "
+                "they are normal images, prepared like the model's training images (--invert?). If they are, and "
+                "this is how the model now sees normal images, pass --even-if-flagged to publish anyway; "
+                "retraining on such images (train --images) may serve better")
         log.warning("%.0f %% of these images score above version %s's threshold: check that they are normal "
                     "images, prepared like its training images", 100 * fpr_before, base["version"])
     record = {"source": normals.source, "sha256": normals.fingerprint, "n_images": len(normals.images),
