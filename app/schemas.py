@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from app.results import MAX_REF_LENGTH
 from training.sources import SOURCE_PATTERN, SOURCE_RULE, is_source_name
 
 EXAMPLE_SCORES = {"l1": 0.0087, "mse": 0.0013, "dssim": 0.020, "neg_elbo": 35.4, "unregularized": 28.6, "kl": 6.8,
@@ -42,6 +43,10 @@ def printable_text(max_length: int, lines: bool = False):
     characters: other control characters would garble the log lines and CSV rows it is written into."""
     return Annotated[str, StringConstraints(min_length=1, max_length=max_length),
                      AfterValidator(_lines if lines else _one_line)]
+
+
+# A client's reference for an image (?ref=, or an entry of a JSON batch's "refs"), e.g. a serial number.
+Ref = printable_text(MAX_REF_LENGTH)
 
 
 def _source_name(name: str) -> str:
@@ -234,7 +239,7 @@ class PixelsBatchRequest(BaseModel):
     pixels: list[_PixelImage] = Field(
         min_length=1, description="the images, each 28 rows of 28 grayscale values 0-255 (in NumPy, x.tolist() of "
                                   "an array N x 28 x 28); at most VAE_MAX_BATCH", examples=[[[[0] * 28] * 28] * 2])
-    refs: list[Annotated[str, Field(min_length=1, max_length=200)] | None] | None = Field(
+    refs: list[Ref | None] | None = Field(
         None, description="your reference for each image, in order (e.g. serial numbers), stored with its result; "
                           "null for none", examples=[["SN-0042", "SN-0043"]])
 

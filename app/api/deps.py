@@ -21,8 +21,8 @@ from app.decode_pool import DecodePool
 from app.errors import Forbidden, InvalidInput, Unauthorized, quoted
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
-from app.results import MAX_REF_LENGTH, ResultStore
-from app.schemas import SourceName, printable_text
+from app.results import ResultStore
+from app.schemas import Ref, SourceName
 from app.scoring import Scorer, ThresholdOverride
 
 
@@ -135,7 +135,7 @@ class ScoreQuery(BaseModel):
     source: SourceName | None = Field(None, description="which line, camera or client sent the image (letters, "
                                                         "digits and ._:/@-, at most 64); stored with the result, "
                                                         "and GET /results can filter by it")
-    ref: printable_text(MAX_REF_LENGTH) | None = Field(
+    ref: Ref | None = Field(
         None, description="your reference for the image, e.g. the part's serial number; stored with the result, "
                           "and GET /results can filter by it. Default: the uploaded file's name")
 

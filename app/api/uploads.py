@@ -17,8 +17,8 @@ from app.decode_pool import DecodePool
 from app.errors import BadRequest, InvalidInput, ServiceError, UnsupportedMediaType, quoted
 from app.imaging import (INLINE_DECODE_PIXELS, decode_image, leading_shape, open_image, pixels_from_json,
                          to_model_pixels)
-from app.results import MAX_REF_LENGTH, ref_from_filename
-from app.schemas import printable_text
+from app.results import ref_from_filename
+from app.schemas import Ref
 from app.sniffing import image_format
 from training.preprocessing import SIDE
 
@@ -30,7 +30,7 @@ BATCH_ACCEPTED = ("multipart/form-data, one part per image, all named 'files', o
                   '{"pixels": [image, ...]}')
 MAX_EXTRA_PARTS = 8  # parts read besides the images, so that the refusal of a stray one can name it
 MAX_JSON_BYTES = 256 * 1024  # 28x28 numbers take ~20 KB even pretty-printed with long decimals
-_REF = TypeAdapter(printable_text(MAX_REF_LENGTH) | None)
+_REF = TypeAdapter(Ref | None)
 
 
 def _media_type(request: Request) -> str:
