@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
             server.wait(timeout=30)
     print(f"one 6000x6000 PNG alone: median {statistics.median(alone) * 1000:.0f} ms")
     print(f"/score/batch of {args.batch} such PNGs: {batch_seconds:.1f} s")
+    if not singles:  # the batch was done before the singles began: a bigger one gives them time
+        print("singles posted meanwhile: 0 (the batch was too small: raise --batch)")
+        return
     print(f"singles posted meanwhile: {len(singles)}; latency median {statistics.median(singles) * 1000:.0f} ms, "
           f"max {max(singles) * 1000:.0f} ms")
 

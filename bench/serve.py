@@ -100,7 +100,7 @@ def run_wrk(url: str, script: Path, connections: int, duration: float) -> dict:
             "errors": errors}
 
 
-def start_server(port: int, db: Path, workers: int, api_key: str | None) -> tuple[subprocess.Popen, float]:
+def start_server(port: int, db: Path, workers: int, api_key: str | None = None) -> tuple[subprocess.Popen, float]:
     env = {**os.environ, "VAE_RESULTS_DB": str(db), "VAE_LOG_LEVEL": "warning", "VAE_POLL_INTERVAL_S": "0",
            "VAE_API_KEYS": api_key or ""}
     started = time.monotonic()
