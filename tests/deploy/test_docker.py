@@ -290,3 +290,29 @@ def test_prunes_the_old_versions_while_api_serves_the_newest(stack):
     assert [v["version"] for v in listing["versions"]] == [served, served - 1] and listing["not_served"] == {}
     assert api.get("/readyz").json()["model"]["version"] == served
 
+
+
+def test_backs_up_the_results_while_api_runs_and_restores_them_with_api_stopped(stack, tmp_path_factory):
+    api, compose, env = stack["api"], stack["compose"], stack["env"]
+    count = api.get("/results/summary").json()["count"]
+    folder = tmp_path_factory.mktemp("backup")
+    folder.chmod(0o755)
+    copy = folder / "results.db"
+    with copy.open("wb") as output:  # as the README says: docker compose exec -T api vae-backup - > file
+        print("$", *compose, "exec -T api vae-backup - >", copy, flush=True)
+        completed = subprocess.run([*compose, "exec", "-T", "api", "vae-backup", "-"], cwd=REPO_ROOT, env=env,
+                                   stdout=output, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert f"backed up {count:,} results" in completed.stderr
+    copy.chmod(0o644)  # the container's user (10001) reads it for the restore
+    with np.load(stack["mnist"]) as data:
+        later = api.post("/score", files={"file": ("later.png", _png(data["x_test"][0]), "image/png")}).json()
+
+    _run([*compose, "stop", "api"], env, timeout=300)
+    restored = _run([*compose, "run", "--rm", "--no-deps", "-v", f"{copy}:/restore.db:ro", "--entrypoint",
+                     "vae-backup", "api", "--restore", "/restore.db"], env, timeout=300)
+    assert f"restored {count:,} results" in restored.stderr and "before-restore-" in restored.stderr
+    _run([*compose, "start", "api"], env, timeout=300)
+    _wait_healthy(stack["container"], timeout=180)
+    assert api.get("/results/summary").json()["count"] == count
+    assert api.get(f"/results/{later['id']}").status_code == 404  # scored after the backup

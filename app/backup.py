@@ -1,0 +1,251 @@
+"""`vae-backup`: copy the inspection log (results, reviews, Idempotency-Keys) while the service runs, and put
+a copy back while it is stopped.
+
+A plain `cp results.db` is not a backup. The store runs in WAL mode, so the newest results live in
+`results.db-wal` until SQLite folds them into the file (every thousand pages or so), and a copy of the file
+alone lacks them; copying both files while the service writes can pair a file with a journal of another
+moment. SQLite's online backup reads one consistent snapshot instead, and the service keeps writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from app.config import Settings
+
+STDOUT = "-"
+
+
+class Refused(Exception):
+    """What the operator asked for cannot be done as asked; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Contents:
+    results: int
+    reviews: int
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.results:,} results and {self.reviews:,} reviews ({self.size / 1e6:.1f} MB)"
+
+
+def backup(database: Path, destination: Path, overwrite: bool = False) -> Contents:
+    """A consistent copy of the database at `destination`, which appears whole or not at all."""
+    if destination.resolve() == database.resolve():
+        raise Refused(f"{destination} is the results store itself; back it up to another file")
+    if destination.exists() and not overwrite:
+        raise Refused(f"{destination} exists; pass --overwrite to replace it, or give another name")
+    source = _open_results_store(database)
+    try:
+        return _write_copy(source, destination)
+    finally:
+        source.close()
+
+
+def restore(copy: Path, database: Path, now: dt.datetime) -> tuple[Contents, Path | None]:
+    """Replaces the database's contents by the copy's; returns them, and where the replaced database is kept
+    (None when there was none). Refused while another process (a running service) has the database open."""
+    if copy.resolve() == database.resolve():
+        raise Refused(f"{copy} is the results store itself; restore from a backup of it")
+    source = _open_results_store(copy)
+    try:
+        if damage := _damage(source):
+            raise Refused(f"{copy} is damaged ({damage}); restore from another backup")
+        if not database.exists():
+            database.parent.mkdir(parents=True, exist_ok=True)
+            return _write_copy(source, database), None
+        kept = _unused(database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}"))
+        _replace_contents(source, database, kept)
+        return _contents(source, copy), kept
+    finally:
+        source.close()
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`...: two restores within a second must not keep one database over another."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
+
+
+def _replace_contents(source: sqlite3.Connection, database: Path, kept: Path) -> None:
+    live = sqlite3.connect(database, timeout=0)
+    try:
+        try:
+            # Leaving WAL mode needs the only connection: a service that has the file open holds it in WAL mode.
+            live.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                raise Refused(f"{database} is open in another process (a running service?): stop it first; "
+                              "nothing was changed") from None
+            raise
+        except sqlite3.DatabaseError:  # a damaged file, often the reason to restore: keep its bytes as they are
+            live.close()
+            _keep_damaged(database, kept)
+            _write_copy(source, database)
+            return
+        _write_copy(live, kept)
+        source.backup(live)
+    finally:
+        live.close()
+
+
+def _keep_damaged(database: Path, kept: Path) -> None:
+    shutil.copy2(database, kept)
+    for suffix in ("-wal", "-shm"):  # a journal of the damaged file must not be applied to the restored one
+        journal = database.with_name(database.name + suffix)
+        if journal.exists():
+            shutil.copy2(journal, kept.with_name(kept.name + suffix))
+            journal.unlink()
+
+
+def _open_results_store(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise Refused(f"there is no file {path}")
+    if path.is_dir():
+        raise Refused(f"{path} is a folder, not a results store")
+    # mode=rw: never create a database where there was none.
+    connection = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw", uri=True, timeout=30)
+    try:
+        connection.execute("SELECT count(*) FROM results").fetchone()
+    except sqlite3.DatabaseError as error:
+        connection.close()
+        if "malformed" in str(error):
+            raise Refused(f"{path} is damaged ({error})") from None
+        raise Refused(f"{path} is not a results store ({error})") from None
+    return connection
+
+
+def _damage(connection: sqlite3.Connection) -> str | None:
+    """What SQLite's quick check finds wrong with the database, or None."""
+    try:
+        verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as error:  # damage the check cannot even read past
+        return str(error)
+    return None if verdict == "ok" else verdict
+
+
+def _write_copy(source: sqlite3.Connection, destination: Path) -> Contents:
+    partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, not a file and its journal
+            if damage := _damage(target):
+                raise sqlite3.DatabaseError(f"the copy failed SQLite's check ({damage}): the database it was "
+                                            "copied from may be damaged")
+            contents = _contents(target, partial)
+        finally:
+            target.close()
+        _sync(partial)
+        os.replace(partial, destination)
+        _sync(destination.parent)
+        return contents
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _contents(connection: sqlite3.Connection, path: Path) -> Contents:
+    results, = connection.execute("SELECT count(*) FROM results").fetchone()
+    reviews, = connection.execute("SELECT count(*) FROM reviews").fetchone()
+    return Contents(results, reviews, path.stat().st_size)
+
+
+def _sync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def destination_for(target: str, now: dt.datetime) -> Path:
+    """The backup file: `target` itself, or a dated file in it when it is a folder."""
+    path = Path(target)
+    if path.is_dir():
+        return path / f"results-{now:%Y%m%dT%H%M%SZ}.db"
+    if target.endswith(("/", os.sep)):
+        raise Refused(f"there is no folder {path}; create it first")
+    if not path.parent.is_dir():
+        raise Refused(f"there is no folder {path.parent} for {path.name}; create it first")
+    return path
+
+
+def _default_database() -> Path:
+    # Only this setting: a backup must work while another VAE_* setting is broken, as during an incident.
+    return Path(os.environ.get("VAE_RESULTS_DB") or Settings.model_fields["results_db"].default)
+
+
+def main(argv: list[str] | None = None) -> None:
+    database = _default_database()
+    parser = argparse.ArgumentParser(prog="vae-backup", description=__doc__.split("\n\n")[0], epilog=(
+        "Exit status: 0 on success, 2 when refused (nothing changed), 1 when the copy failed (a full disk, "
+        "say; no partial file is left)."))
+    parser.add_argument("target", metavar="DEST", nargs="?",
+                        help="where to write the backup: a file, a folder (for a file named by the time, such "
+                             "as results-20261203T180000Z.db), or - for standard output")
+    parser.add_argument("--restore", metavar="BACKUP", type=Path,
+                        help="instead, replace the results store's contents by BACKUP's, with the service "
+                             "stopped; the replaced database is kept beside it as <name>.before-restore-<time>")
+    parser.add_argument("--results-db", type=Path, default=database,
+                        help="the results store (VAE_RESULTS_DB; default here: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace DEST if it is a file that exists (default: refuse)")
+    args = parser.parse_args(argv)
+    if (args.target is None) == (args.restore is None):
+        parser.error("give either DEST, to back up, or --restore BACKUP")
+    now = dt.datetime.now(dt.UTC)
+    started = time.perf_counter()
+    try:
+        if args.restore is not None:
+            contents, kept = restore(args.restore, args.results_db, now)
+            kept_line = f"; the database it replaced is kept as {kept}" if kept else ""
+            _say(f"restored {contents} from {args.restore} into {args.results_db}{kept_line}")
+        elif args.target == STDOUT:
+            contents = _backup_to_stdout(args.results_db, now)
+            _say(f"backed up {contents} from {args.results_db} to standard output "
+                 f"in {time.perf_counter() - started:.1f} s")
+        else:
+            destination = destination_for(args.target, now)
+            contents = backup(args.results_db, destination, args.overwrite)
+            _say(f"backed up {contents} from {args.results_db} to {destination} "
+                 f"in {time.perf_counter() - started:.1f} s")
+    except Refused as refusal:
+        _say(f"refused: {refusal}")
+        raise SystemExit(2) from None
+    except (OSError, sqlite3.Error) as error:
+        _say(f"failed: {error}; nothing was written")
+        raise SystemExit(1) from None
+
+
+def _backup_to_stdout(database: Path, now: dt.datetime) -> Contents:
+    """For `docker compose exec -T api vae-backup - > results.db`: the copy lands on the host, owned by its
+    user, and no folder in the container has to be writable for it."""
+    if sys.stdout.isatty():
+        raise Refused("standard output is a terminal; redirect it to a file: vae-backup - > results.db")
+    with tempfile.TemporaryDirectory(prefix="vae-backup-") as scratch:
+        copy = Path(scratch) / f"results-{now:%Y%m%dT%H%M%SZ}.db"
+        contents = backup(database, copy)
+        with copy.open("rb") as source:
+            shutil.copyfileobj(source, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    return contents
+
+
+def _say(line: str) -> None:
+    # Standard error: standard output may be the backup itself.
+    print(f"vae-backup: {line}", file=sys.stderr)
