@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from app import idempotency
 from app.auth import ApiKeys, Permission, roles_allowing
@@ -139,9 +140,40 @@ class ScoreQuery(BaseModel):
         None, description="your reference for the image, e.g. the part's serial number; stored with the result, "
                           "and GET /results can filter by it. Default: the uploaded file's name")
 
+    @field_validator("threshold", "fpr", mode="before")
+    @classmethod
+    def _decimal_point(cls, value: object) -> object:
+        # pydantic says only "unable to parse string as a number" to a client whose locale writes 0,05.
+        if isinstance(value, str) and "," in value and _is_number(meant := value.replace(",", ".")):
+            raise PydanticCustomError("decimal_comma", f"{value!r} has a decimal comma; write {meant}")
+        return value
+
+    @field_validator("fpr", mode="before")
+    @classmethod
+    def _a_fraction(cls, value: object) -> object:
+        # ?fpr=5 or ?fpr=5% meant 5 %: "Input should be less than 1" does not say how to write it.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.endswith("%") and _is_number(text[:-1]) and 0 < float(text[:-1]) < 100:
+            raise PydanticCustomError("fpr_fraction", f"the rate is a fraction, not a percentage: for {text} "
+                                                      f"write {float(text[:-1]) / 100:g}")
+        if _is_number(text) and 1 <= float(text) < 100:
+            raise PydanticCustomError("fpr_fraction", "the rate is a fraction between 0 and 1, not a percentage: "
+                                                      f"for {float(text):g} % write {float(text) / 100:g}")
+        return value
+
     @property
     def override(self) -> ThresholdOverride:
         return ThresholdOverride(threshold=self.threshold, fpr=self.fpr)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def query_parameters_openapi(model: type[BaseModel]) -> list[dict]:

@@ -245,6 +245,12 @@ def test_threshold_overrides(client, normal_pixels, tiny_model):
     ("?resize=true&resize=false", "query parameter 'resize' is given 2 times ('true', 'false'); it takes one value"),
     ("?fpr=0.05&fpr=0.05", "query parameter 'fpr' is given 2 times"),
     ("?ref=%20%20", "query.ref: Value error, must not be blank"),
+    # A rate written as a percentage, or with a decimal comma, is told how to write it.
+    ("?fpr=5", "query.fpr: the rate is a fraction between 0 and 1, not a percentage: for 5 % write 0.05"),
+    ("?fpr=0.5%25", "query.fpr: the rate is a fraction, not a percentage: for 0.5% write 0.005"),
+    ("?fpr=0,05", "query.fpr: '0,05' has a decimal comma; write 0.05"),
+    ("?threshold=3,5", "query.threshold: '3,5' has a decimal comma; write 3.5"),
+    ("?fpr=250", "query.fpr: Input should be less than 1"),
 ])
 def test_bad_query_values_are_422(client, normal_pixels, query, detail):
     assert_problem(_score_file(client, png_bytes(normal_pixels), query), 422, detail)
