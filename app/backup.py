@@ -46,6 +46,9 @@ def backup(database: Path, destination: Path, overwrite: bool = False) -> Conten
         raise Refused(f"{destination} is the results store itself; back it up to another file")
     if destination.exists() and not overwrite:
         raise Refused(f"{destination} exists; pass --overwrite to replace it, or give another name")
+    if not database.exists():
+        raise Refused(f"there is no results store at {database.absolute()} (VAE_RESULTS_DB, or --results-db; "
+                      "a relative path is read from the current folder, as the service reads it from its own)")
     source = _open_results_store(database)
     try:
         return _write_copy(source, destination)

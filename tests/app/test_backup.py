@@ -125,7 +125,8 @@ def test_an_existing_backup_is_replaced_only_when_asked(running_store, tmp_path,
 
 def test_no_store_means_nothing_to_back_up_and_none_is_created(tmp_path, monkeypatch, capsys):
     assert _run(monkeypatch, tmp_path / "results.db", str(tmp_path / "backup.db")) == 2
-    assert "there is no file" in capsys.readouterr().err
+    assert f"there is no results store at {tmp_path / 'results.db'} (VAE_RESULTS_DB, or --results-db" \
+        in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
