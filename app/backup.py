@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -188,6 +189,19 @@ def destination_for(target: str, now: dt.datetime) -> Path:
     return path
 
 
+DATED_BACKUP = re.compile(r"results-\d{8}T\d{6}Z\.db")
+
+
+def remove_older_backups(folder: Path, keep: int, written: Path) -> list[Path]:
+    """Removes the folder's dated backups but the newest `keep` (the one just written always stays); only
+    files named as vae-backup names them, so nothing else in the folder is touched."""
+    dated = sorted((p for p in folder.iterdir() if DATED_BACKUP.fullmatch(p.name) and p != written), reverse=True)
+    removed = dated[keep - 1:]
+    for path in removed:
+        path.unlink()
+    return removed
+
+
 def _default_database() -> Path:
     # Only this setting: a backup must work while another VAE_* setting is broken, as during an incident.
     return Path(os.environ.get("VAE_RESULTS_DB") or Settings.model_fields["results_db"].default)
@@ -208,9 +222,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="the results store (VAE_RESULTS_DB; default here: %(default)s)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace DEST if it is a file that exists (default: refuse)")
+    parser.add_argument("--keep", type=_at_least_one, metavar="N",
+                        help="with a folder as DEST: then remove its dated backups (results-<time>.db) but the "
+                             "newest N (default: remove none)")
     args = parser.parse_args(argv)
     if (args.target is None) == (args.restore is None):
         parser.error("give either DEST, to back up, or --restore BACKUP")
+    if args.keep is not None and (args.target is None or not Path(args.target).is_dir()):
+        parser.error("--keep needs a folder as DEST: it removes that folder's older dated backups")
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     try:
@@ -227,12 +246,35 @@ def main(argv: list[str] | None = None) -> None:
             contents = backup(args.results_db, destination, args.overwrite)
             _say(f"backed up {contents} from {args.results_db} to {destination} "
                  f"in {time.perf_counter() - started:.1f} s")
+            if args.keep is not None:
+                _remove_older(destination, args.keep)
     except Refused as refusal:
         _say(f"refused: {refusal}")
         raise SystemExit(2) from None
     except (OSError, sqlite3.Error) as error:
         _say(f"failed: {error}; nothing was written")
         raise SystemExit(1) from None
+
+
+def _remove_older(written: Path, keep: int) -> None:
+    try:
+        removed = remove_older_backups(written.parent, keep, written)
+    except OSError as error:
+        _say(f"failed to remove older backups: {error}; the new backup {written} is complete")
+        raise SystemExit(1) from None
+    if removed:
+        _say(f"removed {len(removed)} older backup{'s' * (len(removed) > 1)} (keeping the newest {keep}): "
+             + ", ".join(p.name for p in sorted(removed)))
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}: the new backup is always kept")
+    return number
 
 
 def _backup_to_stdout(database: Path, now: dt.datetime) -> Contents:

@@ -232,3 +232,33 @@ def test_a_damaged_store_is_reported_as_damaged_and_no_backup_is_written(running
     assert _run(monkeypatch, database, str(tmp_path / "backup.db")) == 1
     assert "the database it was copied from may be damaged; nothing was written" in capsys.readouterr().err
     assert not (tmp_path / "backup.db").exists()
+
+
+def test_keep_removes_the_folders_older_dated_backups_and_nothing_else(running_store, tmp_path, monkeypatch,
+                                                                      capsys):
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    older = [folder / f"results-2026120{day}T000000Z.db" for day in range(1, 4)]
+    for path in older:
+        path.write_bytes(b"an older backup")
+    others = [folder / "results-manual.db", folder / "notes.txt"]
+    for path in others:
+        path.write_text("not a dated backup")
+    assert _run(monkeypatch, tmp_path / "results.db", str(folder), "--keep", "2") == 0
+    err = capsys.readouterr().err
+    assert "removed 2 older backups (keeping the newest 2): results-20261201T000000Z.db, " \
+           "results-20261202T000000Z.db" in err
+    new = [p for p in folder.iterdir() if p.name.startswith("results-2026") and p not in older]
+    assert len(new) == 1 and _count(new[0]) == 40
+    assert sorted(folder.iterdir()) == sorted([*new, older[2], *others])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["backup.db", "--keep", "3"], "--keep needs a folder as DEST"),
+    (["--keep", "0", "."], "must be 1 or more, not 0: the new backup is always kept"),
+])
+def test_keep_needs_a_folder_and_keeps_at_least_the_new_backup(running_store, tmp_path, monkeypatch, capsys,
+                                                               argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert _run(monkeypatch, tmp_path / "results.db", *argv) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "backup.db").exists()
