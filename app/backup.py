@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from pydantic import ValidationError
+
 from app.config import Settings
+from app.results import stored_time
 
 STDOUT = "-"
 
@@ -202,6 +205,34 @@ def remove_older_backups(folder: Path, keep: int, written: Path) -> list[Path]:
     return removed
 
 
+def retention_warning(database: Path, now: dt.datetime) -> str | None:
+    """What the service's retention (VAE_RESULTS_MAX_ROWS, VAE_RESULTS_MAX_AGE_DAYS) removes from the restored
+    store as soon as it starts: an old backup can be mostly past the age limit, which the operator should
+    know before starting it, not after."""
+    try:
+        settings = Settings()
+    except ValidationError:  # the service will not start as configured either; it says why itself
+        return None
+    connection = sqlite3.connect(database)
+    try:
+        beyond_rows, = connection.execute("SELECT count(*) FROM results WHERE seq <= (SELECT MAX(seq) FROM results)"
+                                          " - ?", (settings.results_max_rows,)).fetchone()
+        too_old = 0
+        if settings.results_max_age is not None:
+            too_old, = connection.execute("SELECT count(*) FROM results WHERE created_at < ?",
+                                          (stored_time(now - settings.results_max_age),)).fetchone()
+    finally:
+        connection.close()
+    if not (beyond_rows or too_old):
+        return None
+    reasons = [f"{too_old:,} are older than VAE_RESULTS_MAX_AGE_DAYS={settings.results_max_age_days:g} days"
+               if too_old else "", f"{beyond_rows:,} are beyond the newest VAE_RESULTS_MAX_ROWS="
+               f"{settings.results_max_rows}" if beyond_rows else ""]
+    return ("warning: the service removes at start what its retention does not keep: of the restored results, "
+            + " and ".join(filter(None, reasons)) + ". To keep them, start it with those limits raised, or "
+            "export them first from a service started on a copy (GET /results/export)")
+
+
 def _default_database() -> Path:
     # Only this setting: a backup must work while another VAE_* setting is broken, as during an incident.
     return Path(os.environ.get("VAE_RESULTS_DB") or Settings.model_fields["results_db"].default)
@@ -237,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
             contents, kept = restore(args.restore, args.results_db, now)
             kept_line = f"; the database it replaced is kept as {kept}" if kept else ""
             _say(f"restored {contents} from {args.restore} into {args.results_db}{kept_line}")
+            if warning := retention_warning(args.results_db, now):
+                _say(warning)
         elif args.target == STDOUT:
             contents = _backup_to_stdout(args.results_db, now)
             _say(f"backed up {contents} from {args.results_db} to standard output "

@@ -262,3 +262,25 @@ def test_keep_needs_a_folder_and_keeps_at_least_the_new_backup(running_store, tm
     monkeypatch.chdir(tmp_path)
     assert _run(monkeypatch, tmp_path / "results.db", *argv) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "backup.db").exists()
+
+
+def test_restore_warns_of_the_results_the_services_retention_will_remove_at_start(running_store, tmp_path,
+                                                                                   monkeypatch, capsys):
+    database = tmp_path / "results.db"
+    backup.backup(database, tmp_path / "backup.db")
+    running_store.close()
+    assert _run(monkeypatch, database, "--restore", str(tmp_path / "backup.db")) == 0
+    assert "warning" not in capsys.readouterr().err  # the default retention keeps all 40
+
+    old = sqlite3.connect(tmp_path / "backup.db")
+    with old:
+        old.execute("UPDATE results SET created_at = '2020-01-01T00:00:00.000000+00:00' WHERE seq <= 10")
+    old.close()
+    monkeypatch.setenv("VAE_RESULTS_MAX_AGE_DAYS", "30")
+    monkeypatch.setenv("VAE_RESULTS_MAX_ROWS", "25")
+    assert _run(monkeypatch, database, "--restore", str(tmp_path / "backup.db")) == 0
+    err = capsys.readouterr().err
+    assert "warning: the service removes at start what its retention does not keep: of the restored results, " \
+           "10 are older than VAE_RESULTS_MAX_AGE_DAYS=30 days and 15 are beyond the newest " \
+           "VAE_RESULTS_MAX_ROWS=25" in err
+    assert _count(database) == 40  # a warning: the restore itself keeps everything
