@@ -1,11 +1,8 @@
 """bench/decode.py: every kind of upload is decoded, and the photo's two paths are compared."""
 
-import importlib.util
-from pathlib import Path
+from tests.bench import load_bench
 
-SPEC = importlib.util.spec_from_file_location("decode_bench", Path(__file__).parents[2] / "bench" / "decode.py")
-decode_bench = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(decode_bench)
+decode_bench = load_bench("decode")
 
 
 def test_the_benchmark_prints_a_row_per_upload_and_the_photo_comparison(capsys):

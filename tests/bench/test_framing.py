@@ -1,20 +1,15 @@
 """bench/framing.py: digits are photographed onto pages and framed both ways, in the service's decode path."""
 
-import importlib.util
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.bench import load_bench
 from tests.synthetic import make_images
 
-SPEC = importlib.util.spec_from_file_location("framing_bench", Path(__file__).parents[2] / "bench" / "framing.py")
-framing_bench = importlib.util.module_from_spec(SPEC)
-sys.modules[SPEC.name] = framing_bench  # its dataclasses look their module up there
-SPEC.loader.exec_module(framing_bench)
+framing_bench = load_bench("framing")
 
 
 def test_a_photographed_digit_is_dark_ink_on_the_pages_paper():

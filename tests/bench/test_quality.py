@@ -1,14 +1,12 @@
 """The quality benchmark's own logic: FPR figures and tables, and the docs section it rewrites."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-SPEC = importlib.util.spec_from_file_location("bench_quality", Path(__file__).parents[2] / "bench" / "quality.py")
-quality = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(quality)
+from tests.bench import load_bench
+
+quality = load_bench("quality")
 
 
 def exact_binomial_within(n: int, p: float, tolerance: float) -> float:

@@ -1,14 +1,11 @@
 """The diagnostics behind docs/quality.md's writer-population analysis: reweighting, crossbars, order."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SPEC = importlib.util.spec_from_file_location("writer_shift", Path(__file__).parents[2] / "bench" / "writer_shift.py")
-styles = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(styles)
+from tests.bench import load_bench
+
+styles = load_bench("writer_shift")
 
 
 def seven(crossbar: bool, stem_width: int = 2) -> np.ndarray:
