@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.results import stored_time
+from app.store_file import copy_database, damage_in
 
 STDOUT = "-"
 
@@ -67,7 +68,7 @@ def restore(copy: Path, database: Path, now: dt.datetime) -> tuple[Contents, Pat
         raise Refused(f"{copy} is the results store itself; restore from a backup of it")
     source = _open_results_store(copy)
     try:
-        if damage := _damage(source):
+        if damage := damage_in(source):
             raise Refused(f"{copy} is damaged ({damage}); restore from another backup")
         if not database.exists():
             database.parent.mkdir(parents=True, exist_ok=True)
@@ -136,48 +137,19 @@ def _open_results_store(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def _damage(connection: sqlite3.Connection) -> str | None:
-    """What SQLite's quick check finds wrong with the database, or None."""
-    try:
-        verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
-    except sqlite3.DatabaseError as error:  # damage the check cannot even read past
-        return str(error)
-    return None if verdict == "ok" else verdict
-
-
 def _write_copy(source: sqlite3.Connection, destination: Path) -> Contents:
-    partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+    copy_database(source, destination)
+    copy = sqlite3.connect(destination)
     try:
-        target = sqlite3.connect(partial)
-        try:
-            source.backup(target)
-            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, not a file and its journal
-            if damage := _damage(target):
-                raise sqlite3.DatabaseError(f"the copy failed SQLite's check ({damage}): the database it was "
-                                            "copied from may be damaged")
-            contents = _contents(target, partial)
-        finally:
-            target.close()
-        _sync(partial)
-        os.replace(partial, destination)
-        _sync(destination.parent)
-        return contents
+        return _contents(copy, destination)
     finally:
-        partial.unlink(missing_ok=True)
+        copy.close()
 
 
 def _contents(connection: sqlite3.Connection, path: Path) -> Contents:
     results, = connection.execute("SELECT count(*) FROM results").fetchone()
     reviews, = connection.execute("SELECT count(*) FROM reviews").fetchone()
     return Contents(results, reviews, path.stat().st_size)
-
-
-def _sync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def destination_for(target: str, now: dt.datetime) -> Path:
