@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.results import stored_time
-from app.store_file import copy_database, damage_in
+from app.store_file import copy_database, damage_in, set_aside_orphaned_journals
 
 STDOUT = "-"
 
@@ -61,9 +61,10 @@ def backup(database: Path, destination: Path, overwrite: bool = False) -> Conten
         source.close()
 
 
-def restore(copy: Path, database: Path, now: dt.datetime) -> tuple[Contents, Path | None]:
-    """Replaces the database's contents by the copy's; returns them, and where the replaced database is kept
-    (None when there was none). Refused while another process (a running service) has the database open."""
+def restore(copy: Path, database: Path, now: dt.datetime) -> tuple[Contents, list[Path]]:
+    """Replaces the database's contents by the copy's; returns them, and what was kept of what was there: the
+    replaced database, or the journals a removed one left. Refused while another process (a running service)
+    has the database open."""
     if copy.resolve() == database.resolve():
         raise Refused(f"{copy} is the results store itself; restore from a backup of it")
     source = _open_results_store(copy)
@@ -72,10 +73,11 @@ def restore(copy: Path, database: Path, now: dt.datetime) -> tuple[Contents, Pat
             raise Refused(f"{copy} is damaged ({damage}); restore from another backup")
         if not database.exists():
             database.parent.mkdir(parents=True, exist_ok=True)
-            return _write_copy(source, database), None
+            set_aside = set_aside_orphaned_journals(database)
+            return _write_copy(source, database), set_aside
         kept = _unused(database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}"))
         _replace_contents(source, database, kept)
-        return _contents(source, copy), kept
+        return _contents(source, copy), [kept]
     finally:
         source.close()
 
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.restore is not None:
             contents, kept = restore(args.restore, args.results_db, now)
-            kept_line = f"; the database it replaced is kept as {kept}" if kept else ""
+            kept_line = f"; what was there is kept as {', '.join(map(str, kept))}" if kept else ""
             _say(f"restored {contents} from {args.restore} into {args.results_db}{kept_line}")
             if warning := retention_warning(args.results_db, now):
                 _say(warning)

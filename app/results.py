@@ -24,6 +24,7 @@ import numpy as np
 from app.errors import StoreUnavailable
 from app.idempotency import ITEM_SEPARATOR, item_index
 from app.periods import OffsetSpan, day_start, hour_start, offset_spans
+from app.store_file import StoreFile, set_aside_orphaned_journals
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,9 @@ def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
 def open_database(path: Path) -> sqlite3.Connection:
     """Creates the file and its schema if missing; OSError or sqlite3.Error when that cannot work."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for journal in set_aside_orphaned_journals(path):
+        log.warning("results store %s: the file was missing but a journal of it was not; that journal, set aside "
+                    "as %s, would have garbled the new store", path, journal)
     connection = _connect(path)
     try:
         connection.executescript(SCHEMA)
@@ -271,9 +275,11 @@ class ResultStore:
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._writer: threading.Thread | None = None
+        self._file: StoreFile | None = None
 
     def open(self) -> None:
         writer = open_database(self._path)
+        self._file = StoreFile(self._path)
         self._prune_now(writer)  # results past the age limit go before the service serves them
         self._reader = _connect(self._path)
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
@@ -326,6 +332,7 @@ class ResultStore:
             error, skipped, found = None, set(), {}
             stored = [r for work, _, _ in jobs if isinstance(work, list) for r in work]
             try:
+                self._file.check(connection)  # a removed file would lose what is written to it, unseen
                 with connection:
                     connection.executemany(INSERT, [_row_values(r) for r in stored if r.idempotency_key is None])
                     for result in (r for r in stored if r.idempotency_key is not None):

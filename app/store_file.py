@@ -1,11 +1,23 @@
-"""Consistent copies of the results store's file."""
+"""The results store's file: consistent copies of it, and noticing when it is removed or replaced under the
+service.
+
+SQLite goes on writing to a database file that was removed or replaced while it had it open (an `rm`, a
+`mv`, a copy put in its place): what it stores there vanishes, unseen, when the service stops. So the
+writer checks before each commit that the path still names the file it opened; when it does not, it saves
+what it holds beside the path, once, and refuses to store more until the file is back.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import sqlite3
 from pathlib import Path
 
+from app.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def copy_database(source: sqlite3.Connection, destination: Path) -> None:
@@ -38,9 +50,67 @@ def damage_in(connection: sqlite3.Connection) -> str | None:
     return None if verdict == "ok" else verdict
 
 
+def set_aside_orphaned_journals(path: Path) -> list[Path]:
+    """Before a database is created at `path`: a WAL journal that a removed database left there would be
+    applied to the new one and garble it (SQLite cannot tell whose it is), so it is renamed out of the way,
+    and kept. Returns the new names."""
+    if path.exists():
+        return []
+    stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S.%fZ}"
+    moved = []
+    for suffix in ("-wal", "-shm"):
+        journal = path.with_name(path.name + suffix)
+        if journal.exists():
+            moved.append(journal.rename(journal.with_name(f"{journal.name}.orphaned-{stamp}")))
+    return moved
+
+
 def _sync(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+class StoreFile:
+    """The file a store opened at `path`, watched for being removed or replaced."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._identity = _identity(path)
+        self._lost = False
+
+    def check(self, connection: sqlite3.Connection) -> None:
+        """StoreUnavailable while the path does not name the opened file. The first time, what `connection`
+        holds is saved beside the path, and the log says where and how to go on."""
+        if _identity(self.path) == self._identity:
+            if self._lost:
+                log.warning("results store %s: the file is back; results are stored again", self.path)
+                self._lost = False
+            return
+        if not self._lost:
+            self._lost = True
+            log.error("results store %s: the file this service opened was removed or replaced while it ran, so "
+                      "no result is stored (503) until it is back at that path or the service restarts; %s",
+                      self.path, self._salvage(connection))
+        raise StoreUnavailable("the results store's file was removed or replaced while the service ran, so "
+                               "nothing was stored; the operator has it in the service's log. Try again later")
+
+    def _salvage(self, connection: sqlite3.Connection) -> str:
+        saved = self.path.with_name(f"{self.path.name}.recovered-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S.%fZ}")
+        try:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            copy_database(connection, saved)
+        except (OSError, sqlite3.Error) as error:
+            return f"saving what it holds failed ({error})"
+        return (f"what it held is saved as {saved}: to serve it, stop the service, then "
+                f"vae-backup --restore {saved}")

@@ -168,7 +168,7 @@ def test_restore_puts_the_backup_back_and_keeps_what_it_replaced(running_store, 
     assert _run(monkeypatch, database, "--restore", str(tmp_path / "backup.db")) == 0
     err = capsys.readouterr().err
     kept = tmp_path / "results.db.before-restore-"
-    assert "restored 40 results and 3 reviews" in err and f"kept as {kept}" in err
+    assert "restored 40 results and 3 reviews" in err and f"what was there is kept as {kept}" in err
     assert _count(database) == 40
     kept_files = [p for p in tmp_path.iterdir() if p.name.startswith("results.db.before-restore-")]
     assert [_count(p) for p in kept_files] == [50]
@@ -284,3 +284,22 @@ def test_restore_warns_of_the_results_the_services_retention_will_remove_at_star
            "10 are older than VAE_RESULTS_MAX_AGE_DAYS=30 days and 15 are beyond the newest " \
            "VAE_RESULTS_MAX_ROWS=25" in err
     assert _count(database) == 40  # a warning: the restore itself keeps everything
+
+
+def test_restore_where_the_store_was_removed_sets_its_journals_aside(running_store, tmp_path, monkeypatch,
+                                                                      capsys):
+    backup.backup(tmp_path / "results.db", tmp_path / "backup.db")
+    running_store.close()
+    other = tmp_path / "other"
+    other.mkdir()
+    store = ResultStore(other / "results.db", max_rows=1000)  # a store whose process died after an rm
+    store.open()
+    _add(store, 1000, 5)
+    stale = (other / "results.db-wal").read_bytes()
+    store.close()
+    (other / "results.db").unlink()
+    (other / "results.db-wal").write_bytes(stale)
+    assert _run(monkeypatch, other / "results.db", "--restore", str(tmp_path / "backup.db")) == 0
+    assert _count(other / "results.db") == 40  # the backup's, not garbled by the old journal
+    [set_aside] = other.glob("results.db-wal.orphaned-*")
+    assert f"what was there is kept as {set_aside}" in capsys.readouterr().err

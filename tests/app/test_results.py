@@ -91,6 +91,18 @@ def test_a_full_disk_answers_503_and_the_stored_results_stay_readable(start_clie
     assert len(client.get("/results?limit=500").json()["items"]) == len(stored)
 
 
+def test_a_results_file_removed_under_the_service_answers_503_instead_of_storing_into_the_void(
+        client, normal_pixels, tmp_path):
+    image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
+    before = client.post("/score", files=image).json()
+    (tmp_path / "results.db").unlink()
+    after = client.post("/score", files=image)
+    assert_problem(after, 503, "the results store's file was removed or replaced while the service ran")
+    assert after.headers["Retry-After"] == "5"
+    assert client.get(f"/results/{before['id']}").status_code == 200  # what it holds is still read
+    assert len(list(tmp_path.glob("results.db.recovered-*"))) == 1
+
+
 def test_source_and_ref_are_stored_and_filter_the_log(client, normal_pixels, anomalous_pixels):
     image = png_bytes(normal_pixels)
     tagged = client.post("/score?source=line-3&ref=SN 0042/b", files={"file": ("x.png", image, "image/png")})

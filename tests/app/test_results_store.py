@@ -88,6 +88,90 @@ def test_a_full_disk_is_a_503_domain_error_and_keeps_what_was_stored(tmp_path, m
         store.close()
 
 
+def _save(store: ResultStore, *ids: str) -> None:
+    async def save():
+        await asyncio.wait_for(store.save([_result(i) for i in ids]), timeout=5)
+    asyncio.run(save())
+
+
+def test_a_removed_store_file_stops_storing_and_what_the_store_held_is_saved(tmp_path, caplog):
+    """SQLite would go on writing to the removed file, and everything after the rm would vanish at the next
+    start: so nothing is stored, and what the store held is saved for a restore."""
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)
+    store.open()
+    try:
+        _save(store, "a" * 32, "b" * 32)
+        (tmp_path / "r.db").unlink()  # an operator's rm
+        for attempt in range(2):
+            with pytest.raises(StoreUnavailable, match="the results store's file was removed or replaced") as error:
+                _save(store, f"{attempt:032x}")
+            assert error.value.status == 503
+        [logged] = [r.getMessage() for r in caplog.records if "was removed or replaced" in r.getMessage()]
+        [saved] = tmp_path.glob("r.db.recovered-*")
+        assert f"what it held is saved as {saved}: to serve it, stop the service, then vae-backup --restore " \
+               f"{saved}" in logged
+        copy = sqlite3.connect(saved)
+        assert sorted(row[0] for row in copy.execute("SELECT id FROM results")) == ["a" * 32, "b" * 32]
+        copy.close()
+    finally:
+        store.close()
+
+
+def test_a_store_file_moved_away_and_back_is_written_again(tmp_path, caplog):
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)
+    store.open()
+    try:
+        _save(store, "a" * 32)
+        (tmp_path / "r.db").rename(tmp_path / "elsewhere.db")
+        with pytest.raises(StoreUnavailable):
+            _save(store, "b" * 32)
+        (tmp_path / "elsewhere.db").rename(tmp_path / "r.db")
+        _save(store, "c" * 32)
+        assert "the file is back; results are stored again" in caplog.text
+        assert store.count() == 2 and store.get("b" * 32) is None
+    finally:
+        store.close()
+
+
+def test_a_store_file_replaced_by_another_is_not_written_to(tmp_path):
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)
+    store.open()
+    try:
+        _save(store, "a" * 32)
+        (tmp_path / "other.db").write_bytes((tmp_path / "r.db").read_bytes())
+        (tmp_path / "other.db").replace(tmp_path / "r.db")  # a copy moved into its place (mv)
+        with pytest.raises(StoreUnavailable):
+            _save(store, "b" * 32)
+    finally:
+        store.close()
+
+
+def _leave_journals_of_a_removed_store(path) -> None:
+    """The journals a store leaves at `path` when its process dies after its file was removed."""
+    store = ResultStore(path, max_rows=1000)
+    store.open()
+    _save(store, *(f"{i:032x}" for i in range(30)))
+    stale = {suffix: path.with_name(path.name + suffix).read_bytes() for suffix in ("-wal", "-shm")}
+    store.close()
+    path.unlink()
+    for suffix, content in stale.items():
+        path.with_name(path.name + suffix).write_bytes(content)
+
+
+def test_a_journal_left_by_a_removed_store_is_set_aside_not_applied_to_the_new_one(tmp_path, caplog):
+    _leave_journals_of_a_removed_store(tmp_path / "r.db")
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)
+    store.open()
+    try:
+        _save(store, "a" * 32)
+        assert store.count() == 1  # the new store's own result, not the old journal's 30
+    finally:
+        store.close()
+    assert sorted(p.name.split(".orphaned-")[0] for p in tmp_path.glob("r.db-*.orphaned-*")) == ["r.db-shm",
+                                                                                               "r.db-wal"]
+    assert "the file was missing but a journal of it was not" in caplog.text
+
+
 def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_rows(tmp_path):
     path = tmp_path / "r.db"
     old = sqlite3.connect(path)
