@@ -235,8 +235,12 @@ _RESULT_ID_PATH = Path(description="a result's `id`, as /score returned it: 32 l
                        json_schema_extra={"pattern": "^[0-9a-f]{32}$"}, examples=["3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d"])
 
 
+def is_result_id(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
 async def _result_id(result_id: Annotated[str, _RESULT_ID_PATH]) -> str:
-    if not (len(result_id) == 32 and all(c in "0123456789abcdef" for c in result_id)):
+    if not is_result_id(result_id):
         raise InvalidInput(f"{result_id!r} is not a result id (32 lowercase hex characters)")
     return result_id
 

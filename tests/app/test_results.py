@@ -52,7 +52,11 @@ def test_listing_is_newest_first_filtered_and_paginated(client, normal_pixels, a
 def test_bad_listing_parameters_are_422(client):
     assert_problem(client.get("/results?limit=0"), 422, "query.limit")
     assert_problem(client.get("/results?limit=501"), 422, "query.limit")
-    assert_problem(client.get("/results?before=abc"), 422, "query.before")
+    assert_problem(client.get("/results?before=abc"), 422,
+                   "query.before: 'abc' is not a cursor: pass the next_cursor of the previous page")
+    assert_problem(client.get(f"/results?before={'3f' * 16}"), 422, "previous page (a result's id is not one)")
+    assert_problem(client.get("/results?before=2026-12-03T10:00:00Z"), 422,
+                   "; to list the results scored before a time, use ?until=")
     assert_problem(client.get(f"/results?before={2**63}"), 422, "query.before")  # was SQLite's OverflowError, a 500
     assert client.get(f"/results?before={2**63 - 1}").status_code == 200
     assert_problem(client.get("/results?anomalous=perhaps"), 422, "query.anomalous")

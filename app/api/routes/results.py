@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from app.api.deps import ResultIdDep, StoreDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
+from app.api.deps import (ResultIdDep, StoreDep, UrlRootDep, is_result_id,
+                          reject_unknown_or_repeated_query_parameters)
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
 from app.errors import InvalidInput, NotFound, quoted
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
@@ -64,6 +65,25 @@ def _iso_time_text(value: object) -> object:
 
 
 IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_time_text)]
+
+
+def _cursor_text(value: object) -> object:
+    """?before= is the previous page's next_cursor; a client that sends a result's id or a time there meant
+    something else, and "Input should be a valid integer" does not say what."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        if is_result_id(value):
+            hint = " (a result's id is not one)"
+        elif re.search(r"\d[-:]\d", value):
+            hint = "; to list the results scored before a time, use ?until="
+        else:
+            hint = ""
+        raise PydanticCustomError("cursor", f"{quoted([value])} is not a cursor: pass the next_cursor of the "
+                                            f"previous page{hint}")
+    return value
+
+
+
+Cursor = Annotated[int, BeforeValidator(_cursor_text)]
 
 # Filters shared by the listing, the export and the summary.
 AnomalousFilter = Annotated[bool | None, Query(description="only anomalous (true) or only normal (false)")]
@@ -166,7 +186,7 @@ async def list_results(
     filters: ResultFiltersDep,
     root: UrlRootDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
+    before: Annotated[Cursor | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
                                         description="cursor: `next_cursor` of the previous page")] = None,
 ) -> JSONResponse:
     rows = await asyncio.to_thread(store.page, limit=limit, before=before, **filters)
