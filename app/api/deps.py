@@ -127,7 +127,8 @@ class ScoreQuery(BaseModel):
     threshold: float | None = Field(None, allow_inf_nan=False,
                                     description="use this threshold instead of the model's")
     fpr: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False,
-                              description="use the threshold calibrated for this false-positive rate instead")
+                              description="use the threshold calibrated for this false-positive rate instead "
+                                          "(a fraction: 0.05 is 5 %)")
     resize: bool = Field(False, description="bring an image of any other size to 28x28, framed as the model's "
                                             "training images were (GET /model: input.framing; MNIST models "
                                             "crop, fit and centre the ink as MNIST did)")
