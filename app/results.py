@@ -280,7 +280,13 @@ class ResultStore:
     def open(self) -> None:
         writer = open_database(self._path)
         self._file = StoreFile(self._path)
-        self._prune_now(writer)  # results past the age limit go before the service serves them
+        beyond, too_old = self._prune_now(writer)  # results past the age limit go before the service serves them
+        if beyond or too_old:  # a limit lowered since the last start removes many at once: say how many
+            reasons = [f"{beyond} beyond the newest {self._max_rows} (VAE_RESULTS_MAX_ROWS)" if beyond else "",
+                       f"{too_old} older than {self._max_age.total_seconds() / 86400:g} days "
+                       "(VAE_RESULTS_MAX_AGE_DAYS)" if too_old else ""]
+            log.warning("results store %s: retention removed %d results at start: %s", self._path,
+                        beyond + too_old, " and ".join(filter(None, reasons)))
         self._reader = _connect(self._path)
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
                                         daemon=True)
@@ -356,26 +362,31 @@ class ResultStore:
                 loop.call_soon_threadsafe(_settle, done, outcome)
         connection.close()
 
-    def _prune(self, connection: sqlite3.Connection) -> None:
-        self._delete(connection, "seq <= (SELECT MAX(seq) FROM results) - ?", self._max_rows)
-        if self._max_age is not None:
-            self._delete(connection, "created_at < ?", stored_time(dt.datetime.now(dt.UTC) - self._max_age))
+    def _prune(self, connection: sqlite3.Connection) -> tuple[int, int]:
+        """Removes what retention does not keep: how many results were beyond the newest max_rows, and how
+        many older than max_age."""
+        beyond = self._delete(connection, "seq <= (SELECT MAX(seq) FROM results) - ?", self._max_rows)
+        if self._max_age is None:
+            return beyond, 0
+        return beyond, self._delete(connection, "created_at < ?",
+                                    stored_time(dt.datetime.now(dt.UTC) - self._max_age))
 
     @staticmethod
-    def _delete(connection: sqlite3.Connection, condition: str, value: object) -> None:
-        """Deletes the results that meet `condition`, and their review history first."""
+    def _delete(connection: sqlite3.Connection, condition: str, value: object) -> int:
+        """Deletes the results that meet `condition`, and their review history first; returns how many."""
         connection.execute(f"DELETE FROM reviews WHERE result_id IN (SELECT id FROM results WHERE {condition})",
                            (value,))
-        connection.execute(f"DELETE FROM results WHERE {condition}", (value,))
+        return connection.execute(f"DELETE FROM results WHERE {condition}", (value,)).rowcount
 
-    def _prune_now(self, connection: sqlite3.Connection) -> None:
+    def _prune_now(self, connection: sqlite3.Connection) -> tuple[int, int]:
         """Pruning outside a commit of new results; a failure (a full disk) is logged, and the store serves
         on: the next commit prunes again."""
         try:
             with connection:
-                self._prune(connection)
+                return self._prune(connection)
         except sqlite3.Error as exc:
             self._unavailable(exc, "pruning old results")
+            return 0, 0
 
     def _query(self, sql: str, parameters: tuple) -> list[sqlite3.Row]:
         with self._reader_lock:

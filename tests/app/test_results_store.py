@@ -359,6 +359,22 @@ def test_results_past_the_age_limit_are_pruned_at_open_with_each_commit_and_whil
         store.close()
 
 
+def test_what_retention_removes_at_start_is_logged_with_its_reason(tmp_path, caplog):
+    path, now = tmp_path / "r.db", dt.datetime.now(dt.UTC)
+    days_old = [40, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40]
+    unlimited = ResultStore(path, max_rows=100)
+    unlimited.open()
+    asyncio.run(unlimited.save([dataclasses.replace(_result(f"{i:032x}"), created_at=stored_time(
+        now - dt.timedelta(days=days))) for i, days in enumerate(days_old)]))
+    unlimited.close()
+    assert "retention removed" not in caplog.text
+    lowered = ResultStore(path, max_rows=4, max_age=dt.timedelta(days=30))  # VAE_RESULTS_MAX_ROWS=4 by mistake
+    lowered.open()
+    lowered.close()
+    assert "retention removed 9 results at start: 8 beyond the newest 4 (VAE_RESULTS_MAX_ROWS) and 1 older " \
+           "than 30 days (VAE_RESULTS_MAX_AGE_DAYS)" in caplog.text
+
+
 def test_summary_periods_are_utc_hours_and_days(tmp_path):
     def at(result_id: str, created_at: str, anomalous: bool = False) -> StoredResult:
         return dataclasses.replace(_result(result_id), created_at=created_at, is_anomaly=anomalous)
