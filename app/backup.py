@@ -25,7 +25,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from app.config import Settings
-from app.results import stored_time
+from app.results import BEYOND_MAX_ROWS, OLDER_THAN, stored_time
 from app.store_file import copy_database, damage_in, set_aside_orphaned_journals
 
 STDOUT = "-"
@@ -189,11 +189,11 @@ def retention_warning(database: Path, now: dt.datetime) -> str | None:
         return None
     connection = sqlite3.connect(database)
     try:
-        beyond_rows, = connection.execute("SELECT count(*) FROM results WHERE seq <= (SELECT MAX(seq) FROM results)"
-                                          " - ?", (settings.results_max_rows,)).fetchone()
+        beyond_rows, = connection.execute(f"SELECT count(*) FROM results WHERE {BEYOND_MAX_ROWS}",
+                                          (settings.results_max_rows,)).fetchone()
         too_old = 0
         if settings.results_max_age is not None:
-            too_old, = connection.execute("SELECT count(*) FROM results WHERE created_at < ?",
+            too_old, = connection.execute(f"SELECT count(*) FROM results WHERE {OLDER_THAN}",
                                           (stored_time(now - settings.results_max_age),)).fetchone()
     finally:
         connection.close()
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         _say(f"refused: {refusal}")
         raise SystemExit(2) from None
     except (OSError, sqlite3.Error) as error:
-        _say(f"failed: {error}; nothing was written")
+        _say(f"failed: {error}; " + ("the results store is as it was" if args.restore else "nothing was written"))
         raise SystemExit(1) from None
 
 

@@ -211,6 +211,11 @@ def _from_row(row: sqlite3.Row, with_arrays: bool) -> StoredResult:
     )
 
 
+# Retention's two conditions on the results table, with the number of rows to keep or the oldest time kept.
+BEYOND_MAX_ROWS = "seq <= (SELECT MAX(seq) FROM results) - ?"
+OLDER_THAN = "created_at < ?"
+
+
 def open_database(path: Path) -> sqlite3.Connection:
     """Creates the file and its schema if missing; OSError or sqlite3.Error when that cannot work."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -365,11 +370,10 @@ class ResultStore:
     def _prune(self, connection: sqlite3.Connection) -> tuple[int, int]:
         """Removes what retention does not keep: how many results were beyond the newest max_rows, and how
         many older than max_age."""
-        beyond = self._delete(connection, "seq <= (SELECT MAX(seq) FROM results) - ?", self._max_rows)
+        beyond = self._delete(connection, BEYOND_MAX_ROWS, self._max_rows)
         if self._max_age is None:
             return beyond, 0
-        return beyond, self._delete(connection, "created_at < ?",
-                                    stored_time(dt.datetime.now(dt.UTC) - self._max_age))
+        return beyond, self._delete(connection, OLDER_THAN, stored_time(dt.datetime.now(dt.UTC) - self._max_age))
 
     @staticmethod
     def _delete(connection: sqlite3.Connection, condition: str, value: object) -> int:

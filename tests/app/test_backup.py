@@ -303,3 +303,18 @@ def test_restore_where_the_store_was_removed_sets_its_journals_aside(running_sto
     assert _count(other / "results.db") == 40  # the backup's, not garbled by the old journal
     [set_aside] = other.glob("results.db-wal.orphaned-*")
     assert f"what was there is kept as {set_aside}" in capsys.readouterr().err
+
+
+def test_a_restore_that_fails_leaves_the_store_as_it_was(running_store, tmp_path, monkeypatch, capsys):
+    database = tmp_path / "results.db"
+    backup.backup(database, tmp_path / "backup.db")
+    _add(running_store, 40, 10)
+    running_store.close()
+
+    def disk_full(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(backup, "copy_database", disk_full)  # keeping the replaced store fails first
+    assert _run(monkeypatch, database, "--restore", str(tmp_path / "backup.db")) == 1
+    assert "failed: [Errno 28] No space left on device; the results store is as it was" in capsys.readouterr().err
+    assert _count(database) == 50

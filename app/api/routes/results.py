@@ -82,7 +82,6 @@ def _cursor_text(value: object) -> object:
     return value
 
 
-
 Cursor = Annotated[int, BeforeValidator(_cursor_text)]
 
 # Filters shared by the listing, the export and the summary.
