@@ -286,12 +286,14 @@ class ResultStore:
         writer = open_database(self._path)
         self._file = StoreFile(self._path)
         beyond, too_old = self._prune_now(writer)  # results past the age limit go before the service serves them
-        if beyond or too_old:  # a limit lowered since the last start removes many at once: say how many
+        if beyond or too_old:
             reasons = [f"{beyond} beyond the newest {self._max_rows} (VAE_RESULTS_MAX_ROWS)" if beyond else "",
                        f"{too_old} older than {self._max_age.total_seconds() / 86400:g} days "
                        "(VAE_RESULTS_MAX_AGE_DAYS)" if too_old else ""]
-            log.warning("results store %s: retention removed %d results at start: %s", self._path,
-                        beyond + too_old, " and ".join(filter(None, reasons)))
+            # Rows beyond the limit at start mean a limit lowered since the last run, which removes many at
+            # once: a warning. Results that aged out while the service was stopped are routine.
+            log.log(logging.WARNING if beyond else logging.INFO, "results store %s: retention removed %d results "
+                    "at start: %s", self._path, beyond + too_old, " and ".join(filter(None, reasons)))
         self._reader = _connect(self._path)
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
                                         daemon=True)

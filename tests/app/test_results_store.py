@@ -360,6 +360,7 @@ def test_results_past_the_age_limit_are_pruned_at_open_with_each_commit_and_whil
 
 
 def test_what_retention_removes_at_start_is_logged_with_its_reason(tmp_path, caplog):
+    caplog.set_level("INFO", logger="app.results")
     path, now = tmp_path / "r.db", dt.datetime.now(dt.UTC)
     days_old = [40, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40]
     unlimited = ResultStore(path, max_rows=100)
@@ -373,6 +374,12 @@ def test_what_retention_removes_at_start_is_logged_with_its_reason(tmp_path, cap
     lowered.close()
     assert "retention removed 9 results at start: 8 beyond the newest 4 (VAE_RESULTS_MAX_ROWS) and 1 older " \
            "than 30 days (VAE_RESULTS_MAX_AGE_DAYS)" in caplog.text
+    assert caplog.records[-1].levelname == "WARNING"  # a lowered limit
+    aged_out = ResultStore(path, max_rows=4, max_age=dt.timedelta(days=1e-9))  # all aged out while stopped
+    aged_out.open()
+    aged_out.close()
+    assert "retention removed 3 results at start: 3 older than" in caplog.records[-1].getMessage()
+    assert caplog.records[-1].levelname == "INFO"
 
 
 def test_summary_periods_are_utc_hours_and_days(tmp_path):
