@@ -294,6 +294,12 @@ class ResultStore:
             # once: a warning. Results that aged out while the service was stopped are routine.
             log.log(logging.WARNING if beyond else logging.INFO, "results store %s: retention removed %d results "
                     "at start: %s", self._path, beyond + too_old, " and ".join(filter(None, reasons)))
+        count, oldest = writer.execute("SELECT count(*), min(created_at) FROM results INDEXED BY results_by_time"
+                                       ).fetchone()
+        # Which file, and what is in it: a service started from another folder opens a new, empty
+        # data/results.db there, and its results seem gone.
+        log.info("results store %s: %d results%s", self._path.absolute(), count,
+                 f", the oldest from {oldest}" if oldest else "")
         self._reader = _connect(self._path)
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
                                         daemon=True)

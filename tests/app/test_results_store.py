@@ -359,6 +359,20 @@ def test_results_past_the_age_limit_are_pruned_at_open_with_each_commit_and_whil
         store.close()
 
 
+def test_the_log_names_the_store_opened_and_what_it_holds(tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="app.results")
+    monkeypatch.chdir(tmp_path)
+    store = ResultStore(results.Path("data/results.db"), max_rows=100)  # relative, as the default is
+    store.open()
+    _save(store, "a" * 32, "b" * 32)
+    store.close()
+    assert f"results store {tmp_path / 'data' / 'results.db'}: 0 results" in caplog.text
+    store.open()
+    store.close()
+    assert f"results store {tmp_path / 'data' / 'results.db'}: 2 results, the oldest from 2026-01-01T00:00:00" \
+        in caplog.text
+
+
 def test_what_retention_removes_at_start_is_logged_with_its_reason(tmp_path, caplog):
     caplog.set_level("INFO", logger="app.results")
     path, now = tmp_path / "r.db", dt.datetime.now(dt.UTC)
@@ -374,12 +388,15 @@ def test_what_retention_removes_at_start_is_logged_with_its_reason(tmp_path, cap
     lowered.close()
     assert "retention removed 9 results at start: 8 beyond the newest 4 (VAE_RESULTS_MAX_ROWS) and 1 older " \
            "than 30 days (VAE_RESULTS_MAX_AGE_DAYS)" in caplog.text
-    assert caplog.records[-1].levelname == "WARNING"  # a lowered limit
+    def retention_records():
+        return [r for r in caplog.records if "retention removed" in r.getMessage()]
+
+    assert retention_records()[-1].levelname == "WARNING"  # a lowered limit
     aged_out = ResultStore(path, max_rows=4, max_age=dt.timedelta(days=1e-9))  # all aged out while stopped
     aged_out.open()
     aged_out.close()
-    assert "retention removed 3 results at start: 3 older than" in caplog.records[-1].getMessage()
-    assert caplog.records[-1].levelname == "INFO"
+    assert "retention removed 3 results at start: 3 older than" in retention_records()[-1].getMessage()
+    assert retention_records()[-1].levelname == "INFO"
 
 
 def test_summary_periods_are_utc_hours_and_days(tmp_path):
