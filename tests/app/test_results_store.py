@@ -1,6 +1,7 @@
 """The result store on its own: a failed write fails its requests, and the writer keeps going."""
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -371,6 +372,20 @@ def test_the_log_names_the_store_opened_and_what_it_holds(tmp_path, monkeypatch,
     store.close()
     assert f"results store {tmp_path / 'data' / 'results.db'}: 2 results, the oldest from 2026-01-01T00:00:00" \
         in caplog.text
+
+
+def test_a_disk_too_small_for_the_retention_limit_is_said_at_start(tmp_path, monkeypatch, caplog):
+    free = collections.namedtuple("usage", "total used free")(10**9, 10**9 - 50 * 10**6, 50 * 10**6)
+    monkeypatch.setattr(results.shutil, "disk_usage", lambda path: free)
+    roomy = ResultStore(tmp_path / "r.db", max_rows=10_000)  # 43 MB at most: fits
+    roomy.open()
+    roomy.close()
+    assert "MB free" not in caplog.text
+    tight = ResultStore(tmp_path / "r.db", max_rows=100_000)
+    tight.open()
+    tight.close()
+    assert "100000 more results, up to VAE_RESULTS_MAX_ROWS=100000, need about 430 MB, but its disk has 50 MB " \
+           "free: once it is full, scoring answers 503" in caplog.text
 
 
 def test_what_retention_removes_at_start_is_logged_with_its_reason(tmp_path, caplog):
