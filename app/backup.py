@@ -230,7 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", type=_at_least_one, metavar="N",
                         help="with a folder as DEST: then remove its dated backups (results-<time>.db) but the "
                              "newest N (default: remove none)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print nothing on success, only warnings, refusals and failures (for cron, which "
+                             "mails whatever a job prints)")
     args = parser.parse_args(argv)
+    done = (lambda line: None) if args.quiet else _say  # what succeeded; everything else is always said
     if (args.target is None) == (args.restore is None):
         parser.error("give either DEST, to back up, or --restore BACKUP")
     if args.keep is not None and (args.target is None or not Path(args.target).is_dir()):
@@ -241,20 +245,20 @@ def main(argv: list[str] | None = None) -> None:
         if args.restore is not None:
             contents, kept = restore(args.restore, args.results_db, now)
             kept_line = f"; what was there is kept as {', '.join(map(str, kept))}" if kept else ""
-            _say(f"restored {contents} from {args.restore} into {args.results_db}{kept_line}")
+            done(f"restored {contents} from {args.restore} into {args.results_db}{kept_line}")
             if warning := retention_warning(args.results_db, now):
                 _say(warning)
         elif args.target == STDOUT:
             contents = _backup_to_stdout(args.results_db, now)
-            _say(f"backed up {contents} from {args.results_db} to standard output "
+            done(f"backed up {contents} from {args.results_db} to standard output "
                  f"in {time.perf_counter() - started:.1f} s")
         else:
             destination = destination_for(args.target, now)
             contents = backup(args.results_db, destination, args.overwrite)
-            _say(f"backed up {contents} from {args.results_db} to {destination} "
+            done(f"backed up {contents} from {args.results_db} to {destination} "
                  f"in {time.perf_counter() - started:.1f} s")
             if args.keep is not None:
-                _remove_older(destination, args.keep)
+                _remove_older(destination, args.keep, done)
     except Refused as refusal:
         _say(f"refused: {refusal}")
         raise SystemExit(2) from None
@@ -263,14 +267,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
 
 
-def _remove_older(written: Path, keep: int) -> None:
+def _remove_older(written: Path, keep: int, done) -> None:
     try:
         removed = remove_older_backups(written.parent, keep, written)
     except OSError as error:
         _say(f"failed to remove older backups: {error}; the new backup {written} is complete")
         raise SystemExit(1) from None
     if removed:
-        _say(f"removed {len(removed)} older backup{'s' * (len(removed) > 1)} (keeping the newest {keep}): "
+        done(f"removed {len(removed)} older backup{'s' * (len(removed) > 1)} (keeping the newest {keep}): "
              + ", ".join(p.name for p in sorted(removed)))
 
 

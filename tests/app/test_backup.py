@@ -318,3 +318,13 @@ def test_a_restore_that_fails_leaves_the_store_as_it_was(running_store, tmp_path
     assert _run(monkeypatch, database, "--restore", str(tmp_path / "backup.db")) == 1
     assert "failed: [Errno 28] No space left on device; the results store is as it was" in capsys.readouterr().err
     assert _count(database) == 50
+
+
+def test_quiet_prints_nothing_on_success_but_still_says_a_refusal(running_store, tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    (folder / "results-20261201T000000Z.db").write_bytes(b"an older backup")
+    assert _run(monkeypatch, tmp_path / "results.db", str(folder), "--keep", "1", "--quiet") == 0
+    assert capsys.readouterr().err == "" and not (folder / "results-20261201T000000Z.db").exists()
+    assert _run(monkeypatch, tmp_path / "results.db", "--quiet", str(tmp_path / "missing" / "b.db")) == 2
+    assert "refused: there is no folder" in capsys.readouterr().err
