@@ -108,7 +108,8 @@ REVIEW = ("UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewe
           "WHERE id = ?")
 RECORD_REVIEW = ("INSERT INTO reviews (verdict, note, reviewer, reviewed_at, api_key, result_id) "
                  "VALUES (?, ?, ?, ?, ?, ?)")
-AGE_PRUNE_INTERVAL_S = 60.0  # how late a result past the age limit may be pruned while no results come
+# While no results come, how late a result past the age limit may be pruned, and a removed store file noticed.
+IDLE_CHECK_INTERVAL_S = 60.0
 MAX_REF_LENGTH = 200
 
 
@@ -348,11 +349,13 @@ class ResultStore:
     def _write_loop(self, connection: sqlite3.Connection) -> None:
         while True:
             try:
-                item = self._queue.get(timeout=AGE_PRUNE_INTERVAL_S if self._max_age else None)
+                item = self._queue.get(timeout=IDLE_CHECK_INTERVAL_S)
             except queue.Empty:  # no results for a while: results may still age past the limit
-                self._prune_now(connection)
+                if not self._file.notice(connection) and self._max_age:
+                    self._prune_now(connection)
                 continue
             if item is None:
+                self._file.notice(connection)  # stopping: the last moment to save a removed file's contents
                 break
             jobs = [item]
             while True:  # group commit: take everything already waiting

@@ -90,20 +90,26 @@ class StoreFile:
         self._lost = False
 
     def check(self, connection: sqlite3.Connection) -> None:
-        """StoreUnavailable while the path does not name the opened file. The first time, what `connection`
-        holds is saved beside the path, and the log says where and how to go on."""
+        """StoreUnavailable while the path does not name the opened file (see `notice`)."""
+        if self.notice(connection):
+            raise StoreUnavailable("the results store's file was removed or replaced while the service ran, so "
+                                   "nothing was stored; the operator has it in the service's log. Try again later")
+
+    def notice(self, connection: sqlite3.Connection) -> bool:
+        """Whether the path no longer names the opened file. The first time, what `connection` holds is saved
+        beside the path, and the log says where and how to go on; also while no results come, and when the
+        service stops, which is when the removed file's contents would vanish."""
         if _identity(self.path) == self._identity:
             if self._lost:
                 log.warning("results store %s: the file is back; results are stored again", self.path)
                 self._lost = False
-            return
+            return False
         if not self._lost:
             self._lost = True
             log.error("results store %s: the file this service opened was removed or replaced while it ran, so "
                       "no result is stored (503) until it is back at that path or the service restarts; %s",
                       self.path, self._salvage(connection))
-        raise StoreUnavailable("the results store's file was removed or replaced while the service ran, so "
-                               "nothing was stored; the operator has it in the service's log. Try again later")
+        return True
 
     def _salvage(self, connection: sqlite3.Connection) -> str:
         saved = self.path.with_name(f"{self.path.name}.recovered-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S.%fZ}")

@@ -118,6 +118,34 @@ def test_a_removed_store_file_stops_storing_and_what_the_store_held_is_saved(tmp
         store.close()
 
 
+def test_a_store_file_removed_while_no_results_come_is_saved_without_waiting_for_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "IDLE_CHECK_INTERVAL_S", 0.05)
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)
+    store.open()
+    try:
+        _save(store, "a" * 32)
+        (tmp_path / "r.db").unlink()
+        deadline = time.monotonic() + 5
+        while not list(tmp_path.glob("r.db.recovered-*")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(list(tmp_path.glob("r.db.recovered-*"))) == 1
+    finally:
+        store.close()
+    assert len(list(tmp_path.glob("r.db.recovered-*"))) == 1  # saved once, not again at the stop
+
+
+def test_a_store_file_removed_is_saved_at_the_latest_when_the_service_stops(tmp_path):
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)  # the idle check is a minute away
+    store.open()
+    _save(store, "a" * 32, "b" * 32)
+    (tmp_path / "r.db").unlink()
+    store.close()  # the moment the removed file's contents would vanish
+    [saved] = tmp_path.glob("r.db.recovered-*")
+    copy = sqlite3.connect(saved)
+    assert copy.execute("SELECT count(*) FROM results").fetchone()[0] == 2
+    copy.close()
+
+
 def test_a_store_file_moved_away_and_back_is_written_again(tmp_path, caplog):
     store = ResultStore(tmp_path / "r.db", max_rows=1000)
     store.open()
@@ -347,7 +375,7 @@ def test_results_past_the_age_limit_are_pruned_at_open_with_each_commit_and_whil
     try:
         assert store.get("a" * 32) is None and store.get("b" * 32) is not None  # at open
         write_behind_the_stores_back(aged("d" * 32, 31))
-        monkeypatch.setattr(results, "AGE_PRUNE_INTERVAL_S", 0.05)  # from the writer's next wait on
+        monkeypatch.setattr(results, "IDLE_CHECK_INTERVAL_S", 0.05)  # from the writer's next wait on
         asyncio.run(store.save([aged("e" * 32, 0)]))
         assert store.get("d" * 32) is None and store.get("e" * 32) is not None  # with the commit
         write_behind_the_stores_back(aged("f" * 32, 31))
