@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -75,10 +76,20 @@ def test_a_backup_holds_the_results_a_copy_of_the_file_misses_while_the_service_
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_the_service_keeps_writing_during_and_after_a_backup(running_store, tmp_path, monkeypatch):
-    assert _run(monkeypatch, tmp_path / "results.db", str(tmp_path / "backup.db")) == 0
-    _add(running_store, 40, 5)
-    assert running_store.count() == 45 and _count(tmp_path / "backup.db") == 40
+def test_the_service_keeps_writing_during_backups_and_each_backup_is_a_whole_snapshot(running_store, tmp_path):
+    writing = threading.Thread(target=lambda: [_add(running_store, 40 + 10 * i, 10) for i in range(20)])
+    writing.start()
+    counts = []
+    while writing.is_alive() or not counts:
+        copy = tmp_path / f"backup-{len(counts)}.db"
+        backup.backup(tmp_path / "results.db", copy)
+        connection = sqlite3.connect(copy)
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        counts.append(connection.execute("SELECT count(*) FROM results").fetchone()[0])
+        connection.close()
+    writing.join()
+    assert running_store.count() == 240  # every write went through
+    assert all(40 <= count <= 240 and count % 10 == 0 for count in counts), counts  # whole commits only
 
 
 def test_a_folder_gets_a_file_named_by_the_time(running_store, tmp_path):
