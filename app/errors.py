@@ -108,6 +108,11 @@ def problem(status: int, title: str, detail: str, instance: str | None = None, r
 HEAD_AS_GET = "vae.head_as_get"  # marks the scope of a HEAD request that middleware.HeadAsGet answers as a GET
 
 
+def sent_method(scope) -> str:
+    """The method the client sent, for logs and metrics: HEAD for a HEAD answered as a GET."""
+    return "HEAD" if scope.get(HEAD_AS_GET) else scope["method"]
+
+
 def request_id(scope) -> str | None:
     """The id `app.middleware.RequestIds` gave the request (None outside it, as in some unit tests)."""
     return scope.get("request_id")
@@ -146,9 +151,8 @@ def install_error_handlers(app: FastAPI, refusals: RefusalLog) -> None:
     def answer(request: Request, status: int, title: str, detail: str, headers=None, **extra) -> JSONResponse:
         identifier = request_id(request.scope)
         if 400 <= status < 500:
-            method = "HEAD" if request.scope.get(HEAD_AS_GET) else request.method
-            refusals.record(method, request.url.path, client_address(request.scope), status, title, detail,
-                            identifier)
+            refusals.record(sent_method(request.scope), request.url.path, client_address(request.scope), status,
+                            title, detail, identifier)
         response = problem(status, title, detail, request.url.path, identifier, **extra)
         response.headers.update(headers or {})
         return response

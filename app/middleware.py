@@ -9,7 +9,8 @@ import time
 
 from starlette.routing import Match, Router
 
-from app.errors import HEAD_AS_GET, PayloadTooLarge, UnsupportedMediaType, client_address, problem, request_id
+from app.errors import (HEAD_AS_GET, PayloadTooLarge, UnsupportedMediaType, client_address, problem, request_id,
+                        sent_method)
 from app.metrics import ServiceMetrics
 from app.refusals import RefusalLog
 
@@ -109,7 +110,7 @@ class RequestBodyGuard:
         await self.app(scope, limited_receive, send)
 
     async def _refuse(self, scope, receive, send, status: int, title: str, detail: str, headers=None):
-        self.refusals.record(scope["method"], scope["path"], client_address(scope), status, title, detail,
+        self.refusals.record(sent_method(scope), scope["path"], client_address(scope), status, title, detail,
                              request_id(scope))
         response = problem(status, title, detail, scope["path"], request_id(scope))
         response.headers.update(headers or {})
@@ -138,5 +139,5 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             self.metrics.request_latency.labels(
-                scope["method"], getattr(route, "path", "unmatched"), str(status)
+                sent_method(scope), getattr(route, "path", "unmatched"), str(status)
             ).observe(time.perf_counter() - started)

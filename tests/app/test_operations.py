@@ -53,6 +53,10 @@ def test_metrics_count_what_happened(client, normal_pixels):
     assert "vae_anomalies_total 3.0" in text
     assert 'vae_model_version{name="tiny"} 1.0' in text
     assert 'vae_request_duration_seconds_count{method="POST",route="/score",status="200"} 3.0' in text
+    client.head("/healthz")  # an uptime monitor's probe: counted as the HEAD it was, not as a GET
+    text = client.get("/metrics").text
+    assert 'vae_request_duration_seconds_count{method="HEAD",route="/healthz",status="200"} 1.0' in text
+    assert 'method="GET",route="/healthz"' not in text
     assert "vae_model_batch_size_count" in text
     assert "vae_p_value_count 3.0" in text and 'vae_p_value_bucket{le="1.0"} 3.0' in text
 
