@@ -85,7 +85,7 @@ class StoreFile:
     """The file a store opened at `path`, watched for being removed or replaced."""
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path = path.absolute()  # in the log, a path that works from wherever the operator reads it
         self._identity = _identity(path)
         self._lost = False
 
@@ -119,4 +119,4 @@ class StoreFile:
         except (OSError, sqlite3.Error) as error:
             return f"saving what it holds failed ({error})"
         return (f"what it held is saved as {saved}: to serve it, stop the service, then "
-                f"vae-backup --restore {saved}")
+                f"vae-backup --results-db {self.path} --restore {saved}")

@@ -109,8 +109,8 @@ def test_a_removed_store_file_stops_storing_and_what_the_store_held_is_saved(tmp
             assert error.value.status == 503
         [logged] = [r.getMessage() for r in caplog.records if "was removed or replaced" in r.getMessage()]
         [saved] = tmp_path.glob("r.db.recovered-*")
-        assert f"what it held is saved as {saved}: to serve it, stop the service, then vae-backup --restore " \
-               f"{saved}" in logged
+        assert f"what it held is saved as {saved}: to serve it, stop the service, then vae-backup --results-db " \
+               f"{tmp_path / 'r.db'} --restore {saved}" in logged
         copy = sqlite3.connect(saved)
         assert sorted(row[0] for row in copy.execute("SELECT id FROM results")) == ["a" * 32, "b" * 32]
         copy.close()
@@ -144,6 +144,21 @@ def test_a_store_file_removed_is_saved_at_the_latest_when_the_service_stops(tmp_
     copy = sqlite3.connect(saved)
     assert copy.execute("SELECT count(*) FROM results").fetchone()[0] == 2
     copy.close()
+
+
+def test_a_removed_store_opened_by_a_relative_path_is_named_by_its_absolute_one(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)  # the operator reads the log, and restores, from another folder
+    store = ResultStore(results.Path("data/results.db"), max_rows=1000)
+    store.open()
+    try:
+        _save(store, "a" * 32)
+        (tmp_path / "data" / "results.db").unlink()
+        with pytest.raises(StoreUnavailable):
+            _save(store, "b" * 32)
+    finally:
+        store.close()
+    [saved] = (tmp_path / "data").glob("results.db.recovered-*")
+    assert f"vae-backup --results-db {tmp_path / 'data' / 'results.db'} --restore {saved}" in caplog.text
 
 
 def test_a_store_file_moved_away_and_back_is_written_again(tmp_path, caplog):
