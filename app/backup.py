@@ -25,7 +25,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from app.config import Settings
-from app.results import BEYOND_MAX_ROWS, OLDER_THAN, stored_time
+from app.results import BEYOND_MAX_ROWS, OLDER_THAN, retention_reasons, stored_time
 from app.store_file import copy_database, damage_in, set_aside_orphaned_journals
 
 STDOUT = "-"
@@ -199,12 +199,10 @@ def retention_warning(database: Path, now: dt.datetime) -> str | None:
         connection.close()
     if not (beyond_rows or too_old):
         return None
-    reasons = [f"{too_old:,} are older than VAE_RESULTS_MAX_AGE_DAYS={settings.results_max_age_days:g} days"
-               if too_old else "", f"{beyond_rows:,} are beyond the newest VAE_RESULTS_MAX_ROWS="
-               f"{settings.results_max_rows}" if beyond_rows else ""]
-    return ("warning: the service removes at start what its retention does not keep: of the restored results, "
-            + " and ".join(filter(None, reasons)) + ". To keep them, start it with those limits raised, or "
-            "export them first from a service started on a copy (GET /results/export)")
+    reasons = retention_reasons(beyond_rows, too_old, settings.results_max_rows, settings.results_max_age)
+    return (f"warning: the service removes at start what its retention does not keep: of the restored results, "
+            f"{reasons}. To keep them, start it with those limits raised, or export them first from a service "
+            "started on a copy (GET /results/export)")
 
 
 def _default_database() -> Path:

@@ -222,6 +222,15 @@ BEYOND_MAX_ROWS = "seq <= (SELECT MAX(seq) FROM results) - ?"
 OLDER_THAN = "created_at < ?"
 
 
+def retention_reasons(beyond: int, too_old: int, max_rows: int, max_age: dt.timedelta | None) -> str:
+    """Why retention removes results, for the log and for vae-backup --restore: "8 beyond the newest 4
+    (VAE_RESULTS_MAX_ROWS) and 1 older than 30 days (VAE_RESULTS_MAX_AGE_DAYS)"."""
+    reasons = [f"{beyond:,} beyond the newest {max_rows} (VAE_RESULTS_MAX_ROWS)" if beyond else "",
+               f"{too_old:,} older than {max_age.total_seconds() / 86400:g} days (VAE_RESULTS_MAX_AGE_DAYS)"
+               if too_old and max_age else ""]
+    return " and ".join(filter(None, reasons))
+
+
 def open_database(path: Path) -> sqlite3.Connection:
     """Creates the file and its schema if missing; OSError or sqlite3.Error when that cannot work."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -293,13 +302,11 @@ class ResultStore:
         self._file = StoreFile(self._path)
         beyond, too_old = self._prune_now(writer)  # results past the age limit go before the service serves them
         if beyond or too_old:
-            reasons = [f"{beyond} beyond the newest {self._max_rows} (VAE_RESULTS_MAX_ROWS)" if beyond else "",
-                       f"{too_old} older than {self._max_age.total_seconds() / 86400:g} days "
-                       "(VAE_RESULTS_MAX_AGE_DAYS)" if too_old else ""]
             # Rows beyond the limit at start mean a limit lowered since the last run, which removes many at
             # once: a warning. Results that aged out while the service was stopped are routine.
             log.log(logging.WARNING if beyond else logging.INFO, "results store %s: retention removed %d results "
-                    "at start: %s", self._path, beyond + too_old, " and ".join(filter(None, reasons)))
+                    "at start: %s", self._path, beyond + too_old,
+                    retention_reasons(beyond, too_old, self._max_rows, self._max_age))
         count, oldest = writer.execute("SELECT count(*), min(created_at) FROM results INDEXED BY results_by_time"
                                        ).fetchone()
         # Which file, and what is in it: a service started from another folder opens a new, empty

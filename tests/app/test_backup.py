@@ -292,8 +292,8 @@ def test_restore_warns_of_the_results_the_services_retention_will_remove_at_star
     assert _run(monkeypatch, database, "--restore", str(tmp_path / "backup.db")) == 0
     err = capsys.readouterr().err
     assert "warning: the service removes at start what its retention does not keep: of the restored results, " \
-           "10 are older than VAE_RESULTS_MAX_AGE_DAYS=30 days and 15 are beyond the newest " \
-           "VAE_RESULTS_MAX_ROWS=25" in err
+           "15 beyond the newest 25 (VAE_RESULTS_MAX_ROWS) and 10 older than 30 days (VAE_RESULTS_MAX_AGE_DAYS)" \
+           in err
     assert _count(database) == 40  # a warning: the restore itself keeps everything
 
 
