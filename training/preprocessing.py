@@ -66,30 +66,51 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
 _EXIF_ORIENTATION = 0x0112
 
 
-def to_grayscale(image: Image.Image, background: int = 0) -> Image.Image:
+def to_grayscale(image: Image.Image, blank: int = 0) -> Image.Image:
     """8-bit grayscale (mode L) view of any Pillow image, upright as its EXIF orientation says.
 
     Upright, so a camera's rotated JPEG is scored, and trained on, as a viewer shows it.
     Pillow's own conversion clips wider pixels at 255, which turns a 16-bit image into a solid blob.
     So 16-bit images keep their high byte (65535 -> 255, v * 257 -> v). 32-bit integer and float
     images have no fixed range: like JSON pixels, their values must already lie in 0-255.
-    Transparent pixels take the `background` level (black by default).
+    Transparent pixels take the level of the image's background (`transparent_level`); `blank` is the
+    level of an image with nothing opaque in it (black by default, the model's background).
     """
-    gray = _eight_bit_gray(image, background)
+    gray = _eight_bit_gray(image, blank)
     turn = _UPRIGHT.get(_exif_orientation(image))
     return gray.transpose(turn) if turn is not None else gray
 
 
-def _eight_bit_gray(image: Image.Image, background: int) -> Image.Image:
+def _eight_bit_gray(image: Image.Image, blank: int) -> Image.Image:
     if _is_sixteen_bit(image):
         return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8))
     if image.mode in ("I", "F"):
         return Image.fromarray(_levels_within_0_255(np.asarray(image), image.mode))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (background, background, background, 255))
+        level = transparent_level(rgba, blank)
+        canvas = Image.new("RGBA", rgba.size, (level, level, level, 255))
         image = Image.alpha_composite(canvas, rgba)
     return image if image.mode == "L" else image.convert("L")
+
+
+def transparent_level(rgba: Image.Image, blank: int = 0) -> int:
+    """The gray level an RGBA image's transparent pixels take: that of the image's background.
+
+    A mostly transparent image is ink on a transparent canvas, as drawing apps and HTML canvases save a
+    drawing. The canvas is its background, and takes black or white, whichever the ink stands out against:
+    black ink on a transparent canvas is a dark-on-light drawing (as a browser shows it), not the blank
+    image that black would make of it. A mostly opaque image is a page with transparent margins or holes,
+    which take the page's own level. `blank` is the level of an image with nothing opaque in it.
+    """
+    alpha = np.asarray(rgba.getchannel("A"), np.float64) / 255
+    if not alpha.any():
+        return blank
+    levels = np.asarray(rgba.convert("L"), np.float64)  # the colour of each pixel, whatever its alpha
+    if alpha.mean() < 0.5:
+        ink = float((levels * alpha).sum() / alpha.sum())
+        return 255 if ink < 128 else 0
+    return int(np.median(levels[alpha >= 0.5]))
 
 
 def _exif_orientation(image: Image.Image) -> int | None:
@@ -137,7 +158,7 @@ def prepare_image(image: Image.Image, *, invert: bool = False, framing: str = "p
     and what the training job and `recalibrate` read from folders, so both see the same pixels.
 
     `invert` is for dark-on-light images (a scan, a drawing on white): transparent pixels become the
-    image's own background (white) and then, with everything else, are inverted to the model's black.
+    image's own background (`transparent_level`) and then, with everything else, are inverted.
     Inverting comes before framing, so the padding is background too. `framing` is the model's
     (training/framing.py); an image already 28x28 is taken as it is.
     Pass the image before it is loaded, so a large JPEG is decoded at a reduced scale.
@@ -150,7 +171,7 @@ def prepare_image(image: Image.Image, *, invert: bool = False, framing: str = "p
     # A TIFF whose strip offsets have the wrong type, or are too large, reaches Pillow's seek() with them.
     except (TypeError, OverflowError) as error:
         raise CorruptImageData(f"corrupt {image.format or 'image'} data ({error})") from error
-    gray = to_grayscale(image, background=255 if invert else 0)
+    gray = to_grayscale(image, blank=255 if invert else 0)
     if invert:
         gray = ImageOps.invert(gray)
     return frame(gray, framing, SIDE)

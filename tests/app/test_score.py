@@ -178,6 +178,28 @@ def test_invert_keeps_transparent_pixels_as_background(client, normal_pixels):
     assert inverted == pytest.approx(original, rel=1e-3)
 
 
+def _transparent_canvas_png(ink_level: int, alpha: np.ndarray) -> bytes:
+    rgba = np.zeros(alpha.shape + (4,), np.uint8)
+    rgba[..., :3] = ink_level
+    rgba[..., 3] = alpha
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_black_ink_on_a_transparent_canvas_is_read_as_a_drawing_not_a_blank_image(client, normal_pixels):
+    # An HTML canvas or drawing app saves a black "1" as black pixels whose alpha is the stroke. Made black,
+    # its transparent canvas hid the ink: a blank image, flagged with nothing to see.
+    drawing = _transparent_canvas_png(0, normal_pixels)
+    scored = _score_file(client, drawing).json()
+    seen = np.asarray(Image.open(io.BytesIO(client.get(scored["image_url"]).content)), np.int16)
+    assert np.abs(seen - (255 - normal_pixels.astype(np.int16))).max() <= 1  # as a browser shows it
+    enlarged = _transparent_canvas_png(0, np.kron(normal_pixels, np.ones((8, 8), np.uint8)))
+    assert_problem(_score_file(client, enlarged, "?resize=true"), 422, "?invert=true")
+    original = _score_file(client, png_bytes(normal_pixels)).json()["score"]
+    assert _score_file(client, drawing, "?invert=true").json()["score"] == pytest.approx(original, rel=1e-3)
+
+
 def test_invert_pads_a_resized_image_with_background(client, normal_pixels):
     tall = np.kron(normal_pixels, np.ones((2, 1)))  # 56x28: resizing pads it left and right
     light_on_dark = _score_file(client, png_bytes(tall), "?resize=true").json()["score"]

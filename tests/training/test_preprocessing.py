@@ -43,10 +43,41 @@ def test_integer_and_float_images_outside_0_255_are_refused(values, message):
         to_grayscale(Image.fromarray(values))
 
 
-@pytest.mark.parametrize("background", [0, 255])
-def test_transparent_pixels_take_the_background_level(background):
+@pytest.mark.parametrize("blank", [0, 255])
+def test_an_image_with_nothing_opaque_takes_the_blank_level(blank):
     transparent = Image.new("RGBA", (4, 4), (128, 128, 128, 0))
-    assert set(np.asarray(to_grayscale(transparent, background=background)).ravel()) == {background}
+    assert set(np.asarray(to_grayscale(transparent, blank=blank)).ravel()) == {blank}
+
+
+def _drawing(ink_level: int, alpha: np.ndarray) -> Image.Image:
+    rgba = np.zeros(alpha.shape + (4,), np.uint8)
+    rgba[..., :3] = ink_level
+    rgba[..., 3] = alpha
+    return Image.fromarray(rgba, "RGBA")
+
+
+STROKE = np.zeros((8, 8), np.uint8)
+STROKE[1:7, 3:5] = 255
+STROKE[1:7, 2] = 128  # an anti-aliased edge
+
+
+@pytest.mark.parametrize(("ink", "canvas"), [(0, 255), (30, 255), (255, 0), (220, 0)])
+def test_ink_on_a_transparent_canvas_stands_out_against_it(ink, canvas):
+    # How drawing apps and HTML canvases save a drawing: the colour is the ink's, the shape is in alpha.
+    # Black ink on a canvas made black would be a blank image.
+    gray = np.asarray(to_grayscale(_drawing(ink, STROKE)), np.float64)
+    assert set(gray[STROKE == 0]) == {canvas}
+    assert set(gray[STROKE == 255]) == {ink}
+    assert np.abs(gray[STROKE == 128] - (ink + canvas) / 2).max() <= 1
+
+
+@pytest.mark.parametrize("blank", [0, 255])
+def test_transparent_margins_of_a_page_take_the_pages_level(blank):
+    page = np.full((8, 8, 4), 200, np.uint8)
+    page[2:6, 3:5, :3] = 40  # dark ink on light paper
+    page[:, :2, 3] = 0  # a transparent margin on the left: 25 % of the image
+    gray = np.asarray(to_grayscale(Image.fromarray(page, "RGBA"), blank=blank))
+    assert set(gray[:, :2].ravel()) == {200}
 
 
 def test_the_exif_orientation_is_applied():
