@@ -29,8 +29,8 @@ class Predictions:
     """Model outputs for a batch of N images."""
     score: np.ndarray                     # [N] the primary score
     scores: dict[str, np.ndarray]         # method -> [N]
-    reconstruction: np.ndarray            # [N, 28, 28] in [0, 1]
-    difference: np.ndarray                # [N, 28, 28] input - reconstruction
+    reconstruction: np.ndarray            # uint8 [N, 28, 28] (0-255, as stored)
+    difference: np.ndarray                # float16 [N, 28, 28] input - reconstruction (as stored)
 
     def __len__(self) -> int:
         return len(self.score)
@@ -102,11 +102,15 @@ class Detector:
         import tensorflow as tf
 
         outputs = self._signature(images=tf.constant(to_model_input(images)))
+        reconstruction = outputs["reconstruction"].numpy().reshape(-1, 28, 28)
         return Predictions(
             score=outputs["score"].numpy(),
             scores={name: outputs[name].numpy() for name in self._method_names},
-            reconstruction=outputs["reconstruction"].numpy().reshape(-1, 28, 28),
-            difference=outputs["difference"].numpy().reshape(-1, 28, 28),
+            reconstruction=np.rint(np.clip(reconstruction, 0, 1) * 255).astype(np.uint8),
+            # TensorFlow's cast, not numpy's astype: the same bits, but about a third of the differences are
+            # float16 subnormals (a near-black background), which numpy converts some 50 times slower (6 ms
+            # for 256 images, on the event loop, where the conversion used to run).
+            difference=tf.cast(outputs["difference"], tf.float16).numpy().reshape(-1, 28, 28),
         )
 
     @property

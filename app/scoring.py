@@ -145,8 +145,7 @@ class Scorer:
         scores = predictions.score.tolist()
         p_values = calibration.p_values(predictions.score).tolist()
         method_scores = {name: values.tolist() for name, values in predictions.scores.items()}
-        reconstruction = np.rint(np.clip(predictions.reconstruction, 0, 1) * 255).astype(np.uint8)
-        difference = predictions.difference.astype(np.float16)
+        reconstruction, difference = predictions.reconstruction, predictions.difference  # the storage types
         results = [
             StoredResult(
                 id=ids[32 * i:32 * (i + 1)], created_at=created_at, model_name=detector.name,
