@@ -443,7 +443,7 @@ def _evaluate(args) -> int:
 
 
 def _train(args) -> int:
-    from training.train import (  # deferred: imports TensorFlow
+    from training.train import (  # deferred: train_and_publish imports TensorFlow
         TrainingDiverged,
         train_and_publish,
     )

@@ -24,7 +24,6 @@ from training.calibration import (
 from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, no_anomaly_among, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
-from training.scores import SCORE_DESCRIPTIONS, AnomalyScorer, reference_codes
 from training.store import PublishedModel, publish, staging_directory
 
 log = logging.getLogger(__name__)
@@ -153,19 +152,24 @@ def _refuse_diverged(history, config: TrainConfig) -> None:
 
 
 def train_and_publish(config: TrainConfig) -> PublishedModel:
+    started = time.monotonic()
+    # The data first: a mistyped path or too few images is said at once, not after TensorFlow's import (5 s).
+    data = prepare_data(config)
+    log.info("data: %s; %d train, %d validation, %d calibration normal images", data.source,
+             len(data.train), len(data.validation), len(data.calibration))
+    _check_calibration_size(data, config)
+
+    importing = time.monotonic()
     import keras
     import tensorflow as tf
 
     from training.export import export_saved_model, serving_function
     from training.model import VAE
+    from training.scores import SCORE_DESCRIPTIONS, AnomalyScorer, reference_codes
 
-    started = time.monotonic()
+    started += time.monotonic() - importing  # the recorded training time leaves the import out, as it always did
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    data = prepare_data(config)
-    log.info("data: %s; %d train, %d validation, %d calibration normal images", data.source,
-             len(data.train), len(data.validation), len(data.calibration))
-    _check_calibration_size(data, config)
 
     vae = VAE(config.architecture, config.latent_dim, config.hidden_units, config.beta, seed=config.seed)
     vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from training.cli import build_parser, main
@@ -54,6 +58,20 @@ def test_missing_data_is_a_clean_error(tmp_path, capsys):
     assert code == 2
     assert "MNIST file not found" in capsys.readouterr().err
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("saved_model.pb"))
+
+
+@pytest.mark.parametrize("data", [["--data", "absent.npz"], ["--images", "absent"]])
+def test_missing_data_is_said_before_tensorflow_is_imported(tmp_path, data):
+    # In a fresh interpreter: the tests have imported TensorFlow long ago. Its import takes 5 s, which a
+    # mistyped path used to wait for.
+    script = ("import sys; from training.cli import main; code = main(sys.argv[1:]); "
+              "print('imported TensorFlow' if 'tensorflow' in sys.modules else 'not imported'); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script, "train", data[0], str(tmp_path / data[1]),
+                           "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 2, done.stderr
+    assert "not found" in done.stderr
+    assert done.stdout.strip() == "not imported"
 
 
 def test_invert_without_an_image_folder_is_a_clean_error(synthetic_mnist, tmp_path, capsys):
