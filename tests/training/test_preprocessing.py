@@ -2,12 +2,13 @@
 
 import io
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from training.preprocessing import PixelRangeError, prepare_image, to_grayscale
+from training.preprocessing import PixelRangeError, prepare_image, to_grayscale, transparent_level
 
 LEVELS = np.arange(256, dtype=np.uint8).reshape(16, 16)
 
@@ -69,6 +70,23 @@ def test_ink_on_a_transparent_canvas_stands_out_against_it(ink, canvas):
     assert set(gray[STROKE == 0]) == {canvas}
     assert set(gray[STROKE == 255]) == {ink}
     assert np.abs(gray[STROKE == 128] - (ink + canvas) / 2).max() <= 1
+
+
+@pytest.mark.parametrize("page", [False, True])
+def test_finding_the_transparent_level_of_a_large_image_takes_little_memory(page):
+    # Uploads may have 40 megapixels: float copies of the whole image took 24-32 bytes a pixel (a gigabyte).
+    rgba = np.zeros((2000, 2000, 4), np.uint8)
+    rgba[300:1700, 900:1100, 3] = 255
+    if page:
+        rgba[..., :3], rgba[:, 100:, 3] = 200, 255
+    image = Image.fromarray(rgba, "RGBA")
+    tracemalloc.start()
+    try:
+        assert transparent_level(image) == (200 if page else 255)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / (2000 * 2000) < 8  # bytes per pixel; the image itself holds 4
 
 
 @pytest.mark.parametrize("blank", [0, 255])
