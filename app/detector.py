@@ -107,9 +107,9 @@ class Detector:
             score=outputs["score"].numpy(),
             scores={name: outputs[name].numpy() for name in self._method_names},
             reconstruction=np.rint(np.clip(reconstruction, 0, 1) * 255).astype(np.uint8),
-            # TensorFlow's cast, not numpy's astype: the same bits, but about a third of the differences are
-            # float16 subnormals (a near-black background), which numpy converts some 50 times slower (6 ms
-            # for 256 images, on the event loop, where the conversion used to run).
+            # TensorFlow's cast, not numpy's astype: the same bits, but a third or more of the differences are
+            # float16 subnormals (a near-black background), which numpy converts some 50 times slower: 5-12 ms
+            # for 256 images, on the event loop, where the conversion used to run.
             difference=tf.cast(outputs["difference"], tf.float16).numpy().reshape(-1, 28, 28),
         )
 

@@ -97,32 +97,32 @@ def _eight_bit_gray(image: Image.Image, blank: int) -> Image.Image:
 def transparent_level(rgba: Image.Image, blank: int = 0) -> int:
     """The gray level an RGBA image's transparent pixels take: that of the image's background.
 
-    A mostly transparent image is ink on a transparent canvas, as drawing apps and HTML canvases save a
-    drawing. The canvas is its background, and takes black or white, whichever the ink stands out against:
-    black ink on a transparent canvas is a dark-on-light drawing (as a browser shows it), not the blank
-    image that black would make of it. A mostly opaque image is a page with transparent margins or holes,
-    which take the page's own level (its median). `blank` is the level of an image with nothing opaque in it.
+    A drawing on a transparent canvas, as drawing apps and HTML canvases save one, is ink of one colour whose
+    shape is in the alpha channel. Its canvas takes black or white, whichever the ink stands out against: black
+    ink is a dark-on-light drawing (as a browser shows it), not the blank image that a black canvas would make
+    of it. A page with transparent margins or holes (a scan rotated in an editor) is mostly opaque and holds
+    both paper and ink: its transparent pixels take the paper's level. `blank` is the level of an image with
+    nothing opaque in it.
     """
     alpha = np.asarray(rgba.getchannel("A"))
     if alpha.min() == 255:
         return blank  # nothing is transparent: the level is never used
     levels = np.asarray(rgba.convert("L"))  # the colour of each pixel, whatever its alpha
-    # Summed in slices of about a million pixels: a 40-megapixel upload would otherwise take a gigabyte in
-    # float copies, beside the image itself.
-    rows = max(1, 1_000_000 // alpha.shape[1])
-    opacity = weighted_ink = 0.0
-    page = np.zeros(256, np.int64)
+    # Each level's weight (its pixels' opacity), summed in slices of a quarter million pixels: a 40-megapixel
+    # upload would otherwise take a gigabyte in float copies, beside the image itself.
+    rows = max(1, 250_000 // alpha.shape[1])
+    weight_of_level = np.zeros(256)
     for top in range(0, alpha.shape[0], rows):
-        weights = alpha[top:top + rows].astype(np.float32) / 255
-        shades = levels[top:top + rows]
-        opacity += float(weights.sum(dtype=np.float64))
-        weighted_ink += float((weights * shades).sum(dtype=np.float64))
-        page += np.bincount(shades[weights >= 0.5], minlength=256)
+        weight_of_level += np.bincount(levels[top:top + rows].ravel(), minlength=256,
+                                       weights=alpha[top:top + rows].ravel().astype(np.float32) / 255)
+    opacity = weight_of_level.sum()
     if opacity == 0:
         return blank
-    if opacity < alpha.size / 2:
-        return 255 if weighted_ink / opacity < 128 else 0
-    return int(np.searchsorted(np.cumsum(page), (page.sum() + 1) // 2))
+    median = int(np.searchsorted(np.cumsum(weight_of_level), opacity / 2))
+    far_from_median = weight_of_level[np.abs(np.arange(256) - median) > 64].sum() / opacity
+    if opacity >= alpha.size / 2 and far_from_median >= 0.01:
+        return median  # a page: its paper, the opaque pixels' median
+    return 255 if median < 128 else 0
 
 
 def _exif_orientation(image: Image.Image) -> int | None:

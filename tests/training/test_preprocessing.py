@@ -79,6 +79,7 @@ def test_finding_the_transparent_level_of_a_large_image_takes_little_memory(page
     rgba[300:1700, 900:1100, 3] = 255
     if page:
         rgba[..., :3], rgba[:, 100:, 3] = 200, 255
+        rgba[300:1700, 900:1100, :3] = 40  # its ink
     image = Image.fromarray(rgba, "RGBA")
     tracemalloc.start()
     try:
@@ -87,6 +88,15 @@ def test_finding_the_transparent_level_of_a_large_image_takes_little_memory(page
     finally:
         tracemalloc.stop()
     assert peak / (2000 * 2000) < 8  # bytes per pixel; the image itself holds 4
+
+
+@pytest.mark.parametrize(("ink", "canvas"), [(0, 255), (255, 0)])
+def test_a_bold_drawing_that_covers_most_of_its_canvas_stands_out_against_it_too(ink, canvas):
+    bold = np.full((8, 8), 255, np.uint8)
+    bold[3:5, 3:5] = 0  # the ink covers 94 % of the canvas; it is still one colour, not a page
+    gray = np.asarray(to_grayscale(_drawing(ink, bold)))
+    assert set(gray[bold == 0]) == {canvas}
+    assert set(gray[bold == 255]) == {ink}
 
 
 @pytest.mark.parametrize("blank", [0, 255])
