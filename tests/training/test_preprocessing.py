@@ -99,6 +99,17 @@ def test_a_bold_drawing_that_covers_most_of_its_canvas_stands_out_against_it_too
     assert set(gray[bold == 255]) == {ink}
 
 
+def test_a_scan_rotated_with_transparent_corners_is_framed_like_one_rotated_onto_paper():
+    # An editor that rotates a scan leaves its corners transparent. A digit darkens about 1 % of a page.
+    page = np.full((300, 400), 225, np.uint8)
+    page[80:220, 196:204] = 40  # a "1": 0.93 % of the page
+    with_corners = Image.fromarray(page).convert("RGBA").rotate(8, expand=True)
+    assert np.asarray(with_corners)[0, 0, 3] == 0
+    onto_paper = Image.fromarray(page).rotate(8, expand=True, fillcolor=225)
+    assert np.array_equal(prepare_image(with_corners, invert=True, framing="mnist"),
+                          prepare_image(onto_paper, invert=True, framing="mnist"))
+
+
 @pytest.mark.parametrize("blank", [0, 255])
 def test_transparent_margins_of_a_page_take_the_pages_level(blank):
     page = np.full((8, 8, 4), 200, np.uint8)
