@@ -288,7 +288,7 @@ def _describe_writes(results: int, reviews: int) -> str:
 
 class ResultStore:
     def __init__(self, path: Path, max_rows: int, max_age: dt.timedelta | None = None):
-        self._path = path
+        self._path = path.absolute()  # every log line names the store by a path that works from any folder
         self._max_rows = max_rows
         self._max_age = max_age
         self._queue: queue.Queue = queue.Queue()
@@ -311,7 +311,7 @@ class ResultStore:
                                        ).fetchone()
         # Which file, and what is in it: a service started from another folder opens a new, empty
         # data/results.db there, and its results seem gone.
-        log.info("results store %s: %d results%s", self._path.absolute(), count,
+        log.info("results store %s: %d results%s", self._path, count,
                  f", the oldest from {oldest}" if oldest else "")
         self._warn_if_the_disk_cannot_hold(self._max_rows - count)
         self._reader = _connect(self._path)
@@ -322,7 +322,7 @@ class ResultStore:
     def _warn_if_the_disk_cannot_hold(self, more: int) -> None:
         """Says at start, not when scoring starts failing, that the disk will fill before retention caps the
         store: a full disk makes every /score a 503."""
-        needed, free = more * RESULT_BYTES, shutil.disk_usage(self._path.absolute().parent).free
+        needed, free = more * RESULT_BYTES, shutil.disk_usage(self._path.parent).free
         if more > 0 and free < needed:
             log.warning("results store %s: %d more results, up to VAE_RESULTS_MAX_ROWS=%d, need about %d MB, but "
                         "its disk has %d MB free: once it is full, scoring answers 503 (fewer are kept if "

@@ -415,6 +415,10 @@ def test_the_log_names_the_store_opened_and_what_it_holds(tmp_path, monkeypatch,
     store.close()
     assert f"results store {tmp_path / 'data' / 'results.db'}: 2 results, the oldest from 2026-01-01T00:00:00" \
         in caplog.text
+    lowered = ResultStore(results.Path("data/results.db"), max_rows=1)  # every line names it so
+    lowered.open()
+    lowered.close()
+    assert f"results store {tmp_path / 'data' / 'results.db'}: retention removed 1 results at start" in caplog.text
 
 
 def test_a_disk_too_small_for_the_retention_limit_is_said_at_start(tmp_path, monkeypatch, caplog):
