@@ -167,11 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how --images of another size than 28x28 become 28x28, in training and when "
                             "the service scores: pad (default; aspect kept, padded with black) or mnist "
                             "(ink cropped, fitted to 20x20, centred by mass, as MNIST's digits)")
-    evaluate = commands.add_parser("evaluate", help="evaluate a published version on the MNIST test set")
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a published version on the MNIST test set, or on folders of your own "
+                         "normal and anomalous images")
     evaluate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                           help="a version folder, e.g. model_store/mnist-vae/1 (default: the latest of --name)")
     _add_store_options(evaluate)
     evaluate.add_argument("--data", metavar="PATH", help="MNIST .npz (default: $MNIST_PATH, else Keras' cache)")
+    evaluate.add_argument("--normals", type=Path, metavar="DIR",
+                          help="with --anomalies: evaluate on your own images instead of MNIST's test set; this "
+                               "folder holds normal ones (never trained on)")
+    evaluate.add_argument("--anomalies", type=Path, metavar="DIR",
+                          help="with --normals: a folder of anomalous images; each of its subfolders is a kind "
+                               "of anomaly, reported on its own")
+    evaluate.add_argument("--invert", action="store_true",
+                          help="the --normals and --anomalies are dark on light (scans, drawings on white): "
+                               "invert them, as ?invert=true does when scoring")
     evaluate.add_argument("--report", type=Path, default=Path("reports"), metavar="DIR",
                           help="where to write metrics.json, report.md and the plots (default: reports/)")
     recalibrate = commands.add_parser(
@@ -426,15 +437,26 @@ def _framing(version_dir: Path, metadata: dict) -> str:
 
 
 def _evaluate(args) -> int:
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, evaluate_folders
 
+    folders = args.normals is not None or args.anomalies is not None
+    if folders and (args.normals is None or args.anomalies is None):
+        given, missing = ("--normals", "--anomalies") if args.anomalies is None else ("--anomalies", "--normals")
+        raise _UsageError(f"{given} needs {missing} too: an evaluation compares normal images with anomalous ones")
+    if folders and args.data is not None:
+        raise _UsageError("--data is MNIST's test set; with --normals and --anomalies, leave it out")
+    if args.invert and not folders:
+        raise _UsageError("--invert applies to --normals and --anomalies; MNIST is already light on dark")
     version_dir = _version_dir(args)
     if args.report.exists() and not args.report.is_dir():
         # checked before the minutes of scoring that precede writing the report
         raise _UsageError(f"--report {args.report} is a file; it takes a folder to write the report into")
     try:
-        metrics = evaluate(version_dir, args.data, args.report)
-    except ValueError as error:  # a version not trained on MNIST classes
+        if folders:
+            metrics = evaluate_folders(version_dir, args.normals, args.anomalies, args.report, args.invert)
+        else:
+            metrics = evaluate(version_dir, args.data, args.report)
+    except ValueError as error:  # a version not trained on MNIST classes, or of an unknown framing
         raise _UsageError(str(error)) from error
     primary = metrics["primary"]
     print(json.dumps({"report": str(args.report), "auroc": primary["auroc"], "fpr": primary["fpr"],

@@ -1,4 +1,4 @@
-"""Loading normal training images: MNIST in Keras' .npz layout, or a folder of the user's own images."""
+"""Loading images: MNIST in Keras' .npz layout, or folders of the user's own images."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # The formats the service decodes (app/imaging.py).
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# Half the 0-255 range: a gap this wide between typical pixels is a polarity flip, not a lighting change.
+BACKGROUND_GAP = 128
 
 
 class DataError(Exception):
@@ -107,6 +109,26 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False, framin
     """All images under `directory` as uint8 [N, 28, 28], prepared as the service prepares uploads
     (grayscale, upright, framed; `invert` for dark-on-light images)."""
     root = Path(directory)
+    files = image_files(root)
+    folders = Counter(str(file.parent.relative_to(root)) for file in files)
+    if len(folders) > 1:  # a dataset's root (good/, broken/, test/...) would take its defects for normal images
+        shown = sorted(folders.items(), key=lambda folder: (-folder[1], folder[0]))[:10]
+        log.info("%s: %d images from %d folders, every one taken as normal: %s%s", root, len(files), len(folders),
+                 ", ".join(f"{name} {n}" for name, n in shown), " ..." if len(folders) > len(shown) else "")
+    return read_images(files, invert, framing)
+
+
+def kinds_of(root: Path, files: list[Path]) -> list[str]:
+    """Each file's kind: the name of its top-level subfolder under `root` (`scratch` for `defects/scratch/1.png`),
+    or the folder's own name for a file at its top level. So a dataset's defects, laid out a folder per kind,
+    are reported kind by kind."""
+    own_name = root.resolve().name
+    return [file.relative_to(root).parts[0] if len(file.relative_to(root).parts) > 1 else own_name
+            for file in files]
+
+
+def image_files(root: Path) -> list[Path]:
+    """The image files under `root`, sorted; a warning names the files of other kinds that are left out."""
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     # Hidden files and folders are skipped: .DS_Store, and macOS's "._photo.png" companions, which are no images.
@@ -121,11 +143,11 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False, framin
                     ", ".join(sorted(IMAGE_SUFFIXES)))
     if not files:
         raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {root}")
-    folders = Counter(str(file.parent.relative_to(root)) for file in files)
-    if len(folders) > 1:  # a dataset's root (good/, broken/, test/...) would take its defects for normal images
-        shown = sorted(folders.items(), key=lambda folder: (-folder[1], folder[0]))[:10]
-        log.info("%s: %d images from %d folders, every one taken as normal: %s%s", root, len(files), len(folders),
-                 ", ".join(f"{name} {n}" for name, n in shown), " ..." if len(folders) > len(shown) else "")
+    return files
+
+
+def read_images(files: list[Path], invert: bool, framing: str) -> np.ndarray:
+    """The files decoded and prepared as the service prepares uploads, as uint8 [N, 28, 28]."""
     images = []
     for file in files:
         try:
@@ -139,3 +161,22 @@ def load_image_folder(directory: str | os.PathLike, invert: bool = False, framin
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
             raise DataError(f"cannot decode {file}: {error}") from error
     return np.stack(images)
+
+
+def check_background(images: np.ndarray, metadata: dict) -> None:
+    """Refuse normal images whose background is the opposite of the model's normal images' (a scan not inverted).
+
+    The model flags nearly all of them. Calibrating on them would set the threshold above every normal score
+    and so let real anomalies pass, which is worse than no recalibration; evaluating on them would report that
+    failure as the model's. Each image's median pixel is its background.
+    """
+    references = [r["pixels"] for r in metadata.get("reference_images") or [] if r["kind"] == "normal"]
+    if not references:
+        return
+    model_background = float(np.median(np.median(np.asarray(references, np.float64), axis=(1, 2))))
+    background = float(np.median(np.median(images.astype(np.float64), axis=(1, 2))))
+    if abs(background - model_background) >= BACKGROUND_GAP:
+        shade = "light" if background > model_background else "dark"
+        raise DataError(f"these images have a {shade} background (median pixel {background:.0f}), the model's "
+                        f"normal images the opposite ({model_background:.0f}); invert them (--invert) or "
+                        "check that they are the right kind of image")

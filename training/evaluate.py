@@ -1,4 +1,5 @@
-"""Evaluate an exported model version on the MNIST test set, through its SavedModel only.
+"""Evaluate an exported model version through its SavedModel only: on the MNIST test set, or on folders of
+the user's own normal and anomalous images.
 
 Writes metrics.json, report.md and three plots (histogram.png, roc.png, grid.png) into a folder.
 """
@@ -13,32 +14,44 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import load_mnist
+from training.data import DataError, check_background, image_files, kinds_of, load_mnist, read_images
 from training.metrics import detection_metrics, no_anomaly_among, rates_at_threshold
-from training.preprocessing import to_model_input
+from training.preprocessing import framing_of_version, to_model_input
 from training.store import read_metadata
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
+MISJUDGED_SHOWN = 20  # rows of each list in report.md; metrics.json has them all
 
 
 @dataclass
 class Scored:
     """Every output of the SavedModel for a set of labelled test images."""
     images: np.ndarray               # uint8 [N, 28, 28]
-    labels: np.ndarray               # class labels
+    labels: np.ndarray               # class labels: digits, or "normal" and the kinds of anomaly of folders
     is_anomaly: np.ndarray           # bool: label not among the normal classes
     scores: dict[str, np.ndarray]    # method (and "score") -> [N]
     reconstruction: np.ndarray       # float [N, 28, 28]
     difference: np.ndarray           # float [N, 28, 28]
+    test_set: str = "MNIST test set"  # what the images are, for the report
+    label_kind: str = "digit"        # what a label is: "digit" (MNIST) or "kind" (a folder of anomalies)
+    names: list[str] | None = None   # each image's file; None: MNIST's x_test[i]
+
+    def name(self, index: int) -> str:
+        return self.names[index] if self.names is not None else f"x_test[{index}]"
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
                      normal_classes: list[int]) -> Scored:
-        return cls(images=images, labels=labels, is_anomaly=~np.isin(labels, normal_classes),
+        return cls.of_labelled(outputs, images, labels, ~np.isin(labels, normal_classes))
+
+    @classmethod
+    def of_labelled(cls, outputs: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
+                    is_anomaly: np.ndarray, **described) -> Scored:
+        return cls(images=images, labels=labels, is_anomaly=is_anomaly,
                    scores={k: v for k, v in outputs.items() if v.ndim == 1},
                    reconstruction=outputs["reconstruction"].reshape(-1, 28, 28),
-                   difference=outputs["difference"].reshape(-1, 28, 28))
+                   difference=outputs["difference"].reshape(-1, 28, 28), **described)
 
 
 def serving_signature(version_dir: Path):
@@ -88,12 +101,13 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
         by_method[method] = {**detection_metrics(scored.is_anomaly, scored.scores[method], cut[method]),
                              "threshold": threshold}
     normal = ~scored.is_anomaly
-    by_digit = {}
-    for digit in sorted(set(scored.labels[scored.is_anomaly].tolist())):
-        subset = normal | (scored.labels == digit)
-        by_digit[str(digit)] = {method: detection_metrics(scored.is_anomaly[subset], scored.scores[method][subset],
+    by_label, counts = {}, {}
+    for label in sorted(set(scored.labels[scored.is_anomaly].tolist())):
+        subset = normal | (scored.labels == label)
+        by_label[str(label)] = {method: detection_metrics(scored.is_anomaly[subset], scored.scores[method][subset],
                                                           cut[method])
                                 for method in methods}
+        counts[str(label)] = int((scored.is_anomaly & (scored.labels == label)).sum())
     primary = metadata["score_method"]
     fpr = rates_at_threshold(scored.is_anomaly, scored.scores[primary], metadata["threshold"])["fpr"]
     # What each source's own threshold would do on this test set: the detection it costs or gains.
@@ -105,9 +119,27 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
         "model": {"name": metadata["name"], "version": metadata.get("version"), "score_method": primary,
                   "threshold": metadata["threshold"], "target_fpr": metadata["target_fpr"],
                   "normal_classes": metadata["normal_classes"]},
+        "test_set": scored.test_set,
         "n_normal": int(normal.sum()), "n_anomalous": int(scored.is_anomaly.sum()),
         "primary": by_method[primary], "fpr_deviation_from_target": fpr - metadata["target_fpr"],
-        "by_method": by_method, "by_anomaly_digit": by_digit, "by_source": by_source,
+        "by_method": by_method, f"by_anomaly_{scored.label_kind}": by_label,
+        f"n_by_anomaly_{scored.label_kind}": counts, "by_source": by_source,
+        **_misjudged(scored, scored.scores[primary], metadata["threshold"]),
+    }
+
+
+def _misjudged(scored: Scored, scores: np.ndarray, threshold: float) -> dict:
+    """The images the primary score gets wrong at the model's threshold, the worst first: which normal images
+    a line would stop for, and which anomalies would pass."""
+    flagged = scores > threshold
+    false_alarms = np.flatnonzero(~scored.is_anomaly & flagged)
+    missed = np.flatnonzero(scored.is_anomaly & ~flagged)
+    return {
+        "false_alarms": [{"image": scored.name(i), "score": float(scores[i])}
+                         for i in false_alarms[np.argsort(-scores[false_alarms], kind="stable")]],
+        "missed_anomalies": [{"image": scored.name(i), scored.label_kind: str(scored.labels[i]),
+                              "score": float(scores[i])}
+                             for i in missed[np.argsort(scores[missed], kind="stable")]],
     }
 
 
@@ -116,15 +148,22 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def _cell(text: str) -> str:
+    """A folder's name as table text: a | would end its cell."""
+    return text.replace("|", "\\|")
+
+
 def render_markdown(metrics: dict) -> str:
     model = metrics["model"]
     primary = metrics["primary"]
     methods = metrics["by_method"]
+    label_kind = "digit" if "by_anomaly_digit" in metrics else "kind"
     text = [
         f"# Evaluation of {model['name']} version {model['version']}",
         "",
-        f"Normal classes {model['normal_classes']}; MNIST test set: {metrics['n_normal']} normal, "
-        f"{metrics['n_anomalous']} anomalous images. Scored through the exported SavedModel.",
+        f"Normal classes {model['normal_classes']}; {metrics.get('test_set', 'MNIST test set')}: "
+        f"{metrics['n_normal']} normal, {metrics['n_anomalous']} anomalous images. "
+        "Scored through the exported SavedModel.",
         "",
         f"Primary score **{model['score_method']}**, threshold {model['threshold']:.6g} "
         f"(calibrated for a {model['target_fpr']:.2%} false-positive rate): AUROC {primary['auroc']:.4f}, "
@@ -138,16 +177,18 @@ def render_markdown(metrics: dict) -> str:
                 for m, v in methods.items()],
                ["method", "AUROC", "average precision", "FPR on normals", "TPR on anomalies"]),
         "",
-        "## Per anomaly digit (normal test images vs that digit)",
+        f"## Per anomaly {label_kind} (normal test images vs that {label_kind})",
         "",
-        _table([[digit] + [f"{values[m]['auroc']:.4f}" for m in methods] + [f"{values[model['score_method']]['tpr']:.2%}"]
-                for digit, values in metrics["by_anomaly_digit"].items()],
-               ["digit"] + [f"AUROC {m}" for m in methods] + ["TPR (primary)"]),
+        _table([[_cell(label), str(metrics[f"n_by_anomaly_{label_kind}"][label])]
+                + [f"{values[m]['auroc']:.4f}" for m in methods] + [f"{values[model['score_method']]['tpr']:.2%}"]
+                for label, values in metrics[f"by_anomaly_{label_kind}"].items()],
+               [label_kind, "images"] + [f"AUROC {m}" for m in methods] + ["TPR (primary)"]),
         "",
         "Plots: `histogram.png` (score distributions with the threshold), `roc.png` (ROC of every method), "
         "`grid.png` (original / reconstruction / difference of sample test images).",
         "",
     ]
+    text += _misjudged_markdown(metrics, label_kind)
     if metrics.get("by_source"):
         text += [
             "## Thresholds of single sources",
@@ -161,6 +202,22 @@ def render_markdown(metrics: dict) -> str:
             "",
         ]
     return "\n".join(text)
+
+
+def _misjudged_markdown(metrics: dict, label_kind: str) -> list[str]:
+    text = []
+    for key, title, columns in (("false_alarms", "False alarms: normal images flagged", ["image", "score"]),
+                                ("missed_anomalies", "Missed anomalies: not flagged", ["image", label_kind, "score"])):
+        rows = metrics.get(key) or []
+        text += [f"## {title} ({len(rows)})", ""]
+        if not rows:
+            continue
+        shown = rows[:MISJUDGED_SHOWN]
+        text += [_table([[f"`{_cell(row['image'])}`"] + ([_cell(row[label_kind])] if len(columns) == 3 else [])
+                         + [f"{row['score']:.4g}"] for row in shown], columns), ""]
+        if len(rows) > len(shown):
+            text += [f"The worst {len(shown)}, by score; all {len(rows)} are in `metrics.json` (`{key}`).", ""]
+    return text
 
 
 def write_report(version_dir: Path, metadata: dict, images: np.ndarray, labels: np.ndarray,
@@ -190,8 +247,52 @@ def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dic
 
 
 def evaluate(version_dir: Path, data: str | None, report_dir: Path, progress: bool = True) -> dict:
+    """Evaluate a version of an MNIST model on MNIST's test set."""
+    metadata = read_metadata(version_dir)
+    if not any(isinstance(c, int) for c in metadata["normal_classes"]):  # before loading MNIST for nothing
+        raise ValueError(f"{version_dir} was trained on a folder of images, not on MNIST digits, so MNIST's test "
+                         "set has nothing to evaluate it on: give --normals and --anomalies, folders of your own "
+                         "normal and anomalous test images")
     mnist = load_mnist(data)
-    metrics = write_report(version_dir, read_metadata(version_dir), mnist.x_test, mnist.y_test, report_dir,
-                           progress)
+    metrics = write_report(version_dir, metadata, mnist.x_test, mnist.y_test, report_dir, progress)
     log.info("report written to %s", report_dir)
     return metrics
+
+
+def evaluate_folders(version_dir: Path, normals: Path, anomalies: Path, report_dir: Path, invert: bool = False,
+                     progress: bool = True) -> dict:
+    """Evaluate a version on folders of the user's own normal and anomalous test images.
+
+    The images are prepared as the service prepares uploads to this version (its framing; `invert` as
+    ?invert=true does). Each top-level subfolder of `anomalies` is a kind of anomaly, reported on its own.
+    Raises DataError for folders that cannot be read, that overlap, or whose normal images have the opposite
+    background of the model's; ValueError for a version whose framing this code does not know.
+    """
+    metadata = read_metadata(version_dir)
+    framing = framing_of_version(metadata)
+    _check_apart(normals, anomalies)
+    normal_files, anomalous_files = image_files(normals), image_files(anomalies)
+    normal_images = read_images(normal_files, invert, framing)
+    check_background(normal_images, metadata)
+    anomalous_images = read_images(anomalous_files, invert, framing)
+    kinds = kinds_of(anomalies, anomalous_files)
+    images = np.concatenate([normal_images, anomalous_images])
+    labels = np.array(["normal"] * len(normal_images) + kinds)
+    is_anomaly = np.r_[np.zeros(len(normal_images), bool), np.ones(len(anomalous_images), bool)]
+    test_set = f"folders {normals} (normal) and {anomalies} (anomalous)" + (", inverted" if invert else "")
+    scored = Scored.of_labelled(saved_model_outputs(version_dir, images, progress, "images"), images, labels,
+                                is_anomaly, test_set=test_set, label_kind="kind",
+                                names=[str(file) for file in normal_files + anomalous_files])
+    metrics = write_scored_report(scored, metadata, report_dir)
+    log.info("report written to %s", report_dir)
+    return metrics
+
+
+def _check_apart(normals: Path, anomalies: Path) -> None:
+    """One folder inside the other would count its images as both normal and anomalous."""
+    normal_root, anomaly_root = normals.resolve(), anomalies.resolve()
+    if normal_root.is_relative_to(anomaly_root) or anomaly_root.is_relative_to(normal_root):
+        inner, outer = (normals, anomalies) if normal_root.is_relative_to(anomaly_root) else (anomalies, normals)
+        what = "the same folder" if normal_root == anomaly_root else f"{inner} is inside {outer}"
+        raise DataError(f"--normals {normals} and --anomalies {anomalies}: {what}, so its images would count as "
+                        "both normal and anomalous; give two separate folders")

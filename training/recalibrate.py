@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from training.calibration import CalibrationError, conformal_threshold, pixel_threshold
-from training.data import DataError
+from training.data import DataError, check_background
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
 from training.metrics import no_anomaly_among, test_set_metrics
 from training.sources import SOURCE_RULE, is_source_name
@@ -52,29 +52,9 @@ class LabelledTestSet:
     labels: np.ndarray
 
 
-# Half the 0-255 range: a gap this wide between typical pixels is a polarity flip, not a lighting change.
-BACKGROUND_GAP = 128
 # A threshold flags about its target FPR (1 %) of normal images. A deployment's own normals may be flagged at a
 # few times that, which is what recalibrating is for; flagged at over half, they are not the normals it saw.
 MOSTLY_FLAGGED = 0.5
-
-
-def check_background(images: np.ndarray, metadata: dict) -> None:
-    """Refuse images whose background is the opposite of the model's normal images' (a scan not inverted).
-
-    Calibrating on them would flag nearly all, set the threshold above every normal score and so let
-    real anomalies pass: worse than no recalibration. Each image's median pixel is its background.
-    """
-    references = [r["pixels"] for r in metadata.get("reference_images") or [] if r["kind"] == "normal"]
-    if not references:
-        return
-    model_background = float(np.median(np.median(np.asarray(references, np.float64), axis=(1, 2))))
-    background = float(np.median(np.median(images.astype(np.float64), axis=(1, 2))))
-    if abs(background - model_background) >= BACKGROUND_GAP:
-        shade = "light" if background > model_background else "dark"
-        raise DataError(f"these images have a {shade} background (median pixel {background:.0f}), the model's "
-                        f"normal images the opposite ({model_background:.0f}); invert them (--invert) or "
-                        "check that they are the right kind of image")
 
 
 def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr: float | None = None,

@@ -49,14 +49,17 @@ def write_plots(scored, metadata: dict, metrics: dict, directory: Path) -> None:
     scores = scored.scores[method]
     normal_digits = ",".join(str(c) for c in metadata["normal_classes"])
 
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    _histogram(axes[0], scores[~scored.is_anomaly], scores[scored.is_anomaly], threshold,
-               f"All test images ({method} score)", f"normal ({normal_digits})", "anomalous (other digits)")
-    anomaly_labels, counts = np.unique(scored.labels[scored.is_anomaly], return_counts=True)
-    contrast = 9 if 9 in anomaly_labels else int(anomaly_labels[np.argmax(counts)])  # the tutorial's "9"
-    first_normal = metadata["normal_classes"][0]
-    _histogram(axes[1], scores[scored.labels == first_normal], scores[scored.labels == contrast], threshold,
-               f'"{first_normal}" vs "{contrast}"', f'"{first_normal}"', f'"{contrast}"')
+    contrast = _contrast(scored, metadata, metrics)
+    figure, axes = plt.subplots(1, 2 if contrast else 1, figsize=(12 if contrast else 6.5, 4.5), squeeze=False)
+    if scored.label_kind == "digit":
+        names = f"normal ({normal_digits})", "anomalous (other digits)"
+    else:
+        names = "normal", "anomalous"
+    _histogram(axes[0, 0], scores[~scored.is_anomaly], scores[scored.is_anomaly], threshold,
+               f"All test images ({method} score)", *names)
+    if contrast:
+        title, normal_label, anomaly_label, normal, anomalous = contrast
+        _histogram(axes[0, 1], scores[normal], scores[anomalous], threshold, title, normal_label, anomaly_label)
     figure.tight_layout()
     figure.savefig(directory / "histogram.png", dpi=100)
     plt.close(figure)
@@ -80,11 +83,49 @@ def write_plots(scored, metadata: dict, metrics: dict, directory: Path) -> None:
     _write_grid(plt, scored, scores, threshold, float(metadata.get("heatmap_scale", 0.25)), directory / "grid.png")
 
 
+def _contrast(scored, metadata: dict, metrics: dict):
+    """The second histogram: the tutorial's "1" vs "9" for MNIST; for folders, normal vs the kind of anomaly
+    hardest to tell from it (lowest AUROC), if there are several kinds (with one, it repeats the first)."""
+    anomaly_labels, counts = np.unique(scored.labels[scored.is_anomaly], return_counts=True)
+    if scored.label_kind == "digit":
+        contrast = 9 if 9 in anomaly_labels else int(anomaly_labels[np.argmax(counts)])
+        first_normal = metadata["normal_classes"][0]
+        return (f'"{first_normal}" vs "{contrast}"', f'"{first_normal}"', f'"{contrast}"',
+                scored.labels == first_normal, scored.labels == contrast)
+    if len(anomaly_labels) < 2:
+        return None
+    by_kind = metrics[f"by_anomaly_{scored.label_kind}"]
+    hardest = min(by_kind, key=lambda kind: by_kind[kind][metadata["score_method"]]["auroc"])
+    return (f"normal vs {_short(hardest)} (the hardest kind)", "normal", _short(hardest), ~scored.is_anomaly,
+            scored.is_anomaly & (scored.labels == hardest))
+
+
+def _short(label, length: int = 24) -> str:
+    text = str(label)
+    return text if len(text) <= length else text[:length - 1] + "…"
+
+
+def _one_kind_after_another(rng, scored, count: int) -> np.ndarray:
+    """Up to `count` random anomalies, taking each kind (digit) in turn, so that few kinds are not left out
+    by chance."""
+    anomalous = np.flatnonzero(scored.is_anomaly)
+    kinds = rng.permutation(np.unique(scored.labels[anomalous]))
+    queues = [list(rng.permutation(anomalous[scored.labels[anomalous] == kind])) for kind in kinds]
+    picks = []
+    while len(picks) < count and any(queues):
+        for queue in queues:
+            if queue and len(picks) < count:
+                picks.append(queue.pop())
+    return np.array(picks, dtype=int)
+
+
 def _write_grid(plt, scored, scores, threshold: float, heatmap_scale: float, path: Path) -> None:
     rng = np.random.default_rng(0)
-    picks = np.r_[rng.choice(np.flatnonzero(~scored.is_anomaly), GRID_PER_KIND, replace=False),
-                  rng.choice(np.flatnonzero(scored.is_anomaly), GRID_PER_KIND, replace=False)]
-    figure, axes = plt.subplots(3, len(picks), figsize=(1.4 * len(picks), 5.2))
+    normal = np.flatnonzero(~scored.is_anomaly)
+    # Folders of a user's own images may hold fewer than a row's share of either.
+    picks = np.r_[rng.choice(normal, min(GRID_PER_KIND, len(normal)), replace=False),
+                  _one_kind_after_another(rng, scored, GRID_PER_KIND)]
+    figure, axes = plt.subplots(3, len(picks), figsize=(max(1.4 * len(picks), 5.6), 5.2), squeeze=False)
     for column, index in enumerate(picks):
         verdict = "ANOMALY" if scores[index] > threshold else "normal"
         rows = [(scored.images[index], "gray", 0, 255), (scored.reconstruction[index], "gray", 0, 1),
@@ -93,7 +134,7 @@ def _write_grid(plt, scored, scores, threshold: float, heatmap_scale: float, pat
             axes[row, column].imshow(image, cmap=cmap, vmin=low, vmax=high)
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])
-        axes[0, column].set_title(f'"{scored.labels[index]}" {scores[index]:.3g}\n{verdict}', fontsize=8,
+        axes[0, column].set_title(f'"{_short(scored.labels[index], 12)}" {scores[index]:.3g}\n{verdict}', fontsize=8,
                                   color="tab:red" if verdict == "ANOMALY" else "black")
     for row, name in enumerate(("original", "reconstruction", "difference")):
         axes[row, 0].set_ylabel(name, fontsize=9)

@@ -167,3 +167,11 @@ def test_image_folder_refuses_a_decompression_bomb_by_name(tmp_path, monkeypatch
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow raises beyond twice its limit
     with pytest.raises(DataError, match="huge.png is too large to decode safely"):
         load_image_folder(tmp_path)
+
+
+def test_the_kind_of_each_image_is_its_top_level_folder(tmp_path):
+    from training.data import kinds_of
+
+    files = [tmp_path / "scratch" / "1.png", tmp_path / "scratch" / "deep" / "2.png", tmp_path / "3.png"]
+    assert kinds_of(tmp_path, files) == ["scratch", "scratch", tmp_path.name]
+    assert kinds_of(tmp_path / "scratch" / "..", [tmp_path / "scratch" / ".." / "3.png"]) == [tmp_path.name]

@@ -134,3 +134,122 @@ def test_a_model_with_every_test_digit_normal_is_refused_before_scoring(tmp_path
         write_report(absent, {**METADATA, "normal_classes": [0, 1, 7]}, np.zeros((3, 28, 28), np.uint8),
                      np.array([0, 1, 7]), tmp_path / "report")
     assert not (tmp_path / "report").exists()
+
+
+def test_the_images_each_score_gets_wrong_are_listed_worst_first():
+    metrics = compute_metrics(_scored([0.1, 0.6, 0.3, 0.9], [0.45, 0.7, 0.2], [9, 9, 7]), METADATA)
+    assert metrics["false_alarms"] == [{"image": "x_test[3]", "score": 0.9}, {"image": "x_test[1]", "score": 0.6}]
+    assert metrics["missed_anomalies"] == [{"image": "x_test[6]", "digit": "7", "score": 0.2},
+                                           {"image": "x_test[4]", "digit": "9", "score": 0.45}]
+    text = render_markdown(metrics)
+    assert "## False alarms: normal images flagged (2)" in text and "| `x_test[3]` | 0.9 |" in text
+    assert "## Missed anomalies: not flagged (2)" in text and "| `x_test[6]` | 7 | 0.2 |" in text
+
+
+def test_a_long_list_of_misjudged_images_is_cut_in_the_markdown_only():
+    metrics = compute_metrics(_scored(np.linspace(0.6, 0.9, 30), [0.7], [9]), METADATA)
+    assert len(metrics["false_alarms"]) == 30
+    text = render_markdown(metrics)
+    assert text.count("| `x_test[") == 20
+    assert "The worst 20, by score; all 30 are in `metrics.json` (`false_alarms`)." in text
+
+
+def test_plots_of_a_handful_of_images_are_drawn(tmp_path):
+    from training.evaluate import write_scored_report
+
+    scored = _scored([0.1], [0.7, 0.8], [7, 9])
+    scored.labels = np.array(["normal", "a very long name of a kind of defect", "dent"])
+    scored.label_kind = "kind"
+    write_scored_report(scored, METADATA, tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == REPORT_FILES
+    with Image.open(tmp_path / "histogram.png") as image:  # normal vs the hardest kind beside all images
+        assert image.width > 1000
+
+
+def _write_folder(folder, images, invert=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(255 - image if invert else image).save(folder / f"{i:03d}.png")
+
+
+def _test_folders(root, invert=False):
+    from tests.synthetic import make_images
+
+    _write_folder(root / "normals", make_images(np.ones(40, int), seed=11), invert)
+    _write_folder(root / "defects" / "rings", make_images(np.zeros(15, int), seed=12), invert)
+    _write_folder(root / "defects" / "crosses", make_images(np.full(10, 7), seed=13), invert)
+    _write_folder(root / "defects", make_images(np.full(2, 7), seed=14), invert)  # at the top level
+    return root / "normals", root / "defects"
+
+
+def test_evaluate_on_folders_of_own_images_reports_each_kind(tiny_model, tmp_path, capsys):
+    normals, defects = _test_folders(tmp_path)
+    report = tmp_path / "report"
+    code = main(["evaluate", "--model", str(tiny_model.path), "--normals", str(normals), "--anomalies", str(defects),
+                 "--report", str(report)])
+    assert code == 0
+    assert {p.name for p in report.iterdir()} == REPORT_FILES
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["n_normal"] == 40 and metrics["n_anomalous"] == 27
+    assert metrics["n_by_anomaly_kind"] == {"crosses": 10, "defects": 2, "rings": 15}
+    assert set(metrics["by_anomaly_kind"]) == {"crosses", "defects", "rings"}
+    assert "by_anomaly_digit" not in metrics
+    assert metrics["test_set"] == f"folders {normals} (normal) and {defects} (anomalous)"
+    assert json.loads(capsys.readouterr().out)["auroc"] == metrics["primary"]["auroc"]
+    assert len(metrics["false_alarms"]) == round(metrics["primary"]["fpr"] * 40)
+    assert len(metrics["missed_anomalies"]) == round((1 - metrics["primary"]["tpr"]) * 27)
+    assert all(row["image"].startswith(str(normals)) for row in metrics["false_alarms"])
+    assert all(row["image"].startswith(str(defects / row["kind"]) if row["kind"] != "defects" else str(defects))
+               for row in metrics["missed_anomalies"])
+    text = (report / "report.md").read_text()
+    assert f"folders {normals} (normal) and {defects} (anomalous): 40 normal, 27 anomalous images" in text
+    assert "## Per anomaly kind (normal test images vs that kind)" in text and "| rings | 15 |" in text
+
+
+def test_dark_on_light_folders_are_refused_without_invert_and_scored_alike_with_it(tiny_model, tmp_path, capsys):
+    normals, defects = _test_folders(tmp_path / "light", invert=True)
+    argv = ["evaluate", "--model", str(tiny_model.path), "--normals", str(normals), "--anomalies", str(defects)]
+    assert main(argv + ["--report", str(tmp_path / "refused")]) == 2
+    assert "these images have a light background (median pixel 255)" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert main(argv + ["--invert", "--report", str(tmp_path / "inverted")]) == 0
+    normals, defects = _test_folders(tmp_path / "dark")
+    assert main(["evaluate", "--model", str(tiny_model.path), "--normals", str(normals), "--anomalies", str(defects),
+                 "--report", str(tmp_path / "dark-report")]) == 0
+    inverted = json.loads((tmp_path / "inverted" / "metrics.json").read_text())
+    dark = json.loads((tmp_path / "dark-report" / "metrics.json").read_text())
+    assert inverted["by_method"] == dark["by_method"]
+    assert inverted["test_set"].endswith(", inverted")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--normals", "n"], "--normals needs --anomalies too"),
+    (["--anomalies", "a"], "--anomalies needs --normals too"),
+    (["--normals", "n", "--anomalies", "a", "--data", "x.npz"], "--data is MNIST's test set"),
+    (["--invert"], "--invert applies to --normals and --anomalies"),
+])
+def test_evaluate_options_that_do_not_go_together_are_refused(options, message, capsys):
+    assert main(["evaluate", *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_folders_inside_each_other_are_refused(tiny_model, tmp_path, capsys):
+    normals, defects = _test_folders(tmp_path)
+    base = ["evaluate", "--model", str(tiny_model.path), "--report", str(tmp_path / "report")]
+    assert main(base + ["--normals", str(tmp_path), "--anomalies", str(defects)]) == 2
+    assert f"{defects} is inside {tmp_path}, so its images would count as both" in capsys.readouterr().err
+    assert main(base + ["--normals", str(normals), "--anomalies", str(normals) + "/"]) == 2
+    assert "the same folder" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_model_of_own_images_is_sent_to_folders_rather_than_mnist(tiny_model, tmp_path, capsys):
+    import shutil
+
+    version = tmp_path / "own" / "1"
+    shutil.copytree(tiny_model.path, version)
+    metadata_file = version / "assets.extra" / "metadata.json"
+    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "normal_classes": ["folder"]}))
+    assert main(["evaluate", "--model", str(version), "--data", str(tmp_path / "absent.npz")]) == 2
+    assert ("was trained on a folder of images, not on MNIST digits, so MNIST's test set has nothing to evaluate "
+            "it on: give --normals and --anomalies" in capsys.readouterr().err)
