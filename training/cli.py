@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how --images of another size than 28x28 become 28x28, in training and when "
                             "the service scores: pad (default; aspect kept, padded with black) or mnist "
                             "(ink cropped, fitted to 20x20, centred by mass, as MNIST's digits)")
+    train.add_argument("--test-normals", metavar="DIR",
+                       help="with --images and --test-anomalies: normal test images (not in --images), on which "
+                            "the version's evaluation report is computed, as `evaluate --normals` computes it")
+    train.add_argument("--test-anomalies", metavar="DIR",
+                       help="with --test-normals: anomalous test images, a subfolder per kind of anomaly")
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a published version on the MNIST test set, or on folders of your own "
                          "normal and anomalous images")

@@ -35,4 +35,6 @@ class TrainConfig:
     images: str | None = None
     invert: bool = False  # the --images folder holds dark-on-light images
     framing: str | None = None  # how --images of other sizes are framed (training/framing.py); default pad
+    test_normals: str | None = None    # with --images: normal test images, for the version's report
+    test_anomalies: str | None = None  # and anomalous ones, a subfolder per kind
     verbose: int | None = None  # Keras fit verbosity; None: a progress bar on a terminal, else a line per epoch

@@ -163,20 +163,26 @@ def read_images(files: list[Path], invert: bool, framing: str) -> np.ndarray:
     return np.stack(images)
 
 
-def check_background(images: np.ndarray, metadata: dict) -> None:
-    """Refuse normal images whose background is the opposite of the model's normal images' (a scan not inverted).
+def check_background(images: np.ndarray, references: np.ndarray | None,
+                     whose: str = "the model's normal images") -> None:
+    """Refuse normal images whose background is the opposite of the `references`' (a scan not inverted).
 
     The model flags nearly all of them. Calibrating on them would set the threshold above every normal score
     and so let real anomalies pass, which is worse than no recalibration; evaluating on them would report that
     failure as the model's. Each image's median pixel is its background.
     """
-    references = [r["pixels"] for r in metadata.get("reference_images") or [] if r["kind"] == "normal"]
-    if not references:
+    if references is None or not len(references):
         return
-    model_background = float(np.median(np.median(np.asarray(references, np.float64), axis=(1, 2))))
+    reference_background = float(np.median(np.median(np.asarray(references, np.float64), axis=(1, 2))))
     background = float(np.median(np.median(images.astype(np.float64), axis=(1, 2))))
-    if abs(background - model_background) >= BACKGROUND_GAP:
-        shade = "light" if background > model_background else "dark"
-        raise DataError(f"these images have a {shade} background (median pixel {background:.0f}), the model's "
-                        f"normal images the opposite ({model_background:.0f}); invert them (--invert) or "
-                        "check that they are the right kind of image")
+    if abs(background - reference_background) >= BACKGROUND_GAP:
+        shade = "light" if background > reference_background else "dark"
+        raise DataError(f"these images have a {shade} background (median pixel {background:.0f}), {whose} the "
+                        f"opposite ({reference_background:.0f}); invert them (--invert) or check that they are "
+                        "the right kind of image")
+
+
+def normal_references(metadata: dict) -> np.ndarray | None:
+    """The normal images a published version carries to check itself with (its reference images)."""
+    references = [r["pixels"] for r in metadata.get("reference_images") or [] if r["kind"] == "normal"]
+    return np.asarray(references, np.uint8) if references else None

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import DataError, check_background, image_files, kinds_of, load_mnist, read_images
+from training.data import check_background, load_mnist, normal_references
 from training.metrics import detection_metrics, no_anomaly_among, rates_at_threshold
 from training.preprocessing import framing_of_version, to_model_input
 from training.store import read_metadata
+from training.test_sets import LabelledImages, folder_test_set, mnist_test_set
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
@@ -43,15 +44,15 @@ class Scored:
     @classmethod
     def from_outputs(cls, outputs: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
                      normal_classes: list[int]) -> Scored:
-        return cls.of_labelled(outputs, images, labels, ~np.isin(labels, normal_classes))
+        return cls.of(LabelledImages(images, labels, ~np.isin(labels, normal_classes), "MNIST test set"), outputs)
 
     @classmethod
-    def of_labelled(cls, outputs: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
-                    is_anomaly: np.ndarray, **described) -> Scored:
-        return cls(images=images, labels=labels, is_anomaly=is_anomaly,
+    def of(cls, test_set: LabelledImages, outputs: dict[str, np.ndarray]) -> Scored:
+        return cls(images=test_set.images, labels=test_set.labels, is_anomaly=test_set.is_anomaly,
                    scores={k: v for k, v in outputs.items() if v.ndim == 1},
                    reconstruction=outputs["reconstruction"].reshape(-1, 28, 28),
-                   difference=outputs["difference"].reshape(-1, 28, 28), **described)
+                   difference=outputs["difference"].reshape(-1, 28, 28), test_set=test_set.description,
+                   label_kind=test_set.label_kind, names=test_set.names)
 
 
 def serving_signature(version_dir: Path):
@@ -220,16 +221,16 @@ def _misjudged_markdown(metrics: dict, label_kind: str) -> list[str]:
     return text
 
 
-def write_report(version_dir: Path, metadata: dict, images: np.ndarray, labels: np.ndarray,
-                 report_dir: Path, progress: bool = True) -> dict:
+def write_report(version_dir: Path, metadata: dict, test_set: LabelledImages, report_dir: Path,
+                 progress: bool = True) -> dict:
     """Score labelled test images through the SavedModel in `version_dir`; write the report files."""
-    normal_classes = [c for c in metadata["normal_classes"] if isinstance(c, int)]
-    if not normal_classes:
-        raise ValueError(f"{version_dir} was not trained on MNIST classes; nothing labelled to evaluate on")
-    if reason := no_anomaly_among(labels, normal_classes):
-        raise ValueError(f"{version_dir}: {reason}")
-    return write_scored_report(score_with_saved_model(version_dir, images, labels, normal_classes, progress),
-                               metadata, report_dir)
+    if not test_set.is_anomaly.any():
+        raise ValueError(f"{version_dir}: no anomalous image in the {test_set.description} to evaluate against")
+    if test_set.is_anomaly.all():
+        raise ValueError(f"{version_dir}: no normal image in the {test_set.description} to evaluate against")
+    outputs = saved_model_outputs(version_dir, test_set.images, progress,
+                                  "test images" if test_set.names is None else "images")
+    return write_scored_report(Scored.of(test_set, outputs), metadata, report_dir)
 
 
 def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dict:
@@ -249,50 +250,30 @@ def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dic
 def evaluate(version_dir: Path, data: str | None, report_dir: Path, progress: bool = True) -> dict:
     """Evaluate a version of an MNIST model on MNIST's test set."""
     metadata = read_metadata(version_dir)
-    if not any(isinstance(c, int) for c in metadata["normal_classes"]):  # before loading MNIST for nothing
+    normal_classes = [c for c in metadata["normal_classes"] if isinstance(c, int)]
+    if not normal_classes:  # said before loading MNIST for nothing
         raise ValueError(f"{version_dir} was trained on a folder of images, not on MNIST digits, so MNIST's test "
                          "set has nothing to evaluate it on: give --normals and --anomalies, folders of your own "
                          "normal and anomalous test images")
     mnist = load_mnist(data)
-    metrics = write_report(version_dir, metadata, mnist.x_test, mnist.y_test, report_dir, progress)
+    if reason := no_anomaly_among(mnist.y_test, normal_classes):
+        raise ValueError(f"{version_dir}: {reason}")
+    metrics = write_report(version_dir, metadata, mnist_test_set(mnist, normal_classes), report_dir, progress)
     log.info("report written to %s", report_dir)
     return metrics
 
 
 def evaluate_folders(version_dir: Path, normals: Path, anomalies: Path, report_dir: Path, invert: bool = False,
                      progress: bool = True) -> dict:
-    """Evaluate a version on folders of the user's own normal and anomalous test images.
+    """Evaluate a version on folders of the user's own normal and anomalous test images (`folder_test_set`),
+    prepared as the service prepares uploads to this version.
 
-    The images are prepared as the service prepares uploads to this version (its framing; `invert` as
-    ?invert=true does). Each top-level subfolder of `anomalies` is a kind of anomaly, reported on its own.
     Raises DataError for folders that cannot be read, that overlap, or whose normal images have the opposite
     background of the model's; ValueError for a version whose framing this code does not know.
     """
     metadata = read_metadata(version_dir)
-    framing = framing_of_version(metadata)
-    _check_apart(normals, anomalies)
-    normal_files, anomalous_files = image_files(normals), image_files(anomalies)
-    normal_images = read_images(normal_files, invert, framing)
-    check_background(normal_images, metadata)
-    anomalous_images = read_images(anomalous_files, invert, framing)
-    kinds = kinds_of(anomalies, anomalous_files)
-    images = np.concatenate([normal_images, anomalous_images])
-    labels = np.array(["normal"] * len(normal_images) + kinds)
-    is_anomaly = np.r_[np.zeros(len(normal_images), bool), np.ones(len(anomalous_images), bool)]
-    test_set = f"folders {normals} (normal) and {anomalies} (anomalous)" + (", inverted" if invert else "")
-    scored = Scored.of_labelled(saved_model_outputs(version_dir, images, progress, "images"), images, labels,
-                                is_anomaly, test_set=test_set, label_kind="kind",
-                                names=[str(file) for file in normal_files + anomalous_files])
-    metrics = write_scored_report(scored, metadata, report_dir)
+    test_set = folder_test_set(normals, anomalies, invert, framing_of_version(metadata))
+    check_background(test_set.images[~test_set.is_anomaly], normal_references(metadata))
+    metrics = write_report(version_dir, metadata, test_set, report_dir, progress)
     log.info("report written to %s", report_dir)
     return metrics
-
-
-def _check_apart(normals: Path, anomalies: Path) -> None:
-    """One folder inside the other would count its images as both normal and anomalous."""
-    normal_root, anomaly_root = normals.resolve(), anomalies.resolve()
-    if normal_root.is_relative_to(anomaly_root) or anomaly_root.is_relative_to(normal_root):
-        inner, outer = (normals, anomalies) if normal_root.is_relative_to(anomaly_root) else (anomalies, normals)
-        what = "the same folder" if normal_root == anomaly_root else f"{inner} is inside {outer}"
-        raise DataError(f"--normals {normals} and --anomalies {anomalies}: {what}, so its images would count as "
-                        "both normal and anomalous; give two separate folders")

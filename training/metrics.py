@@ -59,10 +59,9 @@ def no_anomaly_among(labels: np.ndarray, normal_classes: list[int]) -> str | Non
     return None
 
 
-def test_set_metrics(normal_classes: list[int], scores_by_method: dict[str, np.ndarray], labels: np.ndarray,
-                     thresholds: dict[str, float], primary: str) -> dict:
+def test_set_metrics(is_anomaly: np.ndarray, scores_by_method: dict[str, np.ndarray], thresholds: dict[str, float],
+                     primary: str) -> dict:
     """Every method's metrics on a labelled test set at its threshold; the primary method's at the top level."""
-    is_anomaly = ~np.isin(labels, normal_classes)
     by_method = {m: detection_metrics(is_anomaly, scores_by_method[m], thresholds[m]) for m in thresholds}
     return {**by_method[primary], "by_method": by_method,
             "n_normal": int((~is_anomaly).sum()), "n_anomalous": int(is_anomaly.sum())}

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from training.calibration import CalibrationError, conformal_threshold, pixel_threshold
-from training.data import DataError, check_background
+from training.data import DataError, check_background, normal_references
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
 from training.metrics import no_anomaly_among, test_set_metrics
 from training.sources import SOURCE_RULE, is_source_name
@@ -145,7 +145,7 @@ def _calibrate(serve, base: dict, previous: dict, normals: NormalImages, target_
                progress: bool) -> _Calibrated:
     """Score `normals`, and measure the threshold that applied to them until now (`previous`'s)."""
     target_fpr = float(previous["target_fpr"] if target_fpr is None else target_fpr)
-    check_background(normals.images, base)
+    check_background(normals.images, normal_references(base))
     outputs = signature_outputs(serve, normals.images, progress, what="calibration images")
     fpr_before = float(np.mean(outputs[base["score_method"]] > previous["threshold"]))
     if fpr_before > MOSTLY_FLAGGED:
@@ -186,7 +186,7 @@ def _publish(version_dir: Path, metadata: dict, thresholds: dict, serve, test_se
         # Scored once: the same outputs give the metadata's test metrics and the report.
         scored = Scored.from_outputs(signature_outputs(serve, test_set.images, progress), test_set.images,
                                      test_set.labels, normal_classes)
-        metadata["test_metrics"] = test_set_metrics(normal_classes, scored.scores, test_set.labels, thresholds,
+        metadata["test_metrics"] = test_set_metrics(scored.is_anomaly, scored.scores, thresholds,
                                                     metadata["score_method"])
 
         def write_evidence(staging: Path, stamped: dict) -> None:

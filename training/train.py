@@ -25,6 +25,7 @@ from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, no_anomaly_among, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
 from training.store import PublishedModel, publish, staging_directory
+from training.test_sets import LabelledImages, check_apart, folder_test_set, mnist_test_set
 
 log = logging.getLogger(__name__)
 FALLBACK_SCORE_METHOD = "dssim_knn"  # without labelled anomalies to choose by: the benchmark's best (docs/quality.md)
@@ -38,8 +39,7 @@ class TrainingData:
     validation: np.ndarray
     calibration: np.ndarray
     validation_anomalies: np.ndarray | None
-    test_images: np.ndarray | None
-    test_labels: np.ndarray | None  # class labels of the test images
+    test_set: LabelledImages | None  # the version's report is computed on it; None: no report
     source: str
     fingerprint: str
 
@@ -66,10 +66,10 @@ def prepare_data(config: TrainConfig) -> TrainingData:
     if config.framing and not config.images:
         raise datasets.DataError("--framing applies to an --images folder; MNIST's images are framed as MNIST")
     if config.images:
-        normals = datasets.load_image_folder(config.images, invert=config.invert, framing=framing_of(config))
-        train, validation, calibration = _split_normals(normals, config, rng)
-        return TrainingData(train, validation, calibration, None, None, None,
-                            source=f"folder {config.images}", fingerprint=datasets.fingerprint(normals))
+        return _prepare_folder(config, rng)
+    if config.test_normals or config.test_anomalies:
+        raise datasets.DataError("--test-normals and --test-anomalies apply to an --images folder; an MNIST model's "
+                                 "report is on MNIST's test set (evaluate it on your own images with evaluate)")
     mnist = datasets.load_mnist(config.data)
     is_normal = np.isin(mnist.y_train, config.normal)
     if not is_normal.any():
@@ -77,9 +77,33 @@ def prepare_data(config: TrainConfig) -> TrainingData:
     train, validation, calibration = _split_normals(mnist.x_train[is_normal], config, rng)
     anomalies = mnist.x_train[~is_normal]
     anomalies = anomalies[rng.permutation(len(anomalies))[:2000]] if len(anomalies) else None
-    return TrainingData(train, validation, calibration, anomalies, mnist.x_test, mnist.y_test,
+    test_set = mnist_test_set(mnist, config.normal)
+    if reason := no_anomaly_among(mnist.y_test, config.normal):
+        log.warning("no evaluation report: %s", reason)
+        test_set = None
+    return TrainingData(train, validation, calibration, anomalies, test_set,
                         source=str(datasets.resolve_mnist_path(config.data) or "keras cache"),
                         fingerprint=mnist.fingerprint())
+
+
+def _prepare_folder(config: TrainConfig, rng: np.random.Generator) -> TrainingData:
+    """A folder of normal images, and with --test-normals and --test-anomalies, the test images of its report."""
+    test_folders = {"--test-normals": config.test_normals, "--test-anomalies": config.test_anomalies}
+    if any(test_folders.values()) and not all(test_folders.values()):
+        given, missing = sorted(test_folders, key=lambda option: test_folders[option] is None)
+        raise datasets.DataError(f"{given} needs {missing} too: the report compares normal images with anomalous ones")
+    test_set = None
+    if config.test_normals:  # read first, so that a mistyped folder is said before minutes of training
+        for option, folder in test_folders.items():  # testing on training images would flatter the model
+            check_apart({"--images": Path(config.images), option: Path(folder)})
+        test_set = folder_test_set(Path(config.test_normals), Path(config.test_anomalies), config.invert,
+                                   framing_of(config))
+    normals = datasets.load_image_folder(config.images, invert=config.invert, framing=framing_of(config))
+    if test_set is not None:
+        datasets.check_background(test_set.images[~test_set.is_anomaly], normals, "the --images")
+    train, validation, calibration = _split_normals(normals, config, rng)
+    return TrainingData(train, validation, calibration, None, test_set, source=f"folder {config.images}",
+                        fingerprint=datasets.fingerprint(normals))
 
 
 def framing_of(config: TrainConfig) -> str:
@@ -205,9 +229,8 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
                  thresholds[method])
 
     test_metrics = None
-    if data.test_images is not None and not no_anomaly_among(data.test_labels, config.normal):
-        test_metrics = test_set_metrics(config.normal, scores_of(data.test_images), data.test_labels,
-                                        thresholds, method)
+    if data.test_set is not None:
+        test_metrics = test_set_metrics(data.test_set.is_anomaly, scores_of(data.test_set.images), thresholds, method)
 
     metadata = {
         "name": config.name,
@@ -239,25 +262,21 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     with staging_directory(model_dir) as staging:
         export_saved_model(anomaly_scorer, method, staging)
         metadata["training"]["seconds"] = round(time.monotonic() - started, 1)
-        version = publish(model_dir, staging, metadata, before_rename=_report_writer(data, config))
+        version = publish(model_dir, staging, metadata, before_rename=_report_writer(data))
     path = model_dir / str(version)
     log.info("published %s version %d in %.1f s", config.name, version, time.monotonic() - started)
     return PublishedModel(version, path, {**metadata, "version": version})
 
 
-def _report_writer(data: TrainingData, config: TrainConfig):
+def _report_writer(data: TrainingData):
     """Every version with labelled test data ships its evaluation, computed through its own SavedModel."""
-    if data.test_images is None:
-        return None
-    if reason := no_anomaly_among(data.test_labels, config.normal):
-        log.warning("no evaluation report: %s", reason)
+    if data.test_set is None:
         return None
 
     def write(staging: Path, metadata: dict) -> None:
         from training.evaluate import write_report
 
-        write_report(staging, metadata, data.test_images, data.test_labels, staging / "assets.extra" / "report",
-                     progress=False)
+        write_report(staging, metadata, data.test_set, staging / "assets.extra" / "report", progress=False)
     return write
 
 

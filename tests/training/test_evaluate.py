@@ -125,14 +125,32 @@ def test_a_threshold_of_zero_is_a_threshold_not_a_missing_one():
     assert metrics["by_anomaly_digit"]["9"]["mse"]["fpr"] == 1.0  # every positive score is above 0
 
 
-def test_a_model_with_every_test_digit_normal_is_refused_before_scoring(tmp_path):
+def test_a_test_set_without_anomalies_or_normals_is_refused_before_scoring(tmp_path):
     from training.evaluate import write_report
+    from training.test_sets import LabelledImages
 
     absent = tmp_path / "no-saved-model"  # scoring would fail on it: the refusal comes first
-    with pytest.raises(ValueError, match=r"every test image is of a normal class \(0 1 7\), so there is no "
-                                         "anomaly to evaluate against"):
-        write_report(absent, {**METADATA, "normal_classes": [0, 1, 7]}, np.zeros((3, 28, 28), np.uint8),
-                     np.array([0, 1, 7]), tmp_path / "report")
+    images = np.zeros((3, 28, 28), np.uint8)
+    with pytest.raises(ValueError, match="no anomalous image in the MNIST test set to evaluate against"):
+        write_report(absent, METADATA, LabelledImages(images, np.array([0, 1, 7]), np.zeros(3, bool),
+                                                      "MNIST test set"), tmp_path / "report")
+    with pytest.raises(ValueError, match="no normal image in the folders a and b to evaluate against"):
+        write_report(absent, METADATA, LabelledImages(images, np.array(["x"] * 3), np.ones(3, bool),
+                                                      "folders a and b"), tmp_path / "report")
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_model_with_every_test_digit_normal_is_refused_before_scoring(tiny_model, synthetic_mnist, tmp_path,
+                                                                          capsys):
+    import shutil
+
+    version = tmp_path / "all" / "1"
+    shutil.copytree(tiny_model.path, version)
+    metadata_file = version / "assets.extra" / "metadata.json"
+    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "normal_classes": [0, 1, 7]}))
+    assert main(["evaluate", "--model", str(version), "--data", str(synthetic_mnist),
+                 "--report", str(tmp_path / "report")]) == 2
+    assert "every test image is of a normal class (0 1 7), so there is no anomaly" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
 
 
@@ -233,14 +251,32 @@ def test_evaluate_options_that_do_not_go_together_are_refused(options, message, 
     assert message in capsys.readouterr().err
 
 
-def test_folders_inside_each_other_are_refused(tiny_model, tmp_path, capsys):
+def test_folders_that_would_count_images_as_both_are_refused(tiny_model, tmp_path, capsys):
     normals, defects = _test_folders(tmp_path)
     base = ["evaluate", "--model", str(tiny_model.path), "--report", str(tmp_path / "report")]
     assert main(base + ["--normals", str(tmp_path), "--anomalies", str(defects)]) == 2
-    assert f"{defects} is inside {tmp_path}, so its images would count as both" in capsys.readouterr().err
+    assert (f"--normals {tmp_path} and --anomalies {defects} lie the wrong way round ({defects} is inside "
+            f"{tmp_path}), so images would count as both" in capsys.readouterr().err)
     assert main(base + ["--normals", str(normals), "--anomalies", str(normals) + "/"]) == 2
-    assert "the same folder" in capsys.readouterr().err
+    assert "are the same folder" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+def test_normals_inside_the_anomalies_folder_are_left_out_of_the_anomalies(tiny_model, tmp_path, caplog):
+    from tests.synthetic import make_images
+
+    test = tmp_path / "test"  # laid out as MVTec AD is: good/ beside a folder per defect
+    _write_folder(test / "good", make_images(np.ones(20, int), seed=11))
+    _write_folder(test / "ring", make_images(np.zeros(6, int), seed=12))
+    _write_folder(test / "cross", make_images(np.full(4, 7), seed=13))
+    report = tmp_path / "report"
+    with caplog.at_level("INFO", logger="training.test_sets"):
+        assert main(["evaluate", "--model", str(tiny_model.path), "--normals", str(test / "good"),
+                     "--anomalies", str(test), "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["n_normal"] == 20 and metrics["n_by_anomaly_kind"] == {"cross": 4, "ring": 6}
+    assert f"{test / 'good'} is inside {test}: its 20 images are taken as normal, the other 10 as anomalous" \
+        in caplog.text
 
 
 def test_a_model_of_own_images_is_sent_to_folders_rather_than_mnist(tiny_model, tmp_path, capsys):

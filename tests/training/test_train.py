@@ -1,8 +1,10 @@
 """The training job without labelled anomalies: a folder of the user's own normal images, or every digit normal."""
 
 import dataclasses
+import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.synthetic import make_images
@@ -83,3 +85,60 @@ def test_with_every_digit_normal_the_job_says_why_it_writes_no_report(tiny_confi
     assert not (published.path / "assets.extra" / "report").exists()
     assert "no evaluation report: every test image is of a normal class (0 1 7)" in caplog.text
     assert "score method dssim_knn (no labelled anomalies to choose by: the benchmark's best)" in caplog.text
+
+
+def _folder(path, labels, seed, invert=False):
+    path.mkdir(parents=True)
+    for i, pixels in enumerate(make_images(np.asarray(labels), seed=seed)):
+        Image.fromarray(255 - pixels if invert else pixels).save(path / f"{i:03d}.png")
+    return str(path)
+
+
+def test_a_folder_model_with_test_folders_ships_its_evaluation(tiny_config, tmp_path):
+    import json
+
+    from training.catalog import read_catalog
+    from training.train import train_and_publish
+
+    config = dataclasses.replace(
+        tiny_config, data=None, store=tmp_path / "store", name="parts",
+        images=_folder(tmp_path / "train", np.ones(120, int), seed=5),
+        test_normals=_folder(tmp_path / "test" / "good", np.ones(20, int), seed=6),
+        test_anomalies=_folder(tmp_path / "defects" / "ring", np.zeros(8, int), seed=7))
+    published = train_and_publish(config)
+
+    report = published.path / "assets.extra" / "report"
+    assert {p.name for p in report.iterdir()} == {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png"}
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["n_normal"] == 20 and metrics["n_by_anomaly_kind"] == {"ring": 8}
+    test_metrics = published.metadata["test_metrics"]
+    assert test_metrics["n_normal"] == 20 and test_metrics["n_anomalous"] == 8
+    assert test_metrics["auroc"] == metrics["primary"]["auroc"]  # the same images, the same scores
+    assert read_catalog(tmp_path / "store" / "parts").versions[0].test_auroc == test_metrics["auroc"]
+
+
+def test_test_folders_are_checked_before_training(tiny_config, tmp_path):
+    from training.data import DataError
+    from training.train import prepare_data
+
+    images = _folder(tmp_path / "train", np.ones(30, int), seed=5)
+    base = dataclasses.replace(tiny_config, data=None, images=images)
+    cases = [
+        ({"test_normals": images + "/sub"}, "--test-normals needs --test-anomalies too"),
+        ({"test_anomalies": "x"}, "--test-anomalies needs --test-normals too"),
+        ({"test_normals": images, "test_anomalies": "x"}, f"--images {images} and --test-normals {images} are the "
+                                                          "same folder"),
+        ({"test_normals": str(tmp_path), "test_anomalies": "x"}, "lie one inside the other"),
+        ({"test_normals": str(tmp_path / "absent"), "test_anomalies": str(tmp_path / "other")},
+         "image folder not found"),
+    ]
+    for options, message in cases:
+        with pytest.raises(DataError, match=re.escape(message)):
+            prepare_data(dataclasses.replace(base, **options))
+    light = _folder(tmp_path / "light", np.ones(10, int), seed=6, invert=True)
+    anomalies = _folder(tmp_path / "anomalies", np.zeros(5, int), seed=7)
+    with pytest.raises(DataError, match=re.escape("these images have a light background (median pixel 255), the "
+                                                  "--images the opposite (0)")):
+        prepare_data(dataclasses.replace(base, test_normals=light, test_anomalies=anomalies))
+    with pytest.raises(DataError, match="apply to an --images folder; an MNIST model's report is on MNIST's test"):
+        prepare_data(dataclasses.replace(tiny_config, test_normals=light, test_anomalies=anomalies))

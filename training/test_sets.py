@@ -1,0 +1,76 @@
+"""The labelled images an evaluation scores: MNIST's test set, or folders of the user's own normal and
+anomalous images. No TensorFlow here, so the training job reads and checks them before it imports it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.data import DataError, Mnist, image_files, kinds_of, read_images
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    images: np.ndarray            # uint8 [N, 28, 28], as the model sees them
+    labels: np.ndarray            # each image's class: a digit (MNIST), or "normal" or the kind of anomaly (folders)
+    is_anomaly: np.ndarray        # bool [N]
+    description: str              # what the images are, for the report
+    label_kind: str = "digit"     # what a label is: "digit" or "kind"
+    names: list[str] | None = None  # each image's file; None for MNIST, whose images are named x_test[i]
+
+
+def mnist_test_set(mnist: Mnist, normal_classes: list[int]) -> LabelledImages:
+    return LabelledImages(mnist.x_test, mnist.y_test, ~np.isin(mnist.y_test, normal_classes), "MNIST test set")
+
+
+def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str) -> LabelledImages:
+    """Folders of normal and anomalous images, prepared as the service prepares uploads (`framing`; `invert`
+    as ?invert=true). Each top-level subfolder of `anomalies` is a kind of anomaly, reported on its own.
+
+    The normals may lie inside the anomalies' folder, as in a dataset laid out like MVTec AD (`test/good/`
+    beside `test/scratch/`, `test/dent/`...): they are then left out of the anomalies. Any other overlap is
+    refused, since its images would count as both.
+    """
+    normals, anomalies = Path(normals), Path(anomalies)
+    normal_root, anomaly_root = normals.resolve(), anomalies.resolve()
+    if anomaly_root.is_relative_to(normal_root):
+        what = ("are the same folder" if anomaly_root == normal_root
+                else f"lie the wrong way round ({anomalies} is inside {normals})")
+        raise DataError(f"--normals {normals} and --anomalies {anomalies} {what}, so images would count as both "
+                        "normal and anomalous; give separate folders, or the normals' inside the anomalies'")
+    normal_files = image_files(normals)
+    anomalous_files = [file for file in image_files(anomalies) if not file.resolve().is_relative_to(normal_root)]
+    if not anomalous_files:
+        raise DataError(f"no images in {anomalies} besides the normal ones in {normals}")
+    if normal_root.is_relative_to(anomaly_root):
+        log.info("%s is inside %s: its %d images are taken as normal, the other %d as anomalous", normals,
+                 anomalies, len(normal_files), len(anomalous_files))
+    normal_images = read_images(normal_files, invert, framing)
+    anomalous_images = read_images(anomalous_files, invert, framing)
+    return LabelledImages(
+        images=np.concatenate([normal_images, anomalous_images]),
+        labels=np.array(["normal"] * len(normal_files) + kinds_of(anomalies, anomalous_files)),
+        is_anomaly=np.r_[np.zeros(len(normal_files), bool), np.ones(len(anomalous_files), bool)],
+        description=f"folders {normals} (normal) and {anomalies} (anomalous)" + (", inverted" if invert else ""),
+        label_kind="kind", names=[str(file) for file in normal_files + anomalous_files])
+
+
+def check_apart(folders: dict[str, Path]) -> None:
+    """No folder may hold another: training on images that then test the model would flatter it."""
+    named = [(option, Path(folder), Path(folder).resolve()) for option, folder in folders.items()]
+    for i, (option, folder, root) in enumerate(named):
+        for other_option, other, other_root in named[i + 1:]:
+            if root == other_root:
+                what = "are the same folder"
+            elif root.is_relative_to(other_root):
+                what = f"lie one inside the other ({folder} is inside {other})"
+            elif other_root.is_relative_to(root):
+                what = f"lie one inside the other ({other} is inside {folder})"
+            else:
+                continue
+            raise DataError(f"{option} {folder} and {other_option} {other} {what}; give separate folders")
