@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="with --images: publish even if over half of them score above the current "
                                   "threshold, which otherwise means they are not the normal images they should be")
     recalibrate.add_argument("--invert", action="store_true",
-                             help="the images are dark on light (scans, drawings on white): invert them, "
-                                  "as ?invert=true does when scoring")
+                             help="the images (--images, and the test folders) are dark on light (scans, drawings "
+                                  "on white): invert them, as ?invert=true does when scoring")
     recalibrate.add_argument("--model", type=Path, default=None, metavar="VERSION_DIR",
                              help="the version to recalibrate (default: the latest of --name); "
                                   "the new version is published beside it")
@@ -230,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "digit (default: $MNIST_PATH, else Keras' cache)")
     recalibrate.add_argument("--no-report", action="store_true",
                              help="publish without the MNIST evaluation report (no MNIST needed)")
+    recalibrate.add_argument("--test-normals", metavar="DIR",
+                             help="with --test-anomalies: the new version's report is computed on these normal "
+                                  "test images (not among the images calibrated on) instead of MNIST's test set; "
+                                  "without them, a version of a model trained on a folder ships no report")
+    recalibrate.add_argument("--test-anomalies", metavar="DIR",
+                             help="with --test-normals: anomalous test images, a subfolder per kind of anomaly")
     versions = commands.add_parser("versions", help="list the published versions: how each was made, its "
                                                     "thresholds, its test AUROC")
     _add_store_options(versions)
@@ -296,7 +302,7 @@ def _recalibrate(args) -> int:
         args.source = args.for_source
     read_normals = _stored_normals if args.results else _folder_normals
     normals = read_normals(args, version_dir, source)
-    published = recalibrate_and_publish(version_dir, normals, args.target_fpr, _test_set(args, source),
+    published = recalibrate_and_publish(version_dir, normals, args.target_fpr, _test_set(args, version_dir, source),
                                         progress=True, for_source=args.for_source)
     metadata = published.metadata
     calibrated = metadata if args.for_source is None else metadata["source_calibrations"][args.for_source]
@@ -320,8 +326,9 @@ def _recalibrate_every_source(args, version_dir: Path, source: dict) -> int:
         if getattr(args, option) is not None:
             raise _UsageError(f"--every-source calibrates every source in the window; leave out "
                               f"--{option.replace('_', '-')}")
-    if args.invert:
-        raise _UsageError("--invert applies to --images; stored results are kept as the model saw them")
+    if args.invert and not args.test_normals:
+        raise _UsageError("--invert applies to --images and the test folders; stored results are kept as the model "
+                          "saw them")
     window = ResultWindow(source["name"], None, args.since, args.until)
     images_by_source, counts = load_stored_normals_by_source(args.results, window)
     _check_framing_of_scorers(counts["model_versions"], version_dir, source)
@@ -346,7 +353,8 @@ def _recalibrate_every_source(args, version_dir: Path, source: dict) -> int:
     log.info("%d stored results (%s): %d sources to calibrate, %d skipped, %d normal images without a source "
              "not used", counts["n_results"], window.describe(), len(normals), len(skipped),
              counts["n_without_source"])
-    published = recalibrate_sources_and_publish(version_dir, normals, args.target_fpr, _test_set(args, source),
+    published = recalibrate_sources_and_publish(version_dir, normals, args.target_fpr,
+                                                _test_set(args, version_dir, source),
                                                 progress=True)
     metadata = published.metadata
     summary = {"version": published.version, "path": str(published.path), "recalibrated_from": source["version"],
@@ -369,19 +377,37 @@ def _headline(test_metrics: dict | None) -> dict:
     return {k: v for k, v in (test_metrics or {}).items() if k != "by_method"}
 
 
-def _test_set(args, source: dict):
-    """MNIST's test set for the new version's report, if the model's normal class is a digit."""
-    from training.data import load_mnist
-    from training.recalibrate import LabelledTestSet
+def _test_set(args, version_dir: Path, source: dict):
+    """The new version's test set: the --test-normals and --test-anomalies folders, or MNIST's test set if the
+    model's normal class is a digit."""
+    from training.data import check_background, load_mnist, normal_references
+    from training.test_sets import check_apart, folder_test_set, mnist_test_set
 
-    if not any(isinstance(c, int) for c in source["normal_classes"]) or args.no_report:
+    folders = {"--test-normals": args.test_normals, "--test-anomalies": args.test_anomalies}
+    if any(folders.values()):
+        if not all(folders.values()):
+            given, missing = sorted(folders, key=lambda option: folders[option] is None)
+            raise _UsageError(f"{given} needs {missing} too: the report compares normal images with anomalous ones")
+        for option, other in (("--no-report", args.no_report), ("--data", args.data)):
+            if other:
+                raise _UsageError(f"{option} is about MNIST's test set; with --test-normals and --test-anomalies, "
+                                  "leave it out")
+        if args.images:  # a threshold tested on the images it was calibrated on would flatter itself
+            for option, folder in folders.items():
+                check_apart({"--images": Path(args.images), option: Path(folder)})
+        test_set = folder_test_set(Path(args.test_normals), Path(args.test_anomalies), args.invert,
+                                   _framing(version_dir, source))
+        check_background(test_set.images[~test_set.is_anomaly], normal_references(source))
+        return test_set
+    normal_classes = [c for c in source["normal_classes"] if isinstance(c, int)]
+    if not normal_classes or args.no_report:
         return None
     try:  # a version of an MNIST model ships its MNIST evaluation, unless asked not to
         mnist = load_mnist(args.data)
     except DataError as error:
         raise _UsageError(f"{error}. The new version's report needs MNIST; "
                           "pass --no-report to publish without it") from error
-    return LabelledTestSet(mnist.x_test, mnist.y_test)
+    return mnist_test_set(mnist, normal_classes)
 
 
 def _folder_normals(args, version_dir: Path, source: dict):
@@ -401,9 +427,9 @@ def _stored_normals(args, version_dir: Path, source: dict):
     from training.recalibrate import NormalImages
     from training.stored_results import ResultWindow, load_stored_normals
 
-    if args.invert:
-        raise _UsageError("--invert applies to --images; stored results are kept as the model saw them, "
-                          "already inverted where ?invert=true was sent")
+    if args.invert and not args.test_normals:
+        raise _UsageError("--invert applies to --images and the test folders; stored results are kept as the model "
+                          "saw them, already inverted where ?invert=true was sent")
     window = ResultWindow(source["name"], args.source, args.since, args.until)
     images, counts = load_stored_normals(args.results, window)
     _check_framing_of_scorers(counts["model_versions"], version_dir, source)

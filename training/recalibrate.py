@@ -28,9 +28,10 @@ import numpy as np
 from training.calibration import CalibrationError, conformal_threshold, pixel_threshold
 from training.data import DataError, check_background, normal_references
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
-from training.metrics import no_anomaly_among, test_set_metrics
+from training.metrics import test_set_metrics
 from training.sources import SOURCE_RULE, is_source_name
 from training.store import METADATA_PATH, PublishedModel, publish, read_metadata, staging_directory
+from training.test_sets import LabelledImages
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,13 @@ class NormalImages:
     vouched_for: bool = False
 
 
-@dataclass
-class LabelledTestSet:
-    images: np.ndarray
-    labels: np.ndarray
-
-
 # A threshold flags about its target FPR (1 %) of normal images. A deployment's own normals may be flagged at a
 # few times that, which is what recalibrating is for; flagged at over half, they are not the normals it saw.
 MOSTLY_FLAGGED = 0.5
 
 
 def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr: float | None = None,
-                            test_set: LabelledTestSet | None = None, progress: bool = False,
+                            test_set: LabelledImages | None = None, progress: bool = False,
                             for_source: str | None = None) -> PublishedModel:
     """Publish a copy of `version_dir` calibrated on `normals`, next to it in the same model folder.
 
@@ -96,7 +91,7 @@ def recalibrate_and_publish(version_dir: Path, normals: NormalImages, target_fpr
 
 
 def recalibrate_sources_and_publish(version_dir: Path, normals_by_source: dict[str, NormalImages],
-                                    target_fpr: float | None = None, test_set: LabelledTestSet | None = None,
+                                    target_fpr: float | None = None, test_set: LabelledImages | None = None,
                                     progress: bool = False) -> PublishedModel:
     """Publish a copy of `version_dir` with a threshold of its own for each source, from its normals.
 
@@ -175,17 +170,15 @@ def _successor_metadata(base: dict, sources: list[str]) -> dict:
     return metadata
 
 
-def _publish(version_dir: Path, metadata: dict, thresholds: dict, serve, test_set: LabelledTestSet | None,
+def _publish(version_dir: Path, metadata: dict, thresholds: dict, serve, test_set: LabelledImages | None,
              progress: bool) -> PublishedModel:
     """Publish the base version's SavedModel with `metadata`, and with a labelled test set, its evidence."""
-    normal_classes = [c for c in metadata["normal_classes"] if isinstance(c, int)]
     write_evidence = None
-    if test_set is not None and normal_classes and (reason := no_anomaly_among(test_set.labels, normal_classes)):
-        log.warning("no evaluation report: %s", reason)
-    elif test_set is not None and normal_classes:
+    if test_set is not None and not test_set.is_anomaly.any():
+        log.warning("no evaluation report: no anomalous image in the %s", test_set.description)
+    elif test_set is not None:
         # Scored once: the same outputs give the metadata's test metrics and the report.
-        scored = Scored.from_outputs(signature_outputs(serve, test_set.images, progress), test_set.images,
-                                     test_set.labels, normal_classes)
+        scored = Scored.of(test_set, signature_outputs(serve, test_set.images, progress))
         metadata["test_metrics"] = test_set_metrics(scored.is_anomaly, scored.scores, thresholds,
                                                     metadata["score_method"])
 

@@ -11,12 +11,12 @@ from training.cli import main
 from training.data import DataError, fingerprint
 from training.evaluate import saved_model_outputs
 from training.recalibrate import (
-    LabelledTestSet,
     NormalImages,
     recalibrate_and_publish,
     recalibrate_sources_and_publish,
 )
 from training.store import list_versions, read_metadata
+from training.test_sets import LabelledImages
 
 SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index")
 
@@ -68,7 +68,7 @@ def test_the_target_fpr_defaults_to_the_source_versions(version_dir):
 
 def test_with_a_labelled_test_set_the_new_version_ships_its_evaluation(version_dir, tiny_config):
     with np.load(tiny_config.data) as data:
-        test_set = LabelledTestSet(data["x_test"], data["y_test"])
+        test_set = LabelledImages(data["x_test"], data["y_test"], data["y_test"] != 1, "MNIST test set")
 
     # A rate far from the source's 5 %, so metrics at the old threshold would not pass for new ones.
     published = recalibrate_and_publish(version_dir, _normals(60), target_fpr=0.5, test_set=test_set)
@@ -84,12 +84,13 @@ def test_with_a_labelled_test_set_the_new_version_ships_its_evaluation(version_d
 
 def test_a_test_set_without_anomalies_publishes_without_a_report_and_says_why(version_dir, caplog):
     # As for a model trained with every digit normal: it was a traceback from the AUROC, and no version
-    only_normals = LabelledTestSet(make_images(np.ones(20, int), seed=5), np.ones(20, int))
+    only_normals = LabelledImages(make_images(np.ones(20, int), seed=5), np.ones(20, int), np.zeros(20, bool),
+                                  "MNIST test set")
     with caplog.at_level("WARNING", logger="training.recalibrate"):
         published = recalibrate_and_publish(version_dir, _normals(60), target_fpr=0.5, test_set=only_normals)
     assert read_metadata(published.path)["test_metrics"] is None
     assert not (published.path / "assets.extra" / "report").exists()
-    assert "no evaluation report: every test image is of a normal class (1)" in caplog.text
+    assert "no evaluation report: no anomalous image in the MNIST test set" in caplog.text
 
 
 def test_too_few_images_for_the_target_fpr_publish_nothing(version_dir):
@@ -339,3 +340,34 @@ def test_cli_for_a_source_reports_that_sources_thresholds(version_dir, tmp_path,
     assert summary["for_source"] == "camera-2" and summary["threshold"] == entry["threshold"]
     assert summary["previous_threshold"] == read_metadata(version_dir)["threshold"]
     assert summary["target_fpr"] == 0.1
+
+
+def test_cli_computes_the_new_versions_report_on_test_folders(version_dir, tmp_path, capsys):
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    test = tmp_path / "test"
+    test.mkdir()
+    _image_folder(test / "good", make_images(np.ones(15, int), seed=21))
+    _image_folder(test / "ring", make_images(np.zeros(5, int), seed=22))
+    code = main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--target-fpr", "0.1",
+                 "--test-normals", str(test / "good"), "--test-anomalies", str(test)])  # no MNIST needed
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["test_metrics"]["n_normal"] == 15 and summary["test_metrics"]["n_anomalous"] == 5
+    metrics = json.loads((version_dir.parent / "2" / "assets.extra" / "report" / "metrics.json").read_text())
+    assert metrics["n_by_anomaly_kind"] == {"ring": 5}
+    assert metrics["model"]["version"] == 2 and metrics["primary"]["auroc"] == summary["test_metrics"]["auroc"]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--test-normals", "t"], "--test-normals needs --test-anomalies too"),
+    (["--test-normals", "t", "--test-anomalies", "a", "--no-report"], "--no-report is about MNIST's test set"),
+    (["--test-normals", "t", "--test-anomalies", "a", "--data", "m.npz"], "--data is about MNIST's test set"),
+    (["--test-normals", "NORMALS", "--test-anomalies", "a"], "--images NORMALS and --test-normals NORMALS are the "
+                                                             "same folder"),
+])
+def test_cli_refuses_test_folders_that_cannot_make_a_report(version_dir, tmp_path, capsys, options, message):
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    options = [str(folder) if option == "NORMALS" else option for option in options]
+    assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), *options]) == 2
+    assert message.replace("NORMALS", str(folder)) in capsys.readouterr().err
+    assert list_versions(version_dir.parent) == [1]

@@ -207,7 +207,7 @@ def test_every_source_needs_results_sent_with_a_source(tmp_path, version_dir, ca
     ("no such file", "results store not found"),
     ("not a results store", "is not a results store of this service with reviews (no column"),
     ("other model", "no stored normal results"),
-    ("invert", "--invert applies to --images; stored results are kept as the model saw them"),
+    ("invert", "--invert applies to --images and the test folders; stored results are kept as the model saw them"),
     ("source with images", "--source selects stored results; it applies with --results, not --images"),
     ("other framing", "scored by version 2, which frames resized uploads as 'pad', not 'mnist'"),
     ("swapped window", ("--since 2026-11-09T06:00:00+01:00 is not before --until 2026-11-02T06:00:00+01:00, so "
