@@ -381,13 +381,10 @@ def _test_set(args, version_dir: Path, source: dict):
     """The new version's test set: the --test-normals and --test-anomalies folders, or MNIST's test set if the
     model's normal class is a digit."""
     from training.data import check_background, load_mnist, normal_references
-    from training.test_sets import check_apart, folder_test_set, mnist_test_set
+    from training.test_sets import check_apart, check_both_given, folder_test_set, mnist_test_set
 
     folders = {"--test-normals": args.test_normals, "--test-anomalies": args.test_anomalies}
-    if any(folders.values()):
-        if not all(folders.values()):
-            given, missing = sorted(folders, key=lambda option: folders[option] is None)
-            raise _UsageError(f"{given} needs {missing} too: the report compares normal images with anomalous ones")
+    if check_both_given(*folders.items()):
         for option, other in (("--no-report", args.no_report), ("--data", args.data)):
             if other:
                 raise _UsageError(f"{option} is about MNIST's test set; with --test-normals and --test-anomalies, "
@@ -469,11 +466,9 @@ def _framing(version_dir: Path, metadata: dict) -> str:
 
 def _evaluate(args) -> int:
     from training.evaluate import evaluate, evaluate_folders
+    from training.test_sets import check_both_given
 
-    folders = args.normals is not None or args.anomalies is not None
-    if folders and (args.normals is None or args.anomalies is None):
-        given, missing = ("--normals", "--anomalies") if args.anomalies is None else ("--anomalies", "--normals")
-        raise _UsageError(f"{given} needs {missing} too: an evaluation compares normal images with anomalous ones")
+    folders = check_both_given(("--normals", args.normals), ("--anomalies", args.anomalies))
     if folders and args.data is not None:
         raise _UsageError("--data is MNIST's test set; with --normals and --anomalies, leave it out")
     if args.invert and not folders:

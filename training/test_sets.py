@@ -60,6 +60,15 @@ def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str) 
         label_kind="kind", names=[str(file) for file in normal_files + anomalous_files])
 
 
+def check_both_given(normals: tuple[str, object], anomalies: tuple[str, object]) -> bool:
+    """Whether a pair of test-folder options is given: both (True) or neither (False); one alone is refused."""
+    (normal_option, normal), (anomaly_option, anomaly) = normals, anomalies
+    if (normal is None) != (anomaly is None):
+        given, missing = (normal_option, anomaly_option) if anomaly is None else (anomaly_option, normal_option)
+        raise DataError(f"{given} needs {missing} too: an evaluation compares normal images with anomalous ones")
+    return normal is not None
+
+
 def check_apart(folders: dict[str, Path]) -> None:
     """No folder may hold another: training on images that then test the model would flatter it."""
     named = [(option, Path(folder), Path(folder).resolve()) for option, folder in folders.items()]

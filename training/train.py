@@ -25,7 +25,7 @@ from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, no_anomaly_among, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
 from training.store import PublishedModel, publish, staging_directory
-from training.test_sets import LabelledImages, check_apart, folder_test_set, mnist_test_set
+from training.test_sets import LabelledImages, check_apart, check_both_given, folder_test_set, mnist_test_set
 
 log = logging.getLogger(__name__)
 FALLBACK_SCORE_METHOD = "dssim_knn"  # without labelled anomalies to choose by: the benchmark's best (docs/quality.md)
@@ -89,11 +89,8 @@ def prepare_data(config: TrainConfig) -> TrainingData:
 def _prepare_folder(config: TrainConfig, rng: np.random.Generator) -> TrainingData:
     """A folder of normal images, and with --test-normals and --test-anomalies, the test images of its report."""
     test_folders = {"--test-normals": config.test_normals, "--test-anomalies": config.test_anomalies}
-    if any(test_folders.values()) and not all(test_folders.values()):
-        given, missing = sorted(test_folders, key=lambda option: test_folders[option] is None)
-        raise datasets.DataError(f"{given} needs {missing} too: the report compares normal images with anomalous ones")
     test_set = None
-    if config.test_normals:  # read first, so that a mistyped folder is said before minutes of training
+    if check_both_given(*test_folders.items()):  # read first: a mistyped folder is said before minutes of training
         for option, folder in test_folders.items():  # testing on training images would flatter the model
             check_apart({"--images": Path(config.images), option: Path(folder)})
         test_set = folder_test_set(Path(config.test_normals), Path(config.test_anomalies), config.invert,
