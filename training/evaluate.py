@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import check_background, load_mnist, normal_references
-from training.metrics import detection_metrics, no_anomaly_among, rates_at_threshold
+from training.metrics import detection_metrics, no_anomaly_among, operating_points, rates_at_threshold
 from training.preprocessing import framing_of_version, to_model_input
 from training.store import read_metadata
 from training.test_sets import LabelledImages, folder_test_set, mnist_test_set
@@ -125,6 +125,7 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
         "primary": by_method[primary], "fpr_deviation_from_target": fpr - metadata["target_fpr"],
         "by_method": by_method, f"by_anomaly_{scored.label_kind}": by_label,
         f"n_by_anomaly_{scored.label_kind}": counts, "by_source": by_source,
+        "operating_points": operating_points(scored.is_anomaly, scored.scores[primary]),
         **_misjudged(scored, scored.scores[primary], metadata["threshold"]),
     }
 
@@ -189,6 +190,7 @@ def render_markdown(metrics: dict) -> str:
         "`grid.png` (original / reconstruction / difference of sample test images).",
         "",
     ]
+    text += _operating_points_markdown(metrics)
     text += _misjudged_markdown(metrics, label_kind)
     if metrics.get("by_source"):
         text += [
@@ -203,6 +205,27 @@ def render_markdown(metrics: dict) -> str:
             "",
         ]
     return "\n".join(text)
+
+
+def _operating_points_markdown(metrics: dict) -> list[str]:
+    points = metrics.get("operating_points")
+    if not points:
+        return []
+    rows = ([f"FPR at most {p['target']:.1%}" for p in points["by_fpr"]]
+            + [f"TPR at least {p['target']:.0%}" for p in points["by_tpr"]])
+    values = points["by_fpr"] + points["by_tpr"]
+    return [
+        "## Other thresholds, read off these test images",
+        "",
+        f"What the primary score would do at other thresholds ({metrics['n_normal']} normal and "
+        f"{metrics['n_anomalous']} anomalous images). They fit these images, so they are a guide: set one with "
+        "`?threshold=` per request, or calibrate for a false-positive rate on normal images with `recalibrate`.",
+        "",
+        _table([[aim, f"{p['threshold']:.6g}", f"{p['fpr']:.2%}", f"{p['tpr']:.2%}"]
+                for aim, p in zip(rows, values, strict=True)],
+               ["aim", "threshold", "FPR on normals", "TPR on anomalies"]),
+        "",
+    ]
 
 
 def _misjudged_markdown(metrics: dict, label_kind: str) -> list[str]:

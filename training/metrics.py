@@ -77,3 +77,35 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     false_positives = np.cumsum(~hits)[last_of_tie]
     return (np.r_[0.0, false_positives / max(1, (~labels).sum())],
             np.r_[0.0, true_positives / max(1, labels.sum())])
+
+
+# The rates a reader of a report asks about: what a threshold costs in false alarms for a share of
+# anomalies caught, and what it catches for a rate of false alarms.
+FPR_TARGETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1)
+TPR_TARGETS = (0.9, 0.95, 0.99, 1.0)
+
+
+def operating_points(labels: np.ndarray, scores: np.ndarray) -> dict[str, list[dict[str, float]]]:
+    """Thresholds read off a labelled test set (`score > threshold` flags): for each FPR target the lowest
+    threshold that flags at most that share of its normals, and for each TPR target the highest that flags at
+    least that share of its anomalies, each with both rates. FPR targets finer than one normal image (fewer
+    than 1/target normals) are left out: the test set cannot tell them apart."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    normal, anomalous = np.sort(scores[~labels])[::-1], np.sort(scores[labels])
+    points = {"by_fpr": [], "by_tpr": []}
+    for target in FPR_TARGETS:
+        if len(normal) * target < 1:
+            continue
+        allowed = int(np.floor(len(normal) * target + 1e-9))  # normals above the threshold
+        threshold = float(normal[allowed]) if allowed < len(normal) else float(np.nextafter(normal[-1], -np.inf))
+        points["by_fpr"].append({"target": target, "threshold": threshold,
+                                 **rates_at_threshold(labels, scores, threshold)})
+    for target in TPR_TARGETS:
+        needed = int(np.ceil(len(anomalous) * target - 1e-9))  # anomalies above the threshold
+        if needed < 1:
+            continue
+        threshold = float(np.nextafter(anomalous[len(anomalous) - needed], -np.inf))
+        points["by_tpr"].append({"target": target, "threshold": threshold,
+                                 **rates_at_threshold(labels, scores, threshold)})
+    return points

@@ -289,3 +289,12 @@ def test_a_model_of_own_images_is_sent_to_folders_rather_than_mnist(tiny_model, 
     assert main(["evaluate", "--model", str(version), "--data", str(tmp_path / "absent.npz")]) == 2
     assert ("was trained on a folder of images, not on MNIST digits, so MNIST's test set has nothing to evaluate "
             "it on: give --normals and --anomalies" in capsys.readouterr().err)
+
+
+def test_the_report_reads_other_thresholds_off_the_test_set():
+    metrics = compute_metrics(_scored(np.arange(10.0) / 10, [0.55, 0.75, 0.85, 2.0], [7, 9, 9, 7]), METADATA)
+    assert metrics["operating_points"]["by_fpr"] == [{"target": 0.1, "threshold": 0.8, "fpr": 0.1, "tpr": 0.5}]
+    text = render_markdown(metrics)
+    assert "## Other thresholds, read off these test images" in text
+    assert "| FPR at most 10.0% | 0.8 | 10.00% | 50.00% |" in text
+    assert "| TPR at least 100% | 0.55 | 40.00% | 100.00% |" in text

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.metrics import auroc, average_precision, detection_metrics, rates_at_threshold
+from training.metrics import auroc, average_precision, detection_metrics, operating_points, rates_at_threshold
 
 
 def test_auroc_of_perfect_reversed_and_tied_scores():
@@ -32,3 +32,34 @@ def test_rates_at_threshold_flag_scores_strictly_above():
     scores = np.array([0.1, 0.2, 0.5, 0.7, 0.5, 0.9])
     assert rates_at_threshold(labels, scores, 0.5) == {"fpr": 0.25, "tpr": 0.5}
     assert set(detection_metrics(labels, scores, 0.5)) == {"auroc", "average_precision", "fpr", "tpr"}
+
+
+def test_operating_points_of_known_scores():
+    # 10 normals scored 0..9, 4 anomalies scored 5.5, 7.5, 8.5, 20
+    labels = np.r_[np.zeros(10), np.ones(4)]
+    scores = np.r_[np.arange(10.0), 5.5, 7.5, 8.5, 20.0]
+    points = operating_points(labels, scores)
+    by_fpr = {p["target"]: p for p in points["by_fpr"]}
+    assert set(by_fpr) == {0.1}  # finer targets need more than 10 normals
+    assert by_fpr[0.1] == {"target": 0.1, "threshold": 8.0, "fpr": 0.1, "tpr": 0.5}  # only the 9 flagged
+    by_tpr = {p["target"]: p for p in points["by_tpr"]}
+    # at least 90 % of 4 is all 4: the threshold is just below the lowest anomaly, 5.5
+    assert by_tpr[0.9]["threshold"] == np.nextafter(5.5, -np.inf) and by_tpr[0.9]["tpr"] == 1.0
+    assert by_tpr[0.9]["fpr"] == 0.4  # 6, 7, 8 and 9 are above it
+    assert by_tpr[1.0] == by_tpr[0.9] | {"target": 1.0}
+
+
+def test_operating_points_meet_their_targets_on_random_scores():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(2000), np.ones(300)]
+    scores = np.round(np.r_[rng.normal(0, 1, 2000), rng.normal(2, 1, 300)], 1)  # rounded: many ties
+    points = operating_points(labels, scores)
+    assert [p["target"] for p in points["by_fpr"]] == [0.001, 0.005, 0.01, 0.02, 0.05, 0.1]
+    for point in points["by_fpr"]:
+        assert point["fpr"] <= point["target"]
+        lower = rates_at_threshold(labels, scores, np.nextafter(point["threshold"], -np.inf))
+        assert lower["fpr"] > point["target"]  # the lowest threshold that meets it
+    for point in points["by_tpr"]:
+        assert point["tpr"] >= point["target"]
+        higher = rates_at_threshold(labels, scores, np.nextafter(point["threshold"], np.inf))
+        assert higher["tpr"] < point["target"]  # the highest threshold that meets it
