@@ -223,6 +223,34 @@ def test_recalibrates_the_served_version_on_a_folder_of_normals(stack, tmp_path_
     assert model["threshold"] != served["threshold"]
 
 
+def test_evaluates_the_served_version_on_folders_of_test_images(stack, tmp_path_factory):
+    api, compose = stack["api"], stack["compose"]
+    served = api.get("/model").json()
+    test, reports = tmp_path_factory.mktemp("test"), tmp_path_factory.mktemp("reports")
+    with np.load(stack["mnist"]) as data:
+        x, y = data["x_test"], data["y_test"]
+        kinds = {"good": x[y == 1][:100], "defects/nine": x[y == 9][:40], "defects/seven": x[y == 7][:30]}
+    for name, images in kinds.items():
+        (test / name).mkdir(parents=True)
+        for i, image in enumerate(images):
+            (test / name / f"{i:03d}.png").write_bytes(_png(image))
+    # As the README says: as the host's user, who then owns the report, in folders that are theirs alone. CI
+    # runs as root, so a user of the host is stood in for by a uid the image does not know either.
+    uid = os.getuid() or 23456
+    for path in [test, reports, *test.rglob("*")]:
+        os.chown(path, uid, uid)
+    env = {**stack["env"], "TEST_DIR": str(test), "REPORTS_DIR": str(reports)}
+    _run([*compose, "--profile", "train", "run", "--rm", "--user", f"{uid}:{uid}", "evaluate",
+          "--normals", "/test/good", "--anomalies", "/test/defects"], env, timeout=600)
+    metrics = json.loads((reports / "metrics.json").read_text())
+    print(f"evaluate in Docker: version {metrics['model']['version']}, AUROC {metrics['primary']['auroc']:.4f}",
+          flush=True)
+    assert metrics["model"]["version"] == served["version"]
+    assert metrics["n_normal"] == 100 and metrics["n_by_anomaly_kind"] == {"nine": 40, "seven": 30}
+    assert metrics["primary"]["auroc"] > 0.9  # a version trained for 3 epochs, recalibrated
+    assert (reports / "report.md").stat().st_uid == uid
+
+
 def test_recalibrates_on_the_results_the_service_stored_once_their_flags_are_reviewed(stack):
     api, base, compose = stack["api"], stack["base"], stack["compose"]
     with np.load(stack["mnist"]) as data:
