@@ -1,4 +1,5 @@
-"""The evaluation plots: score histograms, ROC curves, and an original/reconstruction/difference grid."""
+"""The evaluation plots: score histograms, ROC curves, and original/reconstruction/difference grids of a sample
+of test images and of those the model gets wrong."""
 
 from __future__ import annotations
 
@@ -80,7 +81,9 @@ def write_plots(scored, metadata: dict, metrics: dict, directory: Path) -> None:
     figure.savefig(directory / "roc.png", dpi=100)
     plt.close(figure)
 
-    _write_grid(plt, scored, scores, threshold, float(metadata.get("heatmap_scale", 0.25)), directory / "grid.png")
+    heatmap_scale = float(metadata.get("heatmap_scale", 0.25))
+    _write_grid(plt, scored, scores, threshold, heatmap_scale, directory / "grid.png")
+    _write_misjudged(plt, scored, scores, threshold, heatmap_scale, directory / "misjudged.png")
 
 
 def _contrast(scored, metadata: dict, metrics: dict):
@@ -125,9 +128,34 @@ def _write_grid(plt, scored, scores, threshold: float, heatmap_scale: float, pat
     # Folders of a user's own images may hold fewer than a row's share of either.
     picks = np.r_[rng.choice(normal, min(GRID_PER_KIND, len(normal)), replace=False),
                   _one_kind_after_another(rng, scored, GRID_PER_KIND)]
+    verdicts = ["ANOMALY" if scores[index] > threshold else "normal" for index in picks]
+    _draw_columns(plt, scored, scores, heatmap_scale, picks, verdicts,
+                  "Test images: label, score and verdict (left: normal, right: anomalous)", path)
+
+
+def _write_misjudged(plt, scored, scores, threshold: float, heatmap_scale: float, path: Path) -> None:
+    """The worst false alarms and missed anomalies, as the grid shows images: what the model gets wrong."""
+    false_alarms = np.flatnonzero(~scored.is_anomaly & (scores > threshold))
+    missed = np.flatnonzero(scored.is_anomaly & (scores <= threshold))
+    picks = np.r_[false_alarms[np.argsort(-scores[false_alarms], kind="stable")][:GRID_PER_KIND],
+                  missed[np.argsort(scores[missed], kind="stable")][:GRID_PER_KIND]].astype(int)
+    verdicts = ["FALSE ALARM" if not scored.is_anomaly[index] else "MISSED" for index in picks]
+    title = (f"The worst false alarms (left, {len(false_alarms)} in all) and missed anomalies (right, "
+             f"{len(missed)} in all) at the threshold {threshold:.4g}")
+    _draw_columns(plt, scored, scores, heatmap_scale, picks, verdicts, title, path)
+
+
+def _draw_columns(plt, scored, scores, heatmap_scale: float, picks, verdicts: list[str], title: str,
+                  path: Path) -> None:
+    """A column per image: original, reconstruction and difference, under its label, score and verdict."""
+    if not len(picks):  # nothing to show: a figure that says so, rather than no file
+        figure = plt.figure(figsize=(5.6, 1.5))
+        figure.text(0.5, 0.5, title.replace(" (left", "\n(left"), ha="center", va="center", fontsize=10)
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        return
     figure, axes = plt.subplots(3, len(picks), figsize=(max(1.4 * len(picks), 5.6), 5.2), squeeze=False)
-    for column, index in enumerate(picks):
-        verdict = "ANOMALY" if scores[index] > threshold else "normal"
+    for column, (index, verdict) in enumerate(zip(picks, verdicts, strict=True)):
         rows = [(scored.images[index], "gray", 0, 255), (scored.reconstruction[index], "gray", 0, 1),
                 (scored.difference[index], "seismic", -2 * heatmap_scale, 2 * heatmap_scale)]
         for row, (image, cmap, low, high) in enumerate(rows):
@@ -135,10 +163,10 @@ def _write_grid(plt, scored, scores, threshold: float, heatmap_scale: float, pat
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])
         axes[0, column].set_title(f'"{_short(scored.labels[index], 12)}" {scores[index]:.3g}\n{verdict}', fontsize=8,
-                                  color="tab:red" if verdict == "ANOMALY" else "black")
+                                  color="black" if verdict == "normal" else "tab:red")
     for row, name in enumerate(("original", "reconstruction", "difference")):
         axes[row, 0].set_ylabel(name, fontsize=9)
-    figure.suptitle("Test images: label, score and verdict (left: normal, right: anomalous)", fontsize=10)
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -8,7 +8,7 @@ from training.cli import main
 from training.evaluate import Scored, compute_metrics, render_markdown
 from training.metrics import roc_curve
 
-REPORT_FILES = {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png"}
+REPORT_FILES = {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png"}
 
 
 def _scored(normal_scores, anomaly_scores, anomaly_labels):
@@ -76,7 +76,7 @@ def test_every_published_version_ships_its_report(tiny_model):
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["model"]["version"] == tiny_model.version
     assert metrics["primary"]["auroc"] == pytest.approx(tiny_model.metadata["test_metrics"]["auroc"], abs=1e-6)
-    for name in ("histogram.png", "roc.png", "grid.png"):
+    for name in ("histogram.png", "roc.png", "grid.png"):  # misjudged.png may say "none" in a line
         with Image.open(report / name) as image:
             assert image.width >= 400 and image.height >= 300
 
@@ -298,3 +298,14 @@ def test_the_report_reads_other_thresholds_off_the_test_set():
     assert "## Other thresholds, read off these test images" in text
     assert "| FPR at most 10.0% | 0.8 | 10.00% | 50.00% |" in text
     assert "| TPR at least 100% | 0.55 | 40.00% | 100.00% |" in text
+
+
+def test_the_misjudged_images_are_drawn_worst_first_or_said_to_be_none(tmp_path):
+    from training.evaluate import write_scored_report
+
+    write_scored_report(_scored([0.1, 0.9, 0.3], [0.2, 0.8], [7, 9]), METADATA, tmp_path / "some")
+    with Image.open(tmp_path / "some" / "misjudged.png") as image:  # one false alarm, one missed: 2 columns
+        assert image.width >= 500 and image.height >= 400
+    write_scored_report(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA, tmp_path / "none")
+    with Image.open(tmp_path / "none" / "misjudged.png") as image:  # a line of text, not a grid
+        assert image.height < 200

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.synthetic import make_images
+from tests.training.test_evaluate import REPORT_FILES
 
 
 def test_a_folder_of_normals_trains_with_the_fallback_score_and_a_valid_threshold(tiny_config, tmp_path):
@@ -108,7 +109,7 @@ def test_a_folder_model_with_test_folders_ships_its_evaluation(tiny_config, tmp_
     published = train_and_publish(config)
 
     report = published.path / "assets.extra" / "report"
-    assert {p.name for p in report.iterdir()} == {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png"}
+    assert {p.name for p in report.iterdir()} == REPORT_FILES
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["n_normal"] == 20 and metrics["n_by_anomaly_kind"] == {"ring": 8}
     test_metrics = published.metadata["test_metrics"]
