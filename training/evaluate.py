@@ -1,7 +1,7 @@
 """Evaluate an exported model version through its SavedModel only: on the MNIST test set, or on folders of
 the user's own normal and anomalous images.
 
-Writes metrics.json, report.md and three plots (histogram.png, roc.png, grid.png) into a folder.
+Writes metrics.json, report.md and four plots (histogram.png, roc.png, grid.png, misjudged.png) into a folder.
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ def render_markdown(metrics: dict) -> str:
                [label_kind, "images"] + [f"AUROC {m}" for m in methods] + ["TPR (primary)"]),
         "",
         "Plots: `histogram.png` (score distributions with the threshold), `roc.png` (ROC of every method), "
-        "`grid.png` (original / reconstruction / difference of sample test images).",
+        "`grid.png` (original / reconstruction / difference of sample test images), `misjudged.png` (the same "
+        "for the worst false alarms and missed anomalies).",
         "",
     ]
     text += _operating_points_markdown(metrics)
