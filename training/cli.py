@@ -486,7 +486,8 @@ def _evaluate(args) -> int:
         raise _UsageError(str(error)) from error
     primary = metrics["primary"]
     print(json.dumps({"report": str(args.report), "auroc": primary["auroc"], "fpr": primary["fpr"],
-                      "tpr": primary["tpr"]}, indent=1))
+                      "tpr": primary["tpr"], "n_normal": metrics["n_normal"], "n_anomalous": metrics["n_anomalous"],
+                      "n_refused": len(metrics["refused"])}, indent=1))
     return 0
 
 

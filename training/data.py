@@ -147,20 +147,36 @@ def image_files(root: Path) -> list[Path]:
 
 
 def read_images(files: list[Path], invert: bool, framing: str) -> np.ndarray:
-    """The files decoded and prepared as the service prepares uploads, as uint8 [N, 28, 28]."""
-    images = []
+    """The files decoded and prepared as the service prepares uploads, as uint8 [N, 28, 28]; DataError names
+    the first that cannot be."""
+    return np.stack([read_image(file, invert, framing) for file in files])
+
+
+def read_images_or_refusals(files: list[Path], invert: bool,
+                            framing: str) -> tuple[np.ndarray, list[Path], dict[Path, str]]:
+    """As `read_images`, but a file the service would refuse is set aside with the reason, not fatal: the
+    images, the files they came from, and the refused files with why."""
+    images, kept, refused = [], [], {}
     for file in files:
         try:
-            with Image.open(file) as image:
-                images.append(prepare_image(image, invert=invert, framing=framing))
-        except Image.DecompressionBombError as error:
-            raise DataError(f"{file} is too large to decode safely: {error}") from error
-        except NOT_ONE_MODEL_IMAGE as error:
-            raise DataError(f"{file}: {error}") from error
-        # Truncated or corrupt files raise any of these.
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
-            raise DataError(f"cannot decode {file}: {error}") from error
-    return np.stack(images)
+            images.append(read_image(file, invert, framing))
+            kept.append(file)
+        except DataError as error:
+            refused[file] = str(error)
+    return (np.stack(images) if images else np.zeros((0, SIDE, SIDE), np.uint8)), kept, refused
+
+
+def read_image(file: Path, invert: bool, framing: str) -> np.ndarray:
+    try:
+        with Image.open(file) as image:
+            return prepare_image(image, invert=invert, framing=framing)
+    except Image.DecompressionBombError as error:
+        raise DataError(f"{file} is too large to decode safely: {error}") from error
+    except NOT_ONE_MODEL_IMAGE as error:
+        raise DataError(f"{file}: {error}") from error
+    # Truncated or corrupt files raise any of these.
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
+        raise DataError(f"cannot decode {file}: {error}") from error
 
 
 def check_background(images: np.ndarray, references: np.ndarray | None,

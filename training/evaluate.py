@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ class Scored:
     test_set: str = "MNIST test set"  # what the images are, for the report
     label_kind: str = "digit"        # what a label is: "digit" (MNIST) or "kind" (a folder of anomalies)
     names: list[str] | None = None   # each image's file; None: MNIST's x_test[i]
+    refused: dict[str, str] = field(default_factory=dict)  # files not scored, as the service would refuse them
 
     def name(self, index: int) -> str:
         return self.names[index] if self.names is not None else f"x_test[{index}]"
@@ -52,7 +53,7 @@ class Scored:
                    scores={k: v for k, v in outputs.items() if v.ndim == 1},
                    reconstruction=outputs["reconstruction"].reshape(-1, 28, 28),
                    difference=outputs["difference"].reshape(-1, 28, 28), test_set=test_set.description,
-                   label_kind=test_set.label_kind, names=test_set.names)
+                   label_kind=test_set.label_kind, names=test_set.names, refused=test_set.refused)
 
 
 def serving_signature(version_dir: Path):
@@ -127,6 +128,7 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
         f"n_by_anomaly_{scored.label_kind}": counts, "by_source": by_source,
         "operating_points": operating_points(scored.is_anomaly, scored.scores[primary]),
         **_misjudged(scored, scored.scores[primary], metadata["threshold"]),
+        "refused": [{"image": name, "reason": why} for name, why in scored.refused.items()],
     }
 
 
@@ -193,6 +195,7 @@ def render_markdown(metrics: dict) -> str:
     ]
     text += _operating_points_markdown(metrics)
     text += _misjudged_markdown(metrics, label_kind)
+    text += _refused_markdown(metrics)
     if metrics.get("by_source"):
         text += [
             "## Thresholds of single sources",
@@ -242,6 +245,19 @@ def _misjudged_markdown(metrics: dict, label_kind: str) -> list[str]:
                          + [f"{row['score']:.4g}"] for row in shown], columns), ""]
         if len(rows) > len(shown):
             text += [f"The worst {len(shown)}, by score; all {len(rows)} are in `metrics.json` (`{key}`).", ""]
+    return text
+
+
+def _refused_markdown(metrics: dict) -> list[str]:
+    refused = metrics.get("refused") or []
+    if not refused:
+        return []
+    shown = refused[:MISJUDGED_SHOWN]
+    text = [f"## Refused, as the service would refuse them ({len(refused)})", "",
+            "The service answers these with a 422 and no verdict, so they are in none of the figures above.", "",
+            _table([[f"`{_cell(row['image'])}`", _cell(row["reason"])] for row in shown], ["image", "why"]), ""]
+    if len(refused) > len(shown):
+        text += [f"The first {len(shown)}; all {len(refused)} are in `metrics.json` (`refused`).", ""]
     return text
 
 

@@ -4,12 +4,12 @@ anomalous images. No TensorFlow here, so the training job reads and checks them 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from training.data import DataError, Mnist, image_files, kinds_of, read_images
+from training.data import DataError, Mnist, image_files, kinds_of, read_images_or_refusals
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ class LabelledImages:
     description: str              # what the images are, for the report
     label_kind: str = "digit"     # what a label is: "digit" or "kind"
     names: list[str] | None = None  # each image's file; None for MNIST, whose images are named x_test[i]
+    refused: dict[str, str] = field(default_factory=dict)  # files the service would refuse (422), with why
 
 
 def mnist_test_set(mnist: Mnist, normal_classes: list[int]) -> LabelledImages:
@@ -50,14 +51,30 @@ def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str) 
     if normal_root.is_relative_to(anomaly_root):
         log.info("%s is inside %s: its %d images are taken as normal, the other %d as anomalous", normals,
                  anomalies, len(normal_files), len(anomalous_files))
-    normal_images = read_images(normal_files, invert, framing)
-    anomalous_images = read_images(anomalous_files, invert, framing)
+    # An image the service would refuse (a 422) gets no verdict there, so it is neither caught nor missed:
+    # it is listed apart, and the evaluation goes on without it.
+    normal_images, normal_files, refused = _read_all_or_say_why(normal_files, invert, framing, normals)
+    anomalous_images, anomalous_files, refused_anomalies = _read_all_or_say_why(anomalous_files, invert, framing,
+                                                                                anomalies)
+    refused.update(refused_anomalies)
+    if refused:
+        log.warning("%d test images are refused, as the service would refuse them (with a 422); the report lists "
+                    "them, unscored. The first: %s", len(refused), next(iter(refused.values())))
     return LabelledImages(
         images=np.concatenate([normal_images, anomalous_images]),
         labels=np.array(["normal"] * len(normal_files) + kinds_of(anomalies, anomalous_files)),
         is_anomaly=np.r_[np.zeros(len(normal_files), bool), np.ones(len(anomalous_files), bool)],
         description=f"folders {normals} (normal) and {anomalies} (anomalous)" + (", inverted" if invert else ""),
-        label_kind="kind", names=[str(file) for file in normal_files + anomalous_files])
+        label_kind="kind", names=[str(file) for file in normal_files + anomalous_files],
+        refused={str(file): why for file, why in refused.items()})
+
+
+def _read_all_or_say_why(files: list[Path], invert: bool, framing: str, folder: Path):
+    images, kept, refused = read_images_or_refusals(files, invert, framing)
+    if not kept:  # nothing left to evaluate: the reason is likely the same for all (a missing --invert)
+        raise DataError(f"every image in {folder} is refused, as the service would refuse it; the first: "
+                        f"{next(iter(refused.values()))}")
+    return images, kept, refused
 
 
 def check_both_given(normals: tuple[str, object], anomalies: tuple[str, object]) -> bool:

@@ -309,3 +309,32 @@ def test_the_misjudged_images_are_drawn_worst_first_or_said_to_be_none(tmp_path)
     write_scored_report(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA, tmp_path / "none")
     with Image.open(tmp_path / "none" / "misjudged.png") as image:  # a line of text, not a grid
         assert image.height < 200
+
+
+def test_images_the_service_would_refuse_are_listed_apart_and_the_rest_evaluated(tiny_model, tmp_path, capsys):
+    normals, defects = _test_folders(tmp_path)
+    (normals / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    pages = [Image.fromarray(np.zeros((28, 28), np.uint8)) for _ in range(2)]
+    pages[0].save(defects / "rings" / "two-pages.tif", save_all=True, append_images=pages[1:])
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model", str(tiny_model.path), "--normals", str(normals), "--anomalies", str(defects),
+                 "--report", str(report)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_refused"] == 2
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["n_normal"] == 40 and metrics["n_anomalous"] == 27  # as without the two
+    refused = {row["image"]: row["reason"] for row in metrics["refused"]}
+    assert refused.keys() == {str(normals / "truncated.png"), str(defects / "rings" / "two-pages.tif")}
+    assert refused[str(normals / "truncated.png")].startswith("cannot decode")
+    assert "holds 2 images (pages or animation frames)" in refused[str(defects / "rings" / "two-pages.tif")]
+    assert "## Refused, as the service would refuse them (2)" in (report / "report.md").read_text()
+
+
+def test_a_folder_whose_every_image_is_refused_stops_the_evaluation(tiny_model, tmp_path, capsys):
+    normals, defects = _test_folders(tmp_path)
+    for file in normals.iterdir():
+        file.write_bytes(b"not an image")
+    assert main(["evaluate", "--model", str(tiny_model.path), "--normals", str(normals), "--anomalies", str(defects),
+                 "--report", str(tmp_path / "report")]) == 2
+    assert f"every image in {normals} is refused, as the service would refuse it; the first: cannot decode" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
