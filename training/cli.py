@@ -477,6 +477,10 @@ def _evaluate(args) -> int:
     if args.report.exists() and not args.report.is_dir():
         # checked before the minutes of scoring that precede writing the report
         raise _UsageError(f"--report {args.report} is a file; it takes a folder to write the report into")
+    for option, folder in (("--normals", args.normals), ("--anomalies", args.anomalies)) if folders else ():
+        if args.report.resolve().is_relative_to(folder.resolve()):
+            raise _UsageError(f"--report {args.report} is inside {option} {folder}: the next evaluation would "
+                              "read the report's plots as test images; write it elsewhere")
     try:
         if folders:
             metrics = evaluate_folders(version_dir, args.normals, args.anomalies, args.report, args.invert)

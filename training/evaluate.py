@@ -22,6 +22,7 @@ from training.test_sets import LabelledImages, folder_test_set, mnist_test_set
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
+PLOTS = ("histogram.png", "roc.png", "grid.png", "misjudged.png")  # training/report.py draws them
 MISJUDGED_SHOWN = 20  # rows of each list in report.md; metrics.json has them all
 
 
@@ -277,6 +278,8 @@ def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dic
     """The report files for test images already scored through the version's SavedModel."""
     metrics = compute_metrics(scored, metadata)
     report_dir.mkdir(parents=True, exist_ok=True)
+    for name in PLOTS:  # an earlier report's plots beside this one's figures would contradict them
+        (report_dir / name).unlink(missing_ok=True)
     (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (report_dir / "report.md").write_text(render_markdown(metrics))
     try:

@@ -252,11 +252,12 @@ def test_evaluate_options_that_do_not_go_together_are_refused(options, message, 
 
 
 def test_folders_that_would_count_images_as_both_are_refused(tiny_model, tmp_path, capsys):
-    normals, defects = _test_folders(tmp_path)
+    data = tmp_path / "data"
+    normals, defects = _test_folders(data)
     base = ["evaluate", "--model", str(tiny_model.path), "--report", str(tmp_path / "report")]
-    assert main(base + ["--normals", str(tmp_path), "--anomalies", str(defects)]) == 2
-    assert (f"--normals {tmp_path} and --anomalies {defects} lie the wrong way round ({defects} is inside "
-            f"{tmp_path}), so images would count as both" in capsys.readouterr().err)
+    assert main(base + ["--normals", str(data), "--anomalies", str(defects)]) == 2
+    assert (f"--normals {data} and --anomalies {defects} lie the wrong way round ({defects} is inside "
+            f"{data}), so images would count as both" in capsys.readouterr().err)
     assert main(base + ["--normals", str(normals), "--anomalies", str(normals) + "/"]) == 2
     assert "are the same folder" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
@@ -338,3 +339,32 @@ def test_a_folder_whose_every_image_is_refused_stops_the_evaluation(tiny_model, 
     assert f"every image in {normals} is refused, as the service would refuse it; the first: cannot decode" in \
         capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+def test_a_report_inside_a_test_folder_is_refused(tiny_model, tmp_path, capsys):
+    normals, defects = _test_folders(tmp_path)
+    assert main(["evaluate", "--model", str(tiny_model.path), "--normals", str(normals), "--anomalies", str(defects),
+                 "--report", str(defects / "report")]) == 2
+    assert (f"--report {defects / 'report'} is inside --anomalies {defects}: the next evaluation would read the "
+            "report's plots as test images" in capsys.readouterr().err)
+    assert not (defects / "report").exists()
+
+
+def test_an_earlier_reports_plots_are_not_left_beside_a_new_report_without_plots(tmp_path, monkeypatch):
+    import builtins
+
+    from training.evaluate import write_scored_report
+
+    write_scored_report(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA, tmp_path)
+    assert (tmp_path / "roc.png").exists()
+    (tmp_path / "notes.txt").write_text("the user's")
+    real_import = builtins.__import__
+
+    def without_matplotlib(name, *args, **kwargs):
+        if name == "training.report":
+            raise ImportError("no matplotlib")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_matplotlib)
+    write_scored_report(_scored([0.1, 0.8], [0.6, 0.7], [7, 9]), METADATA, tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "report.md", "notes.txt"}
