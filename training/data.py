@@ -129,6 +129,8 @@ def kinds_of(root: Path, files: list[Path]) -> list[str]:
 
 def image_files(root: Path) -> list[Path]:
     """The image files under `root`, sorted; a warning names the files of other kinds that are left out."""
+    if root.is_file():  # one image given where its folder was meant
+        raise DataError(f"{root} is a file; give the folder that holds the images")
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     # Hidden files and folders are skipped: .DS_Store, and macOS's "._photo.png" companions, which are no images.

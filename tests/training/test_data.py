@@ -93,6 +93,8 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but truncated")
     with pytest.raises(DataError, match="cannot decode .*broken.png"):
         load_image_folder(tmp_path)
+    with pytest.raises(DataError, match="broken.png is a file; give the folder that holds the images"):
+        load_image_folder(tmp_path / "broken.png")  # it said "image folder not found" of a file that is there
     (tmp_path / "broken.png").unlink()
     for type_code in (11, 16):  # the first was a TypeError traceback
         (tmp_path / "corrupt.tif").write_bytes(tiff_with_strip_offsets_of_type(type_code))
