@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +29,30 @@ MISJUDGED_SHOWN = 20  # rows of each list in report.md; metrics.json has them al
 @dataclass
 class Scored:
     """Every output of the SavedModel for a set of labelled test images."""
-    images: np.ndarray               # uint8 [N, 28, 28]
-    labels: np.ndarray               # class labels: digits, or "normal" and the kinds of anomaly of folders
-    is_anomaly: np.ndarray           # bool: label not among the normal classes
+    test_set: LabelledImages
     scores: dict[str, np.ndarray]    # method (and "score") -> [N]
     reconstruction: np.ndarray       # float [N, 28, 28]
     difference: np.ndarray           # float [N, 28, 28]
-    test_set: str = "MNIST test set"  # what the images are, for the report
-    label_kind: str = "digit"        # what a label is: "digit" (MNIST) or "kind" (a folder of anomalies)
-    names: list[str] | None = None   # each image's file; None: MNIST's x_test[i]
-    refused: dict[str, str] = field(default_factory=dict)  # files not scored, as the service would refuse them
+
+    @property
+    def images(self) -> np.ndarray:
+        return self.test_set.images
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.test_set.labels
+
+    @property
+    def is_anomaly(self) -> np.ndarray:
+        return self.test_set.is_anomaly
+
+    @property
+    def label_kind(self) -> str:
+        return self.test_set.label_kind
 
     def name(self, index: int) -> str:
-        return self.names[index] if self.names is not None else f"x_test[{index}]"
+        names = self.test_set.names
+        return names[index] if names is not None else f"x_test[{index}]"
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
@@ -50,11 +61,9 @@ class Scored:
 
     @classmethod
     def of(cls, test_set: LabelledImages, outputs: dict[str, np.ndarray]) -> Scored:
-        return cls(images=test_set.images, labels=test_set.labels, is_anomaly=test_set.is_anomaly,
-                   scores={k: v for k, v in outputs.items() if v.ndim == 1},
+        return cls(test_set, scores={k: v for k, v in outputs.items() if v.ndim == 1},
                    reconstruction=outputs["reconstruction"].reshape(-1, 28, 28),
-                   difference=outputs["difference"].reshape(-1, 28, 28), test_set=test_set.description,
-                   label_kind=test_set.label_kind, names=test_set.names, refused=test_set.refused)
+                   difference=outputs["difference"].reshape(-1, 28, 28))
 
 
 def serving_signature(version_dir: Path):
@@ -122,14 +131,14 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
         "model": {"name": metadata["name"], "version": metadata.get("version"), "score_method": primary,
                   "threshold": metadata["threshold"], "target_fpr": metadata["target_fpr"],
                   "normal_classes": metadata["normal_classes"]},
-        "test_set": scored.test_set,
+        "test_set": scored.test_set.description,
         "n_normal": int(normal.sum()), "n_anomalous": int(scored.is_anomaly.sum()),
         "primary": by_method[primary], "fpr_deviation_from_target": fpr - metadata["target_fpr"],
         "by_method": by_method, f"by_anomaly_{scored.label_kind}": by_label,
         f"n_by_anomaly_{scored.label_kind}": counts, "by_source": by_source,
         "operating_points": operating_points(scored.is_anomaly, scored.scores[primary]),
         **_misjudged(scored, scored.scores[primary], metadata["threshold"]),
-        "refused": [{"image": name, "reason": why} for name, why in scored.refused.items()],
+        "refused": [{"image": name, "reason": why} for name, why in scored.test_set.refused.items()],
     }
 
 

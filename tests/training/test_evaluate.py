@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ from PIL import Image
 from training.cli import main
 from training.evaluate import Scored, compute_metrics, render_markdown
 from training.metrics import roc_curve
+from training.test_sets import LabelledImages
 
 REPORT_FILES = {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png"}
 
@@ -14,9 +16,9 @@ REPORT_FILES = {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.p
 def _scored(normal_scores, anomaly_scores, anomaly_labels):
     n, m = len(normal_scores), len(anomaly_scores)
     score = np.r_[normal_scores, anomaly_scores].astype(float)
-    return Scored(images=np.zeros((n + m, 28, 28), np.uint8), labels=np.r_[np.ones(n, int), anomaly_labels],
-                  is_anomaly=np.r_[np.zeros(n, bool), np.ones(m, bool)],
-                  scores={"mse": score, "kl": -score, "score": score},
+    test_set = LabelledImages(np.zeros((n + m, 28, 28), np.uint8), np.r_[np.ones(n, int), anomaly_labels],
+                              np.r_[np.zeros(n, bool), np.ones(m, bool)], "MNIST test set")
+    return Scored(test_set, scores={"mse": score, "kl": -score, "score": score},
                   reconstruction=np.zeros((n + m, 28, 28)), difference=np.zeros((n + m, 28, 28)))
 
 
@@ -127,7 +129,6 @@ def test_a_threshold_of_zero_is_a_threshold_not_a_missing_one():
 
 def test_a_test_set_without_anomalies_or_normals_is_refused_before_scoring(tmp_path):
     from training.evaluate import write_report
-    from training.test_sets import LabelledImages
 
     absent = tmp_path / "no-saved-model"  # scoring would fail on it: the refusal comes first
     images = np.zeros((3, 28, 28), np.uint8)
@@ -176,8 +177,8 @@ def test_plots_of_a_handful_of_images_are_drawn(tmp_path):
     from training.evaluate import write_scored_report
 
     scored = _scored([0.1], [0.7, 0.8], [7, 9])
-    scored.labels = np.array(["normal", "a very long name of a kind of defect", "dent"])
-    scored.label_kind = "kind"
+    scored.test_set = dataclasses.replace(scored.test_set, label_kind="kind",
+                                          labels=np.array(["normal", "a very long name of a kind of defect", "dent"]))
     write_scored_report(scored, METADATA, tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == REPORT_FILES
     with Image.open(tmp_path / "histogram.png") as image:  # normal vs the hardest kind beside all images
