@@ -393,7 +393,7 @@ def _test_set(args, version_dir: Path, source: dict):
             for option, folder in folders.items():
                 check_apart({"--images": Path(args.images), option: Path(folder)})
         test_set = folder_test_set(Path(args.test_normals), Path(args.test_anomalies), args.invert,
-                                   _framing(version_dir, source))
+                                   _framing(version_dir, source), tuple(folders))
         check_background(test_set.images[~test_set.is_anomaly], normal_references(source))
         return test_set
     normal_classes = [c for c in source["normal_classes"] if isinstance(c, int)]

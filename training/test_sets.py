@@ -29,9 +29,11 @@ def mnist_test_set(mnist: Mnist, normal_classes: list[int]) -> LabelledImages:
     return LabelledImages(mnist.x_test, mnist.y_test, ~np.isin(mnist.y_test, normal_classes), "MNIST test set")
 
 
-def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str) -> LabelledImages:
+def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str,
+                    options: tuple[str, str] = ("--normals", "--anomalies")) -> LabelledImages:
     """Folders of normal and anomalous images, prepared as the service prepares uploads (`framing`; `invert`
     as ?invert=true). Each top-level subfolder of `anomalies` is a kind of anomaly, reported on its own.
+    `options` name the folders in errors, as the command line names them.
 
     The normals may lie inside the anomalies' folder, as in a dataset laid out like MVTec AD (`test/good/`
     beside `test/scratch/`, `test/dent/`...): they are then left out of the anomalies. Any other overlap is
@@ -42,8 +44,8 @@ def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str) 
     if anomaly_root.is_relative_to(normal_root):
         what = ("are the same folder" if anomaly_root == normal_root
                 else f"lie the wrong way round ({anomalies} is inside {normals})")
-        raise DataError(f"--normals {normals} and --anomalies {anomalies} {what}, so images would count as both "
-                        "normal and anomalous; give separate folders, or the normals' inside the anomalies'")
+        raise DataError(f"{options[0]} {normals} and {options[1]} {anomalies} {what}, so images would count as "
+                        "both normal and anomalous; give separate folders, or the normals' inside the anomalies'")
     normal_files = image_files(normals)
     anomalous_files = [file for file in image_files(anomalies) if not file.resolve().is_relative_to(normal_root)]
     if not anomalous_files:

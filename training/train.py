@@ -94,7 +94,7 @@ def _prepare_folder(config: TrainConfig, rng: np.random.Generator) -> TrainingDa
         for option, folder in test_folders.items():  # testing on training images would flatter the model
             check_apart({"--images": Path(config.images), option: Path(folder)})
         test_set = folder_test_set(Path(config.test_normals), Path(config.test_anomalies), config.invert,
-                                   framing_of(config))
+                                   framing_of(config), tuple(test_folders))
     normals = datasets.load_image_folder(config.images, invert=config.invert, framing=framing_of(config))
     if test_set is not None:
         datasets.check_background(test_set.images[~test_set.is_anomaly], normals, "the --images")

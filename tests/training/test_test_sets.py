@@ -60,3 +60,9 @@ def test_folders_apart_pass_and_nested_ones_are_named(tmp_path):
                                   f"{outer}); give separate folders")
     with pytest.raises(DataError, match="are the same folder"):
         check_apart({"--x": tmp_path / "a", "--y": tmp_path / "a" / ".." / "a"})
+
+
+def test_errors_name_the_folders_as_the_command_line_does(tmp_path):
+    normals = _folder(tmp_path / "good", [1], seed=1)
+    with pytest.raises(DataError, match=f"^--test-normals {normals} and --test-anomalies {normals} are the same"):
+        folder_test_set(normals, normals, False, "pad", options=("--test-normals", "--test-anomalies"))
