@@ -105,7 +105,7 @@ class Settings(BaseSettings):
                              "and ._~-, each after a slash, and no slash at the end")
         return value
 
-    @field_validator("api_keys", "api_keys_file", "results_max_age_days", mode="before")
+    @field_validator("api_keys", "api_keys_file", "results_max_age_days", "model_version", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # docker-compose passes an unset variable on as "" (VAE_API_KEYS: ${VAE_API_KEYS:-}).

@@ -83,6 +83,12 @@ def test_the_age_limit_of_results_is_in_days_and_empty_means_none(monkeypatch, v
     assert settings.results_max_age == (None if expected is None else dt.timedelta(days=expected))
 
 
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("", None)])
+def test_an_empty_version_pin_pins_nothing(monkeypatch, value, expected):
+    monkeypatch.setenv("VAE_MODEL_VERSION", value)  # compose passes an unset variable on as ""
+    assert Settings().model_version == expected
+
+
 @pytest.mark.parametrize(("variable", "value", "message"), [
     *(("VAE_RESULTS_MAX_AGE_DAYS", value, "") for value in ("0", "-1", "1e9", "a month")),
     *(("VAE_ROOT_PATH", value, "Value error, must be empty or a path prefix such as /inspection")

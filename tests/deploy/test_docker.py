@@ -344,3 +344,39 @@ def test_backs_up_the_results_while_api_runs_and_restores_them_with_api_stopped(
     _wait_healthy(stack["container"], timeout=180)
     assert api.get("/results/summary").json()["count"] == count
     assert api.get(f"/results/{later['id']}").status_code == 404  # scored after the backup
+
+
+def test_serves_a_model_of_its_own_images_that_one_variable_names(stack, tmp_path_factory):
+    """VAE_MODEL_NAME names the model api serves and every job works on: trained on a folder of images, with
+    its report computed on test folders, then served once api is recreated with it."""
+    api, compose = stack["api"], stack["compose"]
+    images, test = tmp_path_factory.mktemp("images"), tmp_path_factory.mktemp("own-test")
+    with np.load(stack["mnist"]) as data:
+        folders = {images: data["x_train"][data["y_train"] == 1][:600],
+                   test / "good": data["x_test"][data["y_test"] == 1][:100],
+                   test / "defects" / "nine": data["x_test"][data["y_test"] == 9][:40]}
+    for folder, pictures in folders.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, picture in enumerate(pictures):
+            (folder / f"{i:03d}.png").write_bytes(_png(picture))
+    for path in [images, test, *images.rglob("*"), *test.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # the container's user (10001) reads them
+    env = {**stack["env"], "VAE_MODEL_NAME": "parts", "IMAGES_DIR": str(images), "TEST_DIR": str(test)}
+    _run([*compose, "--profile", "train", "run", "--rm", "train", "--images", "/images", "--test-normals",
+          "/test/good", "--test-anomalies", "/test/defects", "--epochs", "5"], env, timeout=600)
+    listing = json.loads(_run([*compose, "--profile", "train", "run", "--rm", "versions", "--json"], env,
+                              timeout=300).stdout)
+    assert listing["model_dir"] == "/srv/model_store/parts" and len(listing["versions"]) == 1
+    assert listing["versions"][0]["test_auroc"] > 0.9  # its report, on the test folders
+    _run([*compose, "up", "-d", "--no-build", "api"], env, timeout=300)  # recreated: it reads the variable
+    deadline, ready = time.monotonic() + 180, {}
+    while time.monotonic() < deadline and ready.get("model", {}).get("name") != "parts":
+        try:
+            ready = api.get("/readyz").json()
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    assert ready.get("model") == {"name": "parts", "version": 1}
+    with np.load(stack["mnist"]) as data:
+        scored = api.post("/score", files={"file": ("one.png", _png(data["x_test"][2]), "image/png")}).json()
+    assert scored["model"] == {"name": "parts", "version": 1}
