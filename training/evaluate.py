@@ -167,6 +167,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _normal_of(normal_classes: list) -> str:
+    digits = [str(c) for c in normal_classes if isinstance(c, int)]
+    if not digits:
+        return "the images of a folder (`train --images`)"
+    return ("digit " if len(digits) == 1 else "digits ") + ", ".join(digits)
+
+
 def render_markdown(metrics: dict) -> str:
     model = metrics["model"]
     primary = metrics["primary"]
@@ -175,7 +182,7 @@ def render_markdown(metrics: dict) -> str:
     text = [
         f"# Evaluation of {model['name']} version {model['version']}",
         "",
-        f"Normal classes {model['normal_classes']}; {metrics.get('test_set', 'MNIST test set')}: "
+        f"Normal: {_normal_of(model['normal_classes'])}; {metrics.get('test_set', 'MNIST test set')}: "
         f"{metrics['n_normal']} normal, {metrics['n_anomalous']} anomalous images. "
         "Scored through the exported SavedModel.",
         "",

@@ -369,3 +369,11 @@ def test_an_earlier_reports_plots_are_not_left_beside_a_new_report_without_plots
     monkeypatch.setattr(builtins, "__import__", without_matplotlib)
     write_scored_report(_scored([0.1, 0.8], [0.6, 0.7], [7, 9]), METADATA, tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "report.md", "notes.txt"}
+
+
+def test_the_report_says_what_was_normal_in_words():
+    text = render_markdown(compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA))
+    assert "Normal: digit 1; MNIST test set: 2 normal, 2 anomalous images." in text
+    folder = render_markdown(compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]),
+                                             {**METADATA, "normal_classes": ["folder"]}))
+    assert "Normal: the images of a folder (`train --images`);" in folder
