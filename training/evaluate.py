@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from training.data import check_background, load_mnist, normal_references
-from training.metrics import detection_metrics, no_anomaly_among, operating_points, rates_at_threshold
+from training.metrics import (
+    detection_metrics,
+    misjudged,
+    no_anomaly_among,
+    operating_points,
+    rates_at_threshold,
+)
 from training.preprocessing import framing_of_version, to_model_input
 from training.store import read_metadata
 from training.test_sets import LabelledImages, folder_test_set, mnist_test_set
@@ -145,15 +151,11 @@ def compute_metrics(scored: Scored, metadata: dict) -> dict:
 def _misjudged(scored: Scored, scores: np.ndarray, threshold: float) -> dict:
     """The images the primary score gets wrong at the model's threshold, the worst first: which normal images
     a line would stop for, and which anomalies would pass."""
-    flagged = scores > threshold
-    false_alarms = np.flatnonzero(~scored.is_anomaly & flagged)
-    missed = np.flatnonzero(scored.is_anomaly & ~flagged)
+    false_alarms, missed = misjudged(scored.is_anomaly, scores, threshold)
     return {
-        "false_alarms": [{"image": scored.name(i), "score": float(scores[i])}
-                         for i in false_alarms[np.argsort(-scores[false_alarms], kind="stable")]],
+        "false_alarms": [{"image": scored.name(i), "score": float(scores[i])} for i in false_alarms],
         "missed_anomalies": [{"image": scored.name(i), scored.label_kind: str(scored.labels[i]),
-                              "score": float(scores[i])}
-                             for i in missed[np.argsort(scores[missed], kind="stable")]],
+                              "score": float(scores[i])} for i in missed],
     }
 
 

@@ -59,6 +59,16 @@ def no_anomaly_among(labels: np.ndarray, normal_classes: list[int]) -> str | Non
     return None
 
 
+def misjudged(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the false alarms (normals above the threshold), highest score first, and of the missed
+    anomalies (at or below it), lowest first: each list worst first."""
+    labels, scores = np.asarray(labels).astype(bool), np.asarray(scores)
+    flagged = scores > threshold
+    false_alarms, missed = np.flatnonzero(~labels & flagged), np.flatnonzero(labels & ~flagged)
+    return (false_alarms[np.argsort(-scores[false_alarms], kind="stable")],
+            missed[np.argsort(scores[missed], kind="stable")])
+
+
 def test_set_metrics(is_anomaly: np.ndarray, scores_by_method: dict[str, np.ndarray], thresholds: dict[str, float],
                      primary: str) -> dict:
     """Every method's metrics on a labelled test set at its threshold; the primary method's at the top level."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.metrics import roc_curve
+from training.metrics import misjudged, roc_curve
 
 GRID_PER_KIND = 6
 
@@ -135,10 +135,8 @@ def _write_grid(plt, scored, scores, threshold: float, heatmap_scale: float, pat
 
 def _write_misjudged(plt, scored, scores, threshold: float, heatmap_scale: float, path: Path) -> None:
     """The worst false alarms and missed anomalies, as the grid shows images: what the model gets wrong."""
-    false_alarms = np.flatnonzero(~scored.is_anomaly & (scores > threshold))
-    missed = np.flatnonzero(scored.is_anomaly & (scores <= threshold))
-    picks = np.r_[false_alarms[np.argsort(-scores[false_alarms], kind="stable")][:GRID_PER_KIND],
-                  missed[np.argsort(scores[missed], kind="stable")][:GRID_PER_KIND]].astype(int)
+    false_alarms, missed = misjudged(scored.is_anomaly, scores, threshold)
+    picks = np.r_[false_alarms[:GRID_PER_KIND], missed[:GRID_PER_KIND]].astype(int)
     verdicts = ["FALSE ALARM" if not scored.is_anomaly[index] else "MISSED" for index in picks]
     title = (f"The worst false alarms (left, {len(false_alarms)} in all) and missed anomalies (right, "
              f"{len(missed)} in all) at the threshold {threshold:.4g}")

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from training.metrics import auroc, average_precision, detection_metrics, operating_points, rates_at_threshold
+from training.metrics import (
+    auroc,
+    average_precision,
+    detection_metrics,
+    misjudged,
+    operating_points,
+    rates_at_threshold,
+)
 
 
 def test_auroc_of_perfect_reversed_and_tied_scores():
@@ -63,3 +70,10 @@ def test_operating_points_meet_their_targets_on_random_scores():
         assert point["tpr"] >= point["target"]
         higher = rates_at_threshold(labels, scores, np.nextafter(point["threshold"], np.inf))
         assert higher["tpr"] < point["target"]  # the highest threshold that meets it
+
+
+def test_misjudged_images_come_worst_first():
+    labels = np.array([0, 0, 0, 1, 1, 1, 0])
+    scores = np.array([0.9, 0.2, 0.7, 0.1, 0.5, 0.8, 0.5])  # threshold 0.5: a normal at 0.5 is not flagged
+    false_alarms, missed = misjudged(labels, scores, 0.5)
+    assert false_alarms.tolist() == [0, 2] and missed.tolist() == [3, 4]
