@@ -24,7 +24,7 @@ from training.metrics import (
 )
 from training.preprocessing import framing_of_version, to_model_input
 from training.store import read_metadata
-from training.test_sets import LabelledImages, folder_test_set, mnist_test_set
+from training.test_sets import LabelledImages, digit_test_set, folder_test_set, mnist_test_set
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
@@ -63,7 +63,7 @@ class Scored:
     @classmethod
     def from_outputs(cls, outputs: dict[str, np.ndarray], images: np.ndarray, labels: np.ndarray,
                      normal_classes: list[int]) -> Scored:
-        return cls.of(LabelledImages(images, labels, ~np.isin(labels, normal_classes), "MNIST test set"), outputs)
+        return cls.of(digit_test_set(images, labels, normal_classes), outputs)
 
     @classmethod
     def of(cls, test_set: LabelledImages, outputs: dict[str, np.ndarray]) -> Scored:

@@ -25,8 +25,13 @@ class LabelledImages:
     refused: dict[str, str] = field(default_factory=dict)  # files the service would refuse (422), with why
 
 
+def digit_test_set(images: np.ndarray, labels: np.ndarray, normal_classes: list[int]) -> LabelledImages:
+    """MNIST-style test images: an image is anomalous when its digit is not among the normal ones."""
+    return LabelledImages(images, labels, ~np.isin(labels, normal_classes), "MNIST test set")
+
+
 def mnist_test_set(mnist: Mnist, normal_classes: list[int]) -> LabelledImages:
-    return LabelledImages(mnist.x_test, mnist.y_test, ~np.isin(mnist.y_test, normal_classes), "MNIST test set")
+    return digit_test_set(mnist.x_test, mnist.y_test, normal_classes)
 
 
 def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str,
