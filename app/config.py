@@ -152,7 +152,7 @@ def _is_origin(text: str) -> bool:
 
 
 # VAE_* variables read by docker-compose.yml and the tests, not by the service: not typos.
-NOT_SETTINGS = ("VAE_IMAGE", "VAE_PUBLISH_ADDRESS", "VAE_PUBLISH_PORT", "VAE_TEST_")
+NOT_SETTINGS = ("VAE_IMAGE", "VAE_JOBS_IMAGE", "VAE_PUBLISH_ADDRESS", "VAE_PUBLISH_PORT", "VAE_TEST_")
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

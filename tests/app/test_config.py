@@ -12,8 +12,8 @@ def test_a_variable_no_setting_reads_is_named_with_the_setting_it_likely_meant()
 
 
 def test_variables_of_compose_and_the_tests_are_not_typos():
-    environ = {"VAE_IMAGE": "vae:1", "VAE_PUBLISH_ADDRESS": "0.0.0.0", "VAE_PUBLISH_PORT": "8080",
-               "VAE_TEST_BASE_IMAGE": "base:1"}
+    environ = {"VAE_IMAGE": "vae:1", "VAE_JOBS_IMAGE": "vae-jobs:1", "VAE_PUBLISH_ADDRESS": "0.0.0.0",
+               "VAE_PUBLISH_PORT": "8080", "VAE_TEST_BASE_IMAGE": "base:1"}
     assert unknown_variables(environ) == []
 
 

