@@ -23,12 +23,11 @@ from training.metrics import (
     rates_at_threshold,
 )
 from training.preprocessing import framing_of_version, to_model_input
-from training.store import read_metadata
+from training.store import REPORT_PLOTS, read_metadata
 from training.test_sets import LabelledImages, digit_test_set, folder_test_set, mnist_test_set
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
-PLOTS = ("histogram.png", "roc.png", "grid.png", "misjudged.png")  # training/report.py draws them
 MISJUDGED_SHOWN = 20  # rows of each list in report.md; metrics.json has them all
 
 
@@ -296,7 +295,7 @@ def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dic
     """The report files for test images already scored through the version's SavedModel."""
     metrics = compute_metrics(scored, metadata)
     report_dir.mkdir(parents=True, exist_ok=True)
-    for name in PLOTS:  # an earlier report's plots beside this one's figures would contradict them
+    for name in REPORT_PLOTS:  # an earlier report's plots beside this one's figures would contradict them
         (report_dir / name).unlink(missing_ok=True)
     (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (report_dir / "report.md").write_text(render_markdown(metrics))

@@ -30,7 +30,7 @@ from training.data import DataError, check_background, normal_references
 from training.evaluate import Scored, serving_signature, signature_outputs, write_scored_report
 from training.metrics import test_set_metrics
 from training.sources import SOURCE_RULE, is_source_name
-from training.store import METADATA_PATH, PublishedModel, publish, read_metadata, staging_directory
+from training.store import METADATA_PATH, REPORT_PATH, PublishedModel, publish, read_metadata, staging_directory
 from training.test_sets import LabelledImages
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def _publish(version_dir: Path, metadata: dict, thresholds: dict, serve, test_se
                                                     metadata["score_method"])
 
         def write_evidence(staging: Path, stamped: dict) -> None:
-            write_scored_report(scored, stamped, staging / "assets.extra" / "report")
+            write_scored_report(scored, stamped, staging / REPORT_PATH)
 
     model_dir = version_dir.parent
     with staging_directory(model_dir) as staging:

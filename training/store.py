@@ -22,6 +22,10 @@ from pathlib import Path
 MODEL_NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}"
 MODEL_NAME_RULE = "letters, digits and ._-, not starting with '.' or '-', at most 64 (a folder of the store)"
 METADATA_PATH = Path("assets.extra") / "metadata.json"
+# Each version's evaluation report, its evidence (training/evaluate.py writes it; the service serves it).
+REPORT_PATH = Path("assets.extra") / "report"
+REPORT_PLOTS = ("histogram.png", "roc.png", "grid.png", "misjudged.png")  # training/report.py draws them
+REPORT_FILES = ("report.md", "metrics.json", *REPORT_PLOTS)
 STAGING_PREFIX = ".tmp-"  # a version being written: hidden, and not an integer, so never taken for one
 
 

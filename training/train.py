@@ -24,7 +24,7 @@ from training.calibration import (
 from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, no_anomaly_among, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
-from training.store import PublishedModel, publish, staging_directory
+from training.store import REPORT_PATH, PublishedModel, publish, staging_directory
 from training.test_sets import LabelledImages, check_apart, check_both_given, folder_test_set, mnist_test_set
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def _report_writer(data: TrainingData):
     def write(staging: Path, metadata: dict) -> None:
         from training.evaluate import write_report
 
-        write_report(staging, metadata, data.test_set, staging / "assets.extra" / "report", progress=False)
+        write_report(staging, metadata, data.test_set, staging / REPORT_PATH, progress=False)
     return write
 
 
