@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from app import idempotency
 from app.api.deps import require_api_key
-from app.api.routes import images, operations, pages, results, reviews, score
+from app.api.routes import images, operations, pages, reports, results, reviews, score
 from app.auth import ApiKeys, Permission
 from app.config import Settings, unknown_variables
 from app.decode_pool import DecodePool
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None,
     app.include_router(pages.router)  # the page is open; the API calls it makes need the key
     app.include_router(score.router, **guarded(Permission.SCORE))
     app.include_router(reviews.router, **guarded(Permission.REVIEW))
-    for router in (results.router, reviews.history, images.router, operations.router):
+    for router in (results.router, reviews.history, images.router, operations.router, reports.router):
         app.include_router(router, **guarded(Permission.READ))
     app.add_middleware(RequestBodyGuard, max_bytes=settings.max_upload_bytes, refusals=refusals)
     app.add_middleware(RequestIds)  # outside the body guard, so that its 413 and 415 have an id too

@@ -262,6 +262,19 @@ class PublishedVersion(BaseModel):
     target_fpr: float
     source_thresholds: dict[str, float] = Field(description="sources with a threshold of their own")
     test_auroc: float | None = Field(description="on labelled test data, at publishing; null without")
+    report_files: list[str] = Field(description="the files of its evaluation report; empty without one",
+                                    examples=[["report.md", "metrics.json", "histogram.png", "roc.png", "grid.png",
+                                               "misjudged.png"]])
+    report_url: str | None = Field(description="where its report's files are listed; null without a report",
+                                   examples=["/model/versions/5/report"])
+
+
+class VersionReport(BaseModel):
+    model_name: str = Field(examples=["mnist-vae"])
+    version: int = Field(examples=[5])
+    files: dict[str, str] = Field(description="each file of the report, and where to get it",
+                                  examples=[{"report.md": "/model/versions/5/report/report.md",
+                                             "histogram.png": "/model/versions/5/report/histogram.png"}])
 
 
 class VersionList(BaseModel):

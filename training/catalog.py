@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from training.prune import PRUNED_PREFIX
-from training.store import METADATA_PATH, STAGING_PREFIX, list_versions, read_metadata
+from training.store import METADATA_PATH, REPORT_FILES, REPORT_PATH, STAGING_PREFIX, list_versions, read_metadata
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class VersionSummary:
     target_fpr: float
     source_thresholds: dict[str, float]  # sources with a threshold of their own (recalibrate --for-source)
     test_auroc: float | None  # on labelled test data, at publishing; None without
+    report_files: list[str]  # the files of its evaluation report (REPORT_FILES it has), [] without one
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def read_catalog(model_dir: Path) -> Catalog:
     versions, not_served = [], {}
     for version in reversed(published):
         try:
-            versions.append(summarise(version, read_metadata(model_dir / str(version))))
+            versions.append(summarise(version, read_metadata(model_dir / str(version)),
+                                      report_files(model_dir / str(version))))
         except (OSError, ValueError, KeyError, TypeError) as error:  # the service refuses it as well
             not_served[str(version)] = f"its metadata cannot be read: {error!r}"
     listed = {str(v) for v in published}
@@ -59,14 +61,18 @@ def read_catalog(model_dir: Path) -> Catalog:
     return Catalog(model_dir, versions, not_served)
 
 
-def summarise(version: int, metadata: dict) -> VersionSummary:
+def report_files(version_dir: Path) -> list[str]:
+    return [name for name in REPORT_FILES if (version_dir / REPORT_PATH / name).is_file()]
+
+
+def summarise(version: int, metadata: dict, report: list[str]) -> VersionSummary:
     sources = metadata.get("source_calibrations") or {}
     return VersionSummary(
         version=version, created_at=metadata["created_at"], made_by=made_by(metadata),
         score_method=metadata["score_method"], threshold=float(metadata["threshold"]),
         target_fpr=float(metadata["target_fpr"]),
         source_thresholds={name: float(entry["threshold"]) for name, entry in sorted(sources.items())},
-        test_auroc=(metadata.get("test_metrics") or {}).get("auroc"))
+        test_auroc=(metadata.get("test_metrics") or {}).get("auroc"), report_files=report)
 
 
 def made_by(metadata: dict) -> str:

@@ -18,8 +18,10 @@ from app.api.deps import (
     RegistryDep,
     SettingsDep,
     StoreDep,
+    UrlRootDep,
     reject_unknown_or_repeated_query_parameters,
 )
+from app.api.routes.reports import report_url
 from app.errors import StoreUnavailable
 from app.schemas import Health, ModelRef, Readiness, VersionList, problem_responses
 from training.catalog import read_catalog
@@ -56,11 +58,13 @@ async def model(registry: RegistryDep) -> dict:
             description="Newest first: how each was made, its threshold and test AUROC, and which one this "
                         "service serves. Publish, roll back and prune with `python -m training` "
                         "(`recalibrate`, `rollback`, `prune`).")
-async def model_versions(registry: RegistryDep, settings: SettingsDep) -> VersionList:
+async def model_versions(registry: RegistryDep, settings: SettingsDep, root: UrlRootDep) -> VersionList:
     catalog = await asyncio.to_thread(read_catalog, settings.model_dir)
     listing = catalog.as_json()
+    versions = [{**entry, "report_url": report_url(root, entry["version"]) if entry["report_files"] else None}
+                for entry in listing["versions"]]
     return VersionList(model_name=settings.model_name, served=registry.current.version if registry.ready else None,
-                       pinned=settings.model_version, newest=listing["newest"], versions=listing["versions"],
+                       pinned=settings.model_version, newest=listing["newest"], versions=versions,
                        not_served=listing["not_served"])
 
 

@@ -1,0 +1,88 @@
+"""GET /model/versions/{version}/report[/{name}]: the evaluation report each published version ships with.
+
+A version's evidence (its figures, and the plots a person reads at a glance) lies in the model store. Where
+the store is a Docker volume or on another host, this is how an operator or a client sees it, with no shell
+on the server. The files are read as they are: the training job wrote them when it published the version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from app.api.deps import SettingsDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
+from app.config import Settings
+from app.errors import NotFound
+from app.schemas import VersionReport, problem_responses
+from training.catalog import report_files
+from training.store import REPORT_FILES, REPORT_PATH, list_versions
+
+router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
+
+ReportFile = Literal[REPORT_FILES]
+_MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".json": "application/json", ".png": "image/png"}
+# Shown as what they are, never run: report.md quotes the names of a user's test images.
+_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"}
+
+
+def report_url(root: str, version: int) -> str:
+    return f"{root}/model/versions/{version}/report"
+
+
+def _version_dir(settings: Settings, version: int) -> Path:
+    """The version's folder; NotFound, saying which versions there are, if it is not published."""
+    published = list_versions(settings.model_dir)
+    if version not in published:
+        listed = ", ".join(map(str, published)) if published else "none"
+        raise NotFound(f"model {settings.model_name!r} has no published version {version} (published: {listed}; "
+                       "see /model/versions)")
+    return settings.model_dir / str(version)
+
+
+def _no_report(settings: Settings, version: int) -> NotFound:
+    return NotFound(f"version {version} of {settings.model_name!r} has no evaluation report: a model trained on a "
+                    "folder of images ships one only when given test folders (--test-normals, --test-anomalies)")
+
+
+def _index(settings: Settings, version: int) -> list[str]:
+    files = report_files(_version_dir(settings, version))
+    if not files:
+        raise _no_report(settings, version)
+    return files
+
+
+def _read(settings: Settings, version: int, name: str) -> bytes:
+    version_dir = _version_dir(settings, version)
+    try:
+        return (version_dir / REPORT_PATH / name).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # also a version pruned just now
+        files = report_files(version_dir)
+        if not files:
+            raise _no_report(settings, version) from None
+        raise NotFound(f"the report of version {version} of {settings.model_name!r} has no {name} (written "
+                       f"without matplotlib, or before that file was added); it has {', '.join(files)}") from None
+
+
+@router.get("/model/versions/{version}/report", response_model=VersionReport, responses=problem_responses(404, 422),
+            summary="The files of a version's evaluation report")
+async def version_report(version: int, settings: SettingsDep, root: UrlRootDep) -> VersionReport:
+    files = await asyncio.to_thread(_index, settings, version)
+    base = report_url(root, version)
+    return VersionReport(model_name=settings.model_name, version=version,
+                         files={name: f"{base}/{name}" for name in files})
+
+
+@router.get("/model/versions/{version}/report/{name}", response_class=Response,
+            responses={200: {"content": {media_type: {} for media_type in _MEDIA_TYPES.values()}},
+                       **problem_responses(404, 422)},
+            summary="One file of a version's evaluation report",
+            description="`report.md` (the figures as text), `metrics.json` (every figure), and the plots: "
+                        "`histogram.png`, `roc.png`, `grid.png` (original, reconstruction and difference of test "
+                        "images) and `misjudged.png` (the worst false alarms and missed anomalies).")
+async def version_report_file(version: int, name: ReportFile, settings: SettingsDep) -> Response:
+    content = await asyncio.to_thread(_read, settings, version, name)
+    return Response(content, media_type=_MEDIA_TYPES[Path(name).suffix], headers=_HEADERS)

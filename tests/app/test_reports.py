@@ -1,0 +1,93 @@
+"""GET /model/versions/{version}/report[/{name}]: each version's evaluation report, from the model store."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.main import create_app
+from tests.app.conftest import publish_copy, wait_until_ready
+from tests.app.test_score import assert_problem
+from training.store import REPORT_FILES, REPORT_PATH
+
+
+def test_a_versions_report_is_listed_and_each_file_served_as_what_it_is(client, store):
+    listing = client.get("/model/versions").json()
+    assert listing["versions"][0]["report_files"] == list(REPORT_FILES)  # the tiny model's training job wrote it
+    assert listing["versions"][0]["report_url"] == "/model/versions/1/report"
+
+    index = client.get("/model/versions/1/report")
+    assert index.status_code == 200, index.text
+    files = index.json()["files"]
+    assert index.json()["model_name"] == "tiny" and index.json()["version"] == 1
+    assert files == {name: f"/model/versions/1/report/{name}" for name in REPORT_FILES}
+
+    on_disk = store / "tiny" / "1" / REPORT_PATH
+    markdown = client.get(files["report.md"])
+    assert markdown.headers["content-type"] == "text/markdown; charset=utf-8"
+    assert markdown.text == (on_disk / "report.md").read_text()
+    assert markdown.headers["x-content-type-options"] == "nosniff"  # a test image's name is shown, never run
+    metrics = client.get(files["metrics.json"])
+    assert metrics.headers["content-type"] == "application/json"
+    assert metrics.json() == json.loads((on_disk / "metrics.json").read_text())
+    for plot in ("histogram.png", "roc.png", "grid.png", "misjudged.png"):
+        response = client.get(files[plot])
+        assert response.headers["content-type"] == "image/png", plot
+        assert Image.open(io.BytesIO(response.content)).size[0] > 300, plot
+
+
+def test_a_version_that_is_not_published_is_named_with_the_ones_that_are(client, store):
+    publish_copy(store, 2)
+    (store / "tiny" / ".tmp-3").mkdir()  # being written: not a version
+    for path in ("/model/versions/7/report", "/model/versions/7/report/report.md"):
+        assert_problem(client.get(path), 404, "model 'tiny' has no published version 7 (published: 1, 2; see "
+                                              "/model/versions)")
+    assert_problem(client.get("/model/versions/3/report/report.md"), 404, "no published version 3")
+
+
+def test_a_file_that_no_report_holds_is_refused_with_the_names_there_are(client):
+    assert_problem(client.get("/model/versions/1/report/saved_model.pb"), 422,
+                   "'report.md', 'metrics.json', 'histogram.png'")
+    assert_problem(client.get("/model/versions/one/report"), 422, "version")
+    # The rest of the version's folder is out of reach, however the path is written.
+    for path in ("/model/versions/1/report/../metadata.json", "/model/versions/1/report/%2e%2e%2fmetadata.json",
+                 "/model/versions/1/report/..%2F..%2Fassets.extra%2Fmetadata.json"):
+        response = client.get(path)
+        assert response.status_code in (404, 422) and "threshold" not in response.text, path
+
+
+def test_a_version_without_a_report_or_without_its_plots_says_so(client, store):
+    publish_copy(store, 2, lambda directory, metadata: shutil.rmtree(directory / REPORT_PATH))
+    publish_copy(store, 3, lambda directory, metadata: (directory / REPORT_PATH / "misjudged.png").unlink())
+    wait_until_ready(client, version=3)
+    versions = {entry["version"]: entry for entry in client.get("/model/versions").json()["versions"]}
+    assert (versions[2]["report_files"], versions[2]["report_url"]) == ([], None)
+    assert "misjudged.png" not in versions[3]["report_files"] and versions[3]["report_url"]
+
+    for path in ("/model/versions/2/report", "/model/versions/2/report/histogram.png"):
+        assert_problem(client.get(path), 404, "version 2 of 'tiny' has no evaluation report: a model trained on a "
+                                              "folder of images ships one only when given test folders")
+    assert_problem(client.get("/model/versions/3/report/misjudged.png"), 404,
+                   "the report of version 3 of 'tiny' has no misjudged.png (written without matplotlib, or before "
+                   "that file was added); it has report.md, metrics.json, histogram.png, roc.png, grid.png")
+    assert "misjudged.png" not in client.get("/model/versions/3/report").json()["files"]
+
+
+def test_a_version_pruned_while_its_report_is_asked_for_is_a_404(client, store):
+    publish_copy(store, 2)
+    shutil.rmtree(store / "tiny" / "2" / REPORT_PATH)
+    shutil.rmtree(store / "tiny" / "2" / "assets.extra")  # as prune leaves it midway: no longer a version
+    assert_problem(client.get("/model/versions/2/report/report.md"), 404, "no published version 2")
+
+
+def test_links_start_with_the_path_prefix_of_a_reverse_proxy(make_settings):
+    with TestClient(create_app(make_settings()), root_path="/inspection") as client:
+        wait_until_ready(client)
+        listed = client.get("/model/versions").json()["versions"][0]
+        assert listed["report_url"] == "/inspection/model/versions/1/report"
+        files = client.get("/model/versions/1/report").json()["files"]
+        assert files["roc.png"] == "/inspection/model/versions/1/report/roc.png"
