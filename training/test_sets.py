@@ -4,6 +4,7 @@ anomalous images. No TensorFlow here, so the training job reads and checks them 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str,
     if normal_root.is_relative_to(anomaly_root):
         log.info("%s is inside %s: its %d images are taken as normal, the other %d as anomalous", normals,
                  anomalies, len(normal_files), len(anomalous_files))
+    _refuse_kinds_named_normal(anomalies, anomalous_files, options)
     # An image the service would refuse (a 422) gets no verdict there, so it is neither caught nor missed:
     # it is listed apart, and the evaluation goes on without it.
     normal_images, normal_files, refused = _read_all_or_say_why(normal_files, invert, framing, normals)
@@ -74,6 +76,24 @@ def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str,
         description=f"folders {normals} (normal) and {anomalies} (anomalous)" + (", inverted" if invert else ""),
         label_kind="kind", names=[str(file) for file in normal_files + anomalous_files],
         refused={str(file): why for file, why in refused.items()})
+
+
+# Names datasets give their normal images (MVTec AD's `good`): a kind of anomaly so named is a mistake.
+NORMAL_FOLDER_NAMES = ("good", "normal", "ok", "nominal")
+
+
+def _refuse_kinds_named_normal(anomalies: Path, files: list[Path], options: tuple[str, str]) -> None:
+    """A subfolder of the anomalies named as normal images are (`test/good` when the normals were given from
+    elsewhere) would count its images as anomalies, and the report would read as if the model missed them."""
+    if anomalies.resolve().name.lower() in NORMAL_FOLDER_NAMES:
+        raise DataError(f"{options[1]} {anomalies} is named as normal images are: were {options[0]} and "
+                        f"{options[1]} swapped? Give the anomalous images as {options[1]}")
+    counts = Counter(kinds_of(anomalies, files))
+    named = sorted(kind for kind in counts if kind.lower() in NORMAL_FOLDER_NAMES)
+    if named:
+        listed = ", ".join(f"{anomalies / kind} ({counts[kind]} images)" for kind in named)
+        raise DataError(f"{options[1]} {anomalies} holds {listed}, named as normal images are: they would count as "
+                        f"anomalies. Give that folder as {options[0]}, or move it out of {anomalies}")
 
 
 def _read_all_or_say_why(files: list[Path], invert: bool, framing: str, folder: Path):

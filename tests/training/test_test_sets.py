@@ -66,3 +66,28 @@ def test_errors_name_the_folders_as_the_command_line_does(tmp_path):
     normals = _folder(tmp_path / "good", [1], seed=1)
     with pytest.raises(DataError, match=f"^--test-normals {normals} and --test-anomalies {normals} are the same"):
         folder_test_set(normals, normals, False, "pad", options=("--test-normals", "--test-anomalies"))
+
+
+def test_a_folder_of_anomalies_named_as_normal_images_are_is_refused(tmp_path):
+    # The normals given from elsewhere, and the dataset's own good/ left among the defects: its images would
+    # count as anomalies the model "missed".
+    normals = _folder(tmp_path / "train-like" / "good", [1] * 3, seed=1)
+    _folder(tmp_path / "test" / "good", [1] * 4, seed=2)
+    _folder(tmp_path / "test" / "scratch", [0] * 2, seed=3)
+    with pytest.raises(DataError) as refused:
+        folder_test_set(normals, tmp_path / "test", False, "pad")
+    assert str(refused.value) == (f"--anomalies {tmp_path / 'test'} holds {tmp_path / 'test' / 'good'} (4 images), "
+                                  "named as normal images are: they would count as anomalies. Give that folder as "
+                                  f"--normals, or move it out of {tmp_path / 'test'}")
+    # Laid out as MVTec AD is, with good/ given as the normals, it is taken as normal.
+    test_set = folder_test_set(tmp_path / "test" / "good", tmp_path / "test", False, "pad")
+    assert test_set.labels.tolist() == ["normal"] * 4 + ["scratch"] * 2
+
+
+def test_anomalies_from_a_folder_named_as_normal_images_are_ask_whether_the_options_were_swapped(tmp_path):
+    _folder(tmp_path / "OK", [1] * 3, seed=1)
+    _folder(tmp_path / "defects", [0] * 2, seed=2)
+    with pytest.raises(DataError, match=r"^--test-anomalies .*OK is named as normal images are: were --test-normals "
+                                        r"and --test-anomalies swapped\?"):
+        folder_test_set(tmp_path / "defects", tmp_path / "OK", False, "pad",
+                        options=("--test-normals", "--test-anomalies"))
