@@ -477,6 +477,11 @@ def _evaluate(args) -> int:
     if args.report.exists() and not args.report.is_dir():
         # checked before the minutes of scoring that precede writing the report
         raise _UsageError(f"--report {args.report} is a file; it takes a folder to write the report into")
+    model_dir = version_dir.resolve().parent
+    if args.report.resolve().is_relative_to(model_dir):
+        # a version's own report is its evidence as published, and the model's folder holds only versions
+        raise _UsageError(f"--report {args.report} is inside the model's folder {model_dir}, beside its versions: "
+                          "a published version's report is never rewritten; write the report elsewhere")
     for option, folder in (("--normals", args.normals), ("--anomalies", args.anomalies)) if folders else ():
         if args.report.resolve().is_relative_to(folder.resolve()):
             raise _UsageError(f"--report {args.report} is inside {option} {folder}: the next evaluation would "

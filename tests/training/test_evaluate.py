@@ -116,6 +116,17 @@ def test_a_report_path_that_is_a_file_is_refused_before_scoring(tiny_model, tmp_
     assert existing_file.read_text() == "kept"
 
 
+def test_a_report_inside_the_models_folder_is_refused_before_it_rewrites_a_versions_evidence(tiny_model, capsys):
+    published = tiny_model.path / "assets.extra" / "report"
+    before = {path.name: path.read_bytes() for path in published.iterdir()}
+    for report in (published, tiny_model.path.parent / "reports"):
+        assert main(["evaluate", "--model", str(tiny_model.path), "--report", str(report)]) == 2
+        assert (f"--report {report} is inside the model's folder {tiny_model.path.parent.resolve()}, beside its "
+                "versions: a published version's report is never rewritten" in capsys.readouterr().err)
+    assert {path.name: path.read_bytes() for path in published.iterdir()} == before
+    assert not (tiny_model.path.parent / "reports").exists()
+
+
 def test_a_threshold_of_zero_is_a_threshold_not_a_missing_one():
     metadata = {**METADATA, "thresholds_by_method": {"mse": 0.5, "kl": 0.0}}
     metrics = compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), metadata)
