@@ -19,6 +19,7 @@ def test_a_versions_report_is_listed_and_each_file_served_as_what_it_is(client, 
     listing = client.get("/model/versions").json()
     assert listing["versions"][0]["report_files"] == list(REPORT_FILES)  # the tiny model's training job wrote it
     assert listing["versions"][0]["report_url"] == "/model/versions/1/report"
+    assert client.get("/model").json()["report_url"] == "/model/versions/1/report"  # the served version's
 
     index = client.get("/model/versions/1/report")
     assert index.status_code == 200, index.text
@@ -62,6 +63,8 @@ def test_a_file_that_no_report_holds_is_refused_with_the_names_there_are(client)
 
 def test_a_version_without_a_report_or_without_its_plots_says_so(client, store):
     publish_copy(store, 2, lambda directory, metadata: shutil.rmtree(directory / REPORT_PATH))
+    wait_until_ready(client, version=2)
+    assert client.get("/model").json()["report_url"] is None
     publish_copy(store, 3, lambda directory, metadata: (directory / REPORT_PATH / "misjudged.png").unlink())
     wait_until_ready(client, version=3)
     versions = {entry["version"]: entry for entry in client.get("/model/versions").json()["versions"]}

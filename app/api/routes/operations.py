@@ -24,7 +24,7 @@ from app.api.deps import (
 from app.api.routes.reports import report_url
 from app.errors import StoreUnavailable
 from app.schemas import Health, ModelRef, Readiness, VersionList, problem_responses
-from training.catalog import read_catalog
+from training.catalog import read_catalog, report_files
 
 probes = APIRouter(tags=["operations"])
 router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
@@ -50,8 +50,10 @@ async def readyz(registry: RegistryDep) -> Readiness:
 
 @router.get("/model", responses=problem_responses(503),
             summary="Metadata of the served model version (without the calibration scores)")
-async def model(registry: RegistryDep) -> dict:
-    return registry.current.public_metadata()
+async def model(registry: RegistryDep, settings: SettingsDep, root: UrlRootDep) -> dict:
+    detector = registry.current
+    files = await asyncio.to_thread(report_files, settings.model_dir / str(detector.version))
+    return {**detector.public_metadata(), "report_url": report_url(root, detector.version) if files else None}
 
 
 @router.get("/model/versions", response_model=VersionList, summary="The published versions of the model",
