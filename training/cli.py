@@ -229,11 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="MNIST .npz for the new version's report, if the model's normal class is a "
                                   "digit (default: $MNIST_PATH, else Keras' cache)")
     recalibrate.add_argument("--no-report", action="store_true",
-                             help="publish without the MNIST evaluation report (no MNIST needed)")
+                             help="publish without an evaluation report (no MNIST, nor test folders, needed)")
     recalibrate.add_argument("--test-normals", metavar="DIR",
                              help="with --test-anomalies: the new version's report is computed on these normal "
                                   "test images (not among the images calibrated on) instead of MNIST's test set; "
-                                  "without them, a version of a model trained on a folder ships no report")
+                                  "without them, on the folders the base version was tested on, if it was and they "
+                                  "can still be read (else a model trained on a folder ships no report)")
     recalibrate.add_argument("--test-anomalies", metavar="DIR",
                              help="with --test-normals: anomalous test images, a subfolder per kind of anomaly")
     versions = commands.add_parser("versions", help="list the published versions: how each was made, its "
@@ -396,8 +397,12 @@ def _test_set(args, version_dir: Path, source: dict):
                                    _framing(version_dir, source), tuple(folders))
         check_background(test_set.images[~test_set.is_anomaly], normal_references(source))
         return test_set
+    if args.no_report:
+        return None
+    if source.get("test_folders"):
+        return _recorded_test_set(args, version_dir, source)
     normal_classes = [c for c in source["normal_classes"] if isinstance(c, int)]
-    if not normal_classes or args.no_report:
+    if not normal_classes:
         return None
     try:  # a version of an MNIST model ships its MNIST evaluation, unless asked not to
         mnist = load_mnist(args.data)
@@ -405,6 +410,33 @@ def _test_set(args, version_dir: Path, source: dict):
         raise _UsageError(f"{error}. The new version's report needs MNIST; "
                           "pass --no-report to publish without it") from error
     return mnist_test_set(mnist, normal_classes)
+
+
+def _recorded_test_set(args, version_dir: Path, source: dict):
+    """The folders the base version's report was computed on, read again, so that a version recalibrated from
+    it ships the same evidence without the folders being named at every recalibration. Folders that cannot be
+    read again (gone, emptied, not mounted in this container) leave the new version without a report, with a
+    warning: the recalibration itself does not depend on them."""
+    from training.data import check_background, normal_references
+    from training.test_sets import check_apart, folder_test_set
+
+    recorded = source["test_folders"]
+    normals, anomalies = Path(recorded["normals"]), Path(recorded["anomalies"])
+    try:
+        if args.images:  # a threshold tested on the images it was calibrated on would flatter itself
+            for folder in (normals, anomalies):
+                check_apart({"--images": Path(args.images), "the test folder": folder})
+        test_set = folder_test_set(normals, anomalies, recorded["invert"], _framing(version_dir, source),
+                                   ("the test normals", "the test anomalies"))
+        check_background(test_set.images[~test_set.is_anomaly], normal_references(source))
+    except DataError as error:
+        log.warning("no evaluation report: version %s was tested on %s (normal) and %s (anomalous), which cannot "
+                    "be read again: %s. Give --test-normals and --test-anomalies for a report", source["version"],
+                    normals, anomalies, error)
+        return None
+    log.info("the new version's report is computed on the folders version %s was tested on: %s (normal) and %s "
+             "(anomalous)%s", source["version"], normals, anomalies, ", inverted" if recorded["invert"] else "")
+    return test_set
 
 
 def _folder_normals(args, version_dir: Path, source: dict):

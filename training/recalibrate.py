@@ -167,6 +167,7 @@ def _successor_metadata(base: dict, sources: list[str]) -> dict:
     metadata["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     metadata["origin"] = {"made_by": "recalibrate", "from_version": base["version"], "sources": sources}
     metadata["test_metrics"] = None
+    metadata["test_folders"] = None  # set when this version's own report is computed on folders
     return metadata
 
 
@@ -181,6 +182,7 @@ def _publish(version_dir: Path, metadata: dict, thresholds: dict, serve, test_se
         scored = Scored.of(test_set, signature_outputs(serve, test_set.images, progress))
         metadata["test_metrics"] = test_set_metrics(scored.is_anomaly, scored.scores, thresholds,
                                                     metadata["score_method"])
+        metadata["test_folders"] = test_set.folders
 
         def write_evidence(staging: Path, stamped: dict) -> None:
             write_scored_report(scored, stamped, staging / REPORT_PATH)

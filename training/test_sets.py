@@ -24,6 +24,9 @@ class LabelledImages:
     label_kind: str = "digit"     # what a label is: "digit" or "kind"
     names: list[str] | None = None  # each image's file; None for MNIST, whose images are named x_test[i]
     refused: dict[str, str] = field(default_factory=dict)  # files the service would refuse (422), with why
+    # Where a test set of folders was read ({"normals", "anomalies", "invert"}, absolute), so that a version
+    # recalibrated from this one is tested on the same folders; None for MNIST's.
+    folders: dict | None = None
 
 
 def digit_test_set(images: np.ndarray, labels: np.ndarray, normal_classes: list[int]) -> LabelledImages:
@@ -75,7 +78,8 @@ def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str,
         is_anomaly=np.r_[np.zeros(len(normal_files), bool), np.ones(len(anomalous_files), bool)],
         description=f"folders {normals} (normal) and {anomalies} (anomalous)" + (", inverted" if invert else ""),
         label_kind="kind", names=[str(file) for file in normal_files + anomalous_files],
-        refused={str(file): why for file, why in refused.items()})
+        refused={str(file): why for file, why in refused.items()},
+        folders={"normals": str(normal_root), "anomalies": str(anomaly_root), "invert": invert})
 
 
 # Names datasets give their normal images (MVTec AD's `good`): a kind of anomaly so named is a mistake.

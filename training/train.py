@@ -252,6 +252,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
         "validation_auroc_by_method": validation_aurocs,
         "data": {"source": data.source, "sha256": data.fingerprint},
         "test_metrics": test_metrics,
+        "test_folders": data.test_set.folders if test_metrics is not None else None,
         "reference_images": _reference_images(data, lambda images: _with_primary(scores_of(images), method)),
         "library_versions": _library_versions(),
     }

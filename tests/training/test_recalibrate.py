@@ -136,7 +136,7 @@ def test_the_service_loads_and_self_checks_a_recalibrated_version(version_dir):
 
 
 def _image_folder(path, images):
-    path.mkdir()
+    path.mkdir(parents=True)
     for i, image in enumerate(images):
         Image.fromarray(image).save(path / f"{i:03d}.png")
     return path
@@ -371,3 +371,49 @@ def test_cli_refuses_test_folders_that_cannot_make_a_report(version_dir, tmp_pat
     assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), *options]) == 2
     assert message.replace("NORMALS", str(folder)) in capsys.readouterr().err
     assert list_versions(version_dir.parent) == [1]
+
+
+def test_a_version_tested_on_folders_is_recalibrated_with_a_report_on_the_same_folders(version_dir, tmp_path,
+                                                                                       caplog):
+    test = tmp_path / "test"
+    _image_folder(test / "good", make_images(np.ones(15, int), seed=21))
+    _image_folder(test / "defects" / "ring", make_images(np.zeros(5, int), seed=22))
+    recorded = {"normals": str(test / "good"), "anomalies": str(test / "defects"), "invert": False}
+    metadata_file = version_dir / "assets.extra" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata_file.write_text(json.dumps({**metadata, "test_folders": recorded}))  # as train --test-normals records
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+
+    with caplog.at_level("INFO", logger="training.cli"):
+        assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--target-fpr", "0.1"]) == 0
+    assert (f"the new version's report is computed on the folders version 1 was tested on: {test / 'good'} (normal) "
+            f"and {test / 'defects'} (anomalous)") in caplog.text
+    second = read_metadata(version_dir.parent / "2")
+    assert second["test_folders"] == recorded and second["test_metrics"]["n_anomalous"] == 5
+    report = json.loads((version_dir.parent / "2" / "assets.extra" / "report" / "metrics.json").read_text())
+    assert report["n_by_anomaly_kind"] == {"ring": 5} and report["model"]["version"] == 2
+
+    # Folders gone (or not mounted in this container): the recalibration goes on, without a report, and says why.
+    shutil.rmtree(test)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="training.cli"):
+        assert main(["recalibrate", "--model", str(version_dir.parent / "2"), "--images", str(folder),
+                     "--target-fpr", "0.1"]) == 0
+    assert (f"no evaluation report: version 2 was tested on {test / 'good'} (normal) and {test / 'defects'} "
+            "(anomalous), which cannot be read again: image folder not found") in caplog.text
+    third = read_metadata(version_dir.parent / "3")
+    assert third["test_metrics"] is None and third["test_folders"] is None
+    assert not (version_dir.parent / "3" / "assets.extra" / "report").exists()
+
+
+def test_no_report_leaves_the_recorded_test_folders_unread(version_dir, tmp_path, caplog):
+    metadata_file = version_dir / "assets.extra" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    recorded = {"normals": str(tmp_path / "gone"), "anomalies": str(tmp_path / "gone-too"), "invert": False}
+    metadata_file.write_text(json.dumps({**metadata, "test_folders": recorded}))
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    with caplog.at_level("INFO", logger="training.cli"):
+        assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--target-fpr", "0.1",
+                     "--no-report"]) == 0
+    assert "tested on" not in caplog.text
+    assert read_metadata(version_dir.parent / "2")["test_folders"] is None
