@@ -404,3 +404,19 @@ def test_serves_a_model_of_its_own_images_that_one_variable_names(stack, tmp_pat
     assert {"report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png"} <= set(report), report
     histogram = api.get(report["histogram.png"])
     assert histogram.headers["content-type"] == "image/png" and Image.open(io.BytesIO(histogram.content)).size[0] > 600
+
+    # Recalibrated on other normal images, without naming the test folders: the new version is tested on the
+    # folders version 1 was tested on (/test, mounted from TEST_DIR as when training).
+    normals = tmp_path_factory.mktemp("own-normals")
+    with np.load(stack["mnist"]) as data:
+        for i, picture in enumerate(data["x_train"][data["y_train"] == 1][600:750]):
+            (normals / f"{i:03d}.png").write_bytes(_png(picture))
+            (normals / f"{i:03d}.png").chmod(0o644)
+    normals.chmod(0o755)
+    _run([*compose, "--profile", "train", "run", "--rm", "recalibrate"], {**env, "NORMALS_DIR": str(normals)},
+         timeout=600)
+    listing = json.loads(_run([*compose, "--profile", "train", "run", "--rm", "versions", "--json"], env,
+                              timeout=300).stdout)
+    newest = listing["versions"][0]
+    assert newest["version"] == 2 and newest["made_by"] == "recalibrate version 1" and newest["test_auroc"] > 0.9
+    assert "histogram.png" in newest["report_files"]
