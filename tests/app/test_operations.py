@@ -15,7 +15,7 @@ def test_every_path_that_takes_get_answers_head_with_its_headers_and_no_body(cli
     paths = ["/", "/healthz", "/readyz", "/model", "/model/versions", "/results", "/results/summary", "/docs",
              "/review-queue", result["result_url"], result["reconstruction_url"], result["panel_url"],
              "/results/" + "0" * 32, "/model/versions/1/report", "/model/versions/1/report/roc.png",
-             "/model/versions/1/report/report.md"]
+             "/model/versions/1/report/report.md", "/model/versions/1/report/report.html"]
     for path in paths:
         get, head = client.get(path, follow_redirects=False), client.head(path, follow_redirects=False)
         assert (head.status_code, head.content) == (get.status_code, b""), path

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import create_app
+from app.report_page import CONTENT_SECURITY_POLICY, render_report_page
 from tests.app.conftest import publish_copy, wait_until_ready
 from tests.app.test_score import assert_problem
 from training.store import REPORT_FILES, REPORT_PATH
@@ -25,7 +27,7 @@ def test_a_versions_report_is_listed_and_each_file_served_as_what_it_is(client, 
     assert index.status_code == 200, index.text
     files = index.json()["files"]
     assert index.json()["model_name"] == "tiny" and index.json()["version"] == 1
-    assert files == {name: f"/model/versions/1/report/{name}" for name in REPORT_FILES}
+    assert files == {name: f"/model/versions/1/report/{name}" for name in ("report.html", *REPORT_FILES)}
 
     on_disk = store / "tiny" / "1" / REPORT_PATH
     markdown = client.get(files["report.md"])
@@ -94,3 +96,19 @@ def test_links_start_with_the_path_prefix_of_a_reverse_proxy(make_settings):
         assert listed["report_url"] == "/inspection/model/versions/1/report"
         files = client.get("/model/versions/1/report").json()["files"]
         assert files["roc.png"] == "/inspection/model/versions/1/report/roc.png"
+
+
+def test_the_report_is_one_web_page_with_its_plots(client, store):
+    page = client.get("/model/versions/1/report/report.html")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    markdown = (store / "tiny" / "1" / REPORT_PATH / "report.md").read_text()
+    assert page.text == render_report_page(markdown, ["histogram.png", "roc.png", "grid.png", "misjudged.png"])
+    for plot in re.findall(r'<img src="([^"]+)"', page.text):  # each plot is found beside the page
+        assert client.get(f"/model/versions/1/report/{plot}").headers["content-type"] == "image/png"
+
+
+def test_a_report_without_its_markdown_has_no_page(client, store):
+    publish_copy(store, 2, lambda directory, metadata: (directory / REPORT_PATH / "report.md").unlink())
+    assert "report.html" not in client.get("/model/versions/2/report").json()["files"]
+    assert_problem(client.get("/model/versions/2/report/report.html"), 404, "has no report.md")

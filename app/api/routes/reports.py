@@ -17,14 +17,17 @@ from fastapi.responses import Response
 from app.api.deps import SettingsDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
 from app.config import Settings
 from app.errors import NotFound
+from app.report_page import CONTENT_SECURITY_POLICY, render_report_page
 from app.schemas import VersionReport, problem_responses
 from training.catalog import report_files
 from training.store import REPORT_FILES, REPORT_PATH, list_versions
 
 router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
 
-ReportFile = Literal[REPORT_FILES]
-_MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".json": "application/json", ".png": "image/png"}
+PAGE = "report.html"  # report.md as a web page with the plots: rendered here, not stored
+ReportFile = Literal[(PAGE, *REPORT_FILES)]
+_MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
+                ".json": "application/json", ".png": "image/png"}
 # Shown as what they are, never run: report.md quotes the names of a user's test images.
 _HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"}
 
@@ -52,7 +55,13 @@ def _index(settings: Settings, version: int) -> list[str]:
     files = report_files(_version_dir(settings, version))
     if not files:
         raise _no_report(settings, version)
-    return files
+    return [PAGE, *files] if "report.md" in files else files
+
+
+def _page(settings: Settings, version: int) -> bytes:
+    markdown = _read(settings, version, "report.md").decode()
+    plots = [name for name in report_files(settings.model_dir / str(version)) if name.endswith(".png")]
+    return render_report_page(markdown, plots).encode()
 
 
 def _read(settings: Settings, version: int, name: str) -> bytes:
@@ -80,9 +89,14 @@ async def version_report(version: int, settings: SettingsDep, root: UrlRootDep) 
             responses={200: {"content": {media_type: {} for media_type in _MEDIA_TYPES.values()}},
                        **problem_responses(404, 422)},
             summary="One file of a version's evaluation report",
-            description="`report.md` (the figures as text), `metrics.json` (every figure), and the plots: "
+            description="`report.html` (the report as one web page, with its plots: for a browser), "
+                        "`report.md` (the figures as text), `metrics.json` (every figure), and the plots: "
                         "`histogram.png`, `roc.png`, `grid.png` (original, reconstruction and difference of test "
                         "images) and `misjudged.png` (the worst false alarms and missed anomalies).")
 async def version_report_file(version: int, name: ReportFile, settings: SettingsDep) -> Response:
-    content = await asyncio.to_thread(_read, settings, version, name)
-    return Response(content, media_type=_MEDIA_TYPES[Path(name).suffix], headers=_HEADERS)
+    if name == PAGE:
+        content = await asyncio.to_thread(_page, settings, version)
+        headers = {**_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
+    else:
+        content, headers = await asyncio.to_thread(_read, settings, version, name), _HEADERS
+    return Response(content, media_type=_MEDIA_TYPES[Path(name).suffix], headers=headers)
