@@ -74,11 +74,11 @@ def test_a_version_without_a_report_or_without_its_plots_says_so(client, store):
     assert "misjudged.png" not in versions[3]["report_files"] and versions[3]["report_url"]
 
     for path in ("/model/versions/2/report", "/model/versions/2/report/histogram.png"):
-        assert_problem(client.get(path), 404, "version 2 of 'tiny' has no evaluation report: a model trained on a "
-                                              "folder of images ships one only when given test folders")
+        assert_problem(client.get(path), 404, "version 2 of 'tiny' has no evaluation report: it was published "
+                                              "without labelled test images (recalibrate --no-report")
     assert_problem(client.get("/model/versions/3/report/misjudged.png"), 404,
                    "the report of version 3 of 'tiny' has no misjudged.png (written without matplotlib, or before "
-                   "that file was added); it has report.md, metrics.json, histogram.png, roc.png, grid.png")
+                   "that plot was added); it has report.md, metrics.json, histogram.png, roc.png, grid.png")
     assert "misjudged.png" not in client.get("/model/versions/3/report").json()["files"]
 
 
@@ -111,4 +111,4 @@ def test_the_report_is_one_web_page_with_its_plots(client, store):
 def test_a_report_without_its_markdown_has_no_page(client, store):
     publish_copy(store, 2, lambda directory, metadata: (directory / REPORT_PATH / "report.md").unlink())
     assert "report.html" not in client.get("/model/versions/2/report").json()["files"]
-    assert_problem(client.get("/model/versions/2/report/report.html"), 404, "has no report.md")
+    assert_problem(client.get("/model/versions/2/report/report.html"), 404, "has no report.md; it has metrics.json")

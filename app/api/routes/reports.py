@@ -47,8 +47,9 @@ def _version_dir(settings: Settings, version: int) -> Path:
 
 
 def _no_report(settings: Settings, version: int) -> NotFound:
-    return NotFound(f"version {version} of {settings.model_name!r} has no evaluation report: a model trained on a "
-                    "folder of images ships one only when given test folders (--test-normals, --test-anomalies)")
+    return NotFound(f"version {version} of {settings.model_name!r} has no evaluation report: it was published "
+                    "without labelled test images (recalibrate --no-report, or a model of a folder of images without "
+                    "--test-normals and --test-anomalies)")
 
 
 def _index(settings: Settings, version: int) -> list[str]:
@@ -72,8 +73,9 @@ def _read(settings: Settings, version: int, name: str) -> bytes:
         files = report_files(version_dir)
         if not files:
             raise _no_report(settings, version) from None
-        raise NotFound(f"the report of version {version} of {settings.model_name!r} has no {name} (written "
-                       f"without matplotlib, or before that file was added); it has {', '.join(files)}") from None
+        why = " (written without matplotlib, or before that plot was added)" if name.endswith(".png") else ""
+        raise NotFound(f"the report of version {version} of {settings.model_name!r} has no {name}{why}; it has "
+                       f"{', '.join(files)}") from None
 
 
 @router.get("/model/versions/{version}/report", response_model=VersionReport, responses=problem_responses(404, 422),
