@@ -42,7 +42,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     VAE_RESULTS_DB=/srv/data/results.db
 USER 10001:10001
 
-# ---- jobs: the runtime plus matplotlib (~50 MB, in a layer of its own), so that the reports the jobs write
+# ---- jobs: the runtime plus matplotlib (~70 MB, in a layer of its own), so that the reports the jobs write
 # (each trained version's, evaluate's) have their plots. The service does not draw plots: its image has none.
 FROM runtime AS jobs
 USER 0
