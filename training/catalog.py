@@ -116,6 +116,10 @@ def format_catalog(catalog: Catalog) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
                   for row in rows]
+        reported = [str(s.version) for s in catalog.versions if s.report_files]
+        if reported:
+            lines.append(f"Evaluation reports (of versions {', '.join(reported)}): {catalog.model_dir}/<version>/"
+                         f"{REPORT_PATH}/, and on a service: /model/versions/<version>/report/report.html")
     else:
         lines.append(f"{catalog.model_dir}: no published version")
     if catalog.not_served:

@@ -10,7 +10,7 @@ from training.cli import main
 from training.data import fingerprint
 from training.recalibrate import NormalImages, recalibrate_and_publish
 from training.rollback import roll_back
-from training.store import METADATA_PATH, read_metadata
+from training.store import METADATA_PATH, REPORT_FILES, read_metadata
 
 
 @pytest.fixture
@@ -43,6 +43,10 @@ def test_each_version_says_how_it_was_made_and_what_it_flags_at(model_dir, tiny_
     assert by_version[3].source_thresholds == {"line-3": line["threshold"]}
     assert by_version[4].source_thresholds == {}  # version 2's, which had none
     assert by_version[1].test_auroc == tiny_model.metadata["test_metrics"]["auroc"]
+    # Recalibrated without labelled test images, and version 4 a copy of 2: only version 1 has a report
+    assert [by_version[v].report_files for v in (1, 2, 3, 4)] == [list(REPORT_FILES), [], [], []]
+    assert (f"Evaluation reports (of versions 1): {model_dir}/<version>/assets.extra/report/, and on a service: "
+            "/model/versions/<version>/report/report.html") in format_catalog(catalog)
     assert catalog.not_served == {}
 
 
