@@ -50,6 +50,13 @@ def test_a_version_that_is_not_published_is_named_with_the_ones_that_are(client,
         assert_problem(client.get(path), 404, "model 'tiny' has no published version 7 (published: 1, 2; see "
                                               "/model/versions)")
     assert_problem(client.get("/model/versions/3/report/report.md"), 404, "no published version 3")
+    for version in range(3, 9):
+        (store / "tiny" / str(version)).mkdir()  # incomplete: not versions
+    publish_copy(store, 40)
+    for version in range(41, 46):
+        publish_copy(store, version)
+    assert_problem(client.get("/model/versions/7/report"), 404, "model 'tiny' has no published version 7 "
+                   "(published: 8 versions, 1 to 45; the newest 41, 42, 43, 44, 45; see /model/versions)")
 
 
 def test_a_file_that_no_report_holds_is_refused_with_the_names_there_are(client):

@@ -40,7 +40,9 @@ def _version_dir(settings: Settings, version: int) -> Path:
     """The version's folder; NotFound, saying which versions there are, if it is not published."""
     published = list_versions(settings.model_dir)
     if version not in published:
-        listed = ", ".join(map(str, published)) if published else "none"
+        listed = ", ".join(map(str, published[-5:])) if published else "none"
+        if len(published) > 5:  # a store of hundreds of versions: the newest say enough
+            listed = f"{len(published)} versions, {published[0]} to {published[-1]}; the newest {listed}"
         raise NotFound(f"model {settings.model_name!r} has no published version {version} (published: {listed}; "
                        "see /model/versions)")
     return settings.model_dir / str(version)
