@@ -1,7 +1,8 @@
 """Evaluate an exported model version through its SavedModel only: on the MNIST test set, or on folders of
 the user's own normal and anomalous images.
 
-Writes metrics.json, report.md and four plots (histogram.png, roc.png, grid.png, misjudged.png) into a folder.
+Writes metrics.json, report.md, four plots (histogram.png, roc.png, grid.png, misjudged.png) and report.html
+(report.md as one web page with the plots) into a folder.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from training.metrics import (
     rates_at_threshold,
 )
 from training.preprocessing import framing_of_version, to_model_input
+from training.report_page import REPORT_PAGE, render_report_page
 from training.store import REPORT_PLOTS, read_metadata
 from training.test_sets import LabelledImages, digit_test_set, folder_test_set, mnist_test_set
 
@@ -298,12 +300,15 @@ def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dic
     for name in REPORT_PLOTS:  # an earlier report's plots beside this one's figures would contradict them
         (report_dir / name).unlink(missing_ok=True)
     (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (report_dir / "report.md").write_text(render_markdown(metrics))
+    markdown = render_markdown(metrics)
+    (report_dir / "report.md").write_text(markdown)
     try:
         from training.report import write_plots
         write_plots(scored, metadata, metrics, report_dir)
     except ImportError:
         log.warning("matplotlib is not installed: plots skipped (pip install '.[report]' for them)")
+    plots = [name for name in REPORT_PLOTS if (report_dir / name).is_file()]
+    (report_dir / REPORT_PAGE).write_text(render_report_page(markdown, plots))
     return metrics
 
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import create_app
-from app.report_page import CONTENT_SECURITY_POLICY, render_report_page
+from training.report_page import CONTENT_SECURITY_POLICY, render_report_page
 from tests.app.conftest import publish_copy, wait_until_ready
 from tests.app.test_score import assert_problem
 from training.store import REPORT_FILES, REPORT_PATH

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from training.evaluate import Scored, compute_metrics, render_markdown
 from training.metrics import roc_curve
 from training.test_sets import LabelledImages
 
-REPORT_FILES = {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png"}
+REPORT_FILES = {"metrics.json", "report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png", "report.html"}
 
 
 def _scored(normal_scores, anomaly_scores, anomaly_labels):
@@ -379,7 +380,19 @@ def test_an_earlier_reports_plots_are_not_left_beside_a_new_report_without_plots
 
     monkeypatch.setattr(builtins, "__import__", without_matplotlib)
     write_scored_report(_scored([0.1, 0.8], [0.6, 0.7], [7, 9]), METADATA, tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "report.md", "notes.txt"}
+    assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "report.md", "report.html", "notes.txt"}
+    assert "<img" not in (tmp_path / "report.html").read_text()  # the page shows no plot that is gone
+
+
+def test_the_report_folder_holds_the_report_as_one_page_with_its_plots(tmp_path):
+    from training.evaluate import write_scored_report
+    from training.report_page import render_report_page
+
+    write_scored_report(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert page == render_report_page((tmp_path / "report.md").read_text(),
+                                      ["histogram.png", "roc.png", "grid.png", "misjudged.png"])
+    assert all((tmp_path / name).is_file() for name in re.findall(r'<img src="([^"]+)"', page))
 
 
 def test_the_report_says_what_was_normal_in_words():

@@ -17,14 +17,14 @@ from fastapi.responses import Response
 from app.api.deps import SettingsDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
 from app.config import Settings
 from app.errors import NotFound
-from app.report_page import CONTENT_SECURITY_POLICY, render_report_page
+from training.report_page import CONTENT_SECURITY_POLICY, REPORT_PAGE, render_report_page
 from app.schemas import VersionReport, problem_responses
 from training.catalog import report_files
 from training.store import REPORT_FILES, REPORT_PATH, list_versions
 
 router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
 
-PAGE = "report.html"  # report.md as a web page with the plots: rendered here, not stored
+PAGE = REPORT_PAGE  # report.md as a web page with the plots: rendered here, from report.md, as asked for
 ReportFile = Literal[(PAGE, *REPORT_FILES)]
 _MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; charset=utf-8",
                 ".json": "application/json", ".png": "image/png"}

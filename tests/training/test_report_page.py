@@ -1,10 +1,10 @@
-"""app/report_page.py: report.md as one web page, with its plots."""
+"""training/report_page.py: report.md as one web page, with its plots."""
 
 import base64
 import hashlib
 import re
 
-from app.report_page import CONTENT_SECURITY_POLICY, render_report_page
+from training.report_page import CONTENT_SECURITY_POLICY, render_report_page
 
 MARKDOWN = """# Evaluation of parts version 2
 

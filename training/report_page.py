@@ -1,9 +1,10 @@
-"""report.html: a version's report.md as one web page with its plots, for a person reading it in a browser.
+"""report.html: a report's report.md as one web page with its plots, for a person reading it in a browser.
 
-Rendered from report.md when asked for, so versions published before the page existed have it too. The
-evaluation writes report.md in a small subset of Markdown (headings, paragraphs, **bold**, `code`, pipe tables),
-and only that subset is read. Every piece of text is escaped: the report quotes the names of a user's test
-images, which could hold markup.
+`evaluate` writes it beside report.md, and the service renders it from a version's report.md when asked for
+(so versions published before the page existed have it too, and its style always matches the policy the
+service sends). The evaluation writes report.md in a small subset of Markdown (headings, paragraphs, **bold**,
+`code`, pipe tables), and only that subset is read. Every piece of text is escaped: the report quotes the names
+of a user's test images, which could hold markup. No TensorFlow here: the service imports it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ PLOT_CAPTIONS = {
     "grid.png": "Sample test images: original, reconstruction and difference, with score and verdict",
     "misjudged.png": "The worst false alarms and missed anomalies at the threshold",
 }
+REPORT_PAGE = "report.html"
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")  # report.md writes a | inside a cell as \|
 
 
