@@ -17,9 +17,9 @@ from fastapi.responses import Response
 from app.api.deps import SettingsDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
 from app.config import Settings
 from app.errors import NotFound
-from training.report_page import CONTENT_SECURITY_POLICY, REPORT_PAGE, render_report_page
 from app.schemas import VersionReport, problem_responses
 from training.catalog import report_files
+from training.report_page import CONTENT_SECURITY_POLICY, REPORT_PAGE, render_report_page
 from training.store import REPORT_FILES, REPORT_PATH, list_versions
 
 router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
