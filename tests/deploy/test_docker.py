@@ -265,7 +265,8 @@ def test_evaluates_the_served_version_on_folders_of_test_images(stack, tmp_path_
     assert metrics["n_normal"] == 100 and metrics["n_by_anomaly_kind"] == {"nine": 40, "seven": 30}
     assert metrics["primary"]["auroc"] > 0.9  # a version trained for 3 epochs, recalibrated
     written = {path.name: path for path in reports.iterdir()}
-    assert {"report.md", "histogram.png", "roc.png", "grid.png", "misjudged.png"} <= set(written), sorted(written)
+    assert {"report.md", "report.html", "histogram.png", "roc.png", "grid.png", "misjudged.png"} <= set(written), \
+        sorted(written)
     assert all(path.stat().st_uid == uid for path in written.values())
     assert Image.open(written["histogram.png"]).size[0] > 600  # a plot, drawn
 
