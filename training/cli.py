@@ -399,7 +399,7 @@ def _test_set(args, version_dir: Path, source: dict):
         return test_set
     if args.no_report:
         return None
-    if source.get("test_folders"):
+    if source.get("test_folders") and args.data is None:  # --data asks for MNIST's test set instead
         return _recorded_test_set(args, version_dir, source)
     normal_classes = [c for c in source["normal_classes"] if isinstance(c, int)]
     if not normal_classes:

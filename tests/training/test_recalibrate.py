@@ -406,6 +406,19 @@ def test_a_version_tested_on_folders_is_recalibrated_with_a_report_on_the_same_f
     assert not (version_dir.parent / "3" / "assets.extra" / "report").exists()
 
 
+def test_data_asks_for_mnists_test_set_instead_of_the_recorded_folders(version_dir, tmp_path, tiny_config):
+    metadata_file = version_dir / "assets.extra" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    recorded = {"normals": str(tmp_path / "gone"), "anomalies": str(tmp_path / "gone-too"), "invert": False}
+    metadata_file.write_text(json.dumps({**metadata, "test_folders": recorded}))  # an MNIST model tested on folders
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+    assert main(["recalibrate", "--model", str(version_dir), "--images", str(folder), "--target-fpr", "0.1",
+                 "--data", tiny_config.data]) == 0
+    report = json.loads((version_dir.parent / "2" / "assets.extra" / "report" / "metrics.json").read_text())
+    assert report["test_set"] == "MNIST test set"
+    assert read_metadata(version_dir.parent / "2")["test_folders"] is None
+
+
 def test_no_report_leaves_the_recorded_test_folders_unread(version_dir, tmp_path, caplog):
     metadata_file = version_dir / "assets.extra" / "metadata.json"
     metadata = json.loads(metadata_file.read_text())
