@@ -16,8 +16,9 @@ from training.calibration import CalibrationError
 from training.config import ARCHITECTURES, SCORE_METHODS, TrainConfig
 from training.data import DataError
 from training.framing import FRAMINGS
+from training.report_page import REPORT_PAGE
 from training.sources import SOURCE_RULE, is_source_name
-from training.store import MODEL_NAME_RULE, is_model_name
+from training.store import MODEL_NAME_RULE, REPORT_PATH, is_model_name
 
 DEFAULTS = TrainConfig()
 log = logging.getLogger(__name__)
@@ -310,7 +311,8 @@ def _recalibrate(args) -> int:
     summary = {"version": published.version, "path": str(published.path),
                "recalibrated_from": source["version"], "for_source": args.for_source,
                "n_images": len(normals.images), "score_method": metadata["score_method"],
-               **_calibration_summary(calibrated), "test_metrics": _headline(metadata["test_metrics"])}
+               **_calibration_summary(calibrated), "test_metrics": _headline(metadata["test_metrics"]),
+               "report": _report_page(published.path / REPORT_PATH)}
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -363,9 +365,16 @@ def _recalibrate_every_source(args, version_dir: Path, source: dict) -> int:
                "sources": {name: {"n_images": len(normals[name].images),
                                   **_calibration_summary(metadata["source_calibrations"][name])}
                            for name in normals},
-               "skipped_sources": skipped, "test_metrics": _headline(metadata["test_metrics"])}
+               "skipped_sources": skipped, "test_metrics": _headline(metadata["test_metrics"]),
+               "report": _report_page(published.path / REPORT_PATH)}
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def _report_page(report_dir: Path) -> str | None:
+    """The report as one web page, to open in a browser; None if there is no report."""
+    page = report_dir / REPORT_PAGE
+    return str(page) if page.is_file() else None
 
 
 def _calibration_summary(calibrated: dict) -> dict:
@@ -526,9 +535,9 @@ def _evaluate(args) -> int:
     except ValueError as error:  # a version not trained on MNIST classes, or of an unknown framing
         raise _UsageError(str(error)) from error
     primary = metrics["primary"]
-    print(json.dumps({"report": str(args.report), "auroc": primary["auroc"], "fpr": primary["fpr"],
-                      "tpr": primary["tpr"], "n_normal": metrics["n_normal"], "n_anomalous": metrics["n_anomalous"],
-                      "n_refused": len(metrics["refused"])}, indent=1))
+    print(json.dumps({"report": str(args.report), "page": _report_page(args.report), "auroc": primary["auroc"],
+                      "fpr": primary["fpr"], "tpr": primary["tpr"], "n_normal": metrics["n_normal"],
+                      "n_anomalous": metrics["n_anomalous"], "n_refused": len(metrics["refused"])}, indent=1))
     return 0
 
 
@@ -556,7 +565,8 @@ def _train(args) -> int:
                "threshold": published.metadata["threshold"],
                "test_metrics": {k: v for k, v in (published.metadata["test_metrics"] or {}).items()
                                 if k != "by_method"},
-               "seconds": published.metadata["training"]["seconds"]}
+               "seconds": published.metadata["training"]["seconds"],
+               "report": _report_page(published.path / REPORT_PATH)}
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -89,7 +89,9 @@ def test_evaluate_command_writes_the_report(tiny_model, synthetic_mnist, tmp_pat
                  "--report", str(tmp_path / "report")])
     assert code == 0
     assert {p.name for p in (tmp_path / "report").iterdir()} == REPORT_FILES
-    assert json.loads(capsys.readouterr().out)["auroc"] == pytest.approx(tiny_model.metadata["test_metrics"]["auroc"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["auroc"] == pytest.approx(tiny_model.metadata["test_metrics"]["auroc"])
+    assert printed["page"] == str(tmp_path / "report" / "report.html")  # the one file to open
 
 
 def test_evaluate_command_errors(tmp_path, capsys):

@@ -339,7 +339,7 @@ def test_cli_for_a_source_reports_that_sources_thresholds(version_dir, tmp_path,
     entry = read_metadata(version_dir.parent / "2")["source_calibrations"]["camera-2"]
     assert summary["for_source"] == "camera-2" and summary["threshold"] == entry["threshold"]
     assert summary["previous_threshold"] == read_metadata(version_dir)["threshold"]
-    assert summary["target_fpr"] == 0.1
+    assert summary["target_fpr"] == 0.1 and summary["report"] is None  # --no-report
 
 
 def test_cli_computes_the_new_versions_report_on_test_folders(version_dir, tmp_path, capsys):
@@ -356,6 +356,7 @@ def test_cli_computes_the_new_versions_report_on_test_folders(version_dir, tmp_p
     metrics = json.loads((version_dir.parent / "2" / "assets.extra" / "report" / "metrics.json").read_text())
     assert metrics["n_by_anomaly_kind"] == {"ring": 5}
     assert metrics["model"]["version"] == 2 and metrics["primary"]["auroc"] == summary["test_metrics"]["auroc"]
+    assert summary["report"] == str(version_dir.parent / "2" / "assets.extra" / "report" / "report.html")
 
 
 @pytest.mark.parametrize(("options", "message"), [
