@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the --normals and --anomalies are dark on light (scans, drawings on white): "
                                "invert them, as ?invert=true does when scoring")
     evaluate.add_argument("--report", type=Path, default=Path("reports"), metavar="DIR",
-                          help="where to write metrics.json, report.md and the plots (default: reports/)")
+                          help="where to write metrics.json, report.md, the plots and report.html (default: "
+                               "reports/)")
     recalibrate = commands.add_parser(
         "recalibrate", help="publish a version's model again, with its threshold calibrated on new normal images")
     normals = recalibrate.add_mutually_exclusive_group(required=True)
