@@ -19,6 +19,7 @@ from training.framing import FRAMINGS
 from training.report_page import REPORT_PAGE
 from training.sources import SOURCE_RULE, is_source_name
 from training.store import MODEL_NAME_RULE, REPORT_PATH, is_model_name
+from training.writable import FolderNotWritable, check_writable
 
 DEFAULTS = TrainConfig()
 log = logging.getLogger(__name__)
@@ -295,6 +296,7 @@ def _recalibrate(args) -> int:
         raise _UsageError("--even-if-flagged applies to --images; the stored results need no such word, as a "
                           "person reviewed every flagged one used")
     version_dir = _version_dir(args)
+    check_writable(version_dir.parent, "the model's folder")  # the new version goes beside the one it is made from
     source = read_metadata(version_dir)
     if args.every_source:
         return _recalibrate_every_source(args, version_dir, source)
@@ -528,6 +530,7 @@ def _evaluate(args) -> int:
         if args.report.resolve().is_relative_to(folder.resolve()):
             raise _UsageError(f"--report {args.report} is inside {option} {folder}: the next evaluation would "
                               "read the report's plots as test images; write it elsewhere")
+    check_writable(args.report, "--report")
     try:
         if folders:
             metrics = evaluate_folders(version_dir, args.normals, args.anomalies, args.report, args.invert)
@@ -554,6 +557,7 @@ def _train(args) -> int:
     if args.calibration_fraction + args.validation_fraction >= 1:
         raise _UsageError(f"--calibration-fraction ({args.calibration_fraction}) and --validation-fraction "
                           f"({args.validation_fraction}) would hold out every image; they must add up to less than 1")
+    check_writable(args.store / args.name, "the model's folder")
     normal = sorted({d for group in (args.normal or [[1]]) for d in group})
     config = TrainConfig(normal=normal, **{k: v for k, v in vars(args).items()
                                            if k not in ("command", "normal")})
@@ -590,7 +594,9 @@ def _versions(args) -> int:
 def _rollback(args) -> int:
     from training.rollback import roll_back
 
-    published = roll_back(_model_dir(args), args.to)
+    model_dir = _model_dir(args)
+    check_writable(model_dir, "the model's folder")
+    published = roll_back(model_dir, args.to)
     origin = published.metadata["origin"]
     print(json.dumps({"version": published.version, "path": str(published.path),
                       "copy_of": origin["from_version"], "replaced_version": origin["replaced_version"],
@@ -602,7 +608,10 @@ def _rollback(args) -> int:
 def _prune(args) -> int:
     from training.prune import prune
 
-    pruning = prune(_model_dir(args), args.keep, frozenset(args.keep_version), dry_run=args.dry_run)
+    model_dir = _model_dir(args)
+    if not args.dry_run:
+        check_writable(model_dir, "the model's folder")
+    pruning = prune(model_dir, args.keep, frozenset(args.keep_version), dry_run=args.dry_run)
     print(json.dumps({"kept": pruning.kept, "would_remove" if args.dry_run else "removed": pruning.removed,
                       "freed_bytes": pruning.freed_bytes}, indent=1))
     return 0
@@ -618,6 +627,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return COMMANDS[args.command](args)
-    except (_UsageError, DataError, CalibrationError) as error:  # the user can fix: exit 2
+    except (_UsageError, DataError, CalibrationError, FolderNotWritable) as error:  # the user can fix: exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2

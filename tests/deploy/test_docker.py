@@ -255,9 +255,19 @@ def test_evaluates_the_served_version_on_folders_of_test_images(stack, tmp_path_
     uid = os.getuid() or 23456
     for path in [test, reports, *test.rglob("*")]:
         os.chown(path, uid, uid)
+    evaluate = [*compose, "--profile", "train", "run", "--rm", "--user", f"{uid}:{uid}", "evaluate",
+                "--normals", "/test/good", "--anomalies", "/test/defects"]
+    # A REPORTS_DIR that does not exist yet: Docker makes it, as root's, and the job says so before scoring
+    not_made = reports.parent / f"{reports.name}-not-made"
+    refused = _run(evaluate, {**stack["env"], "TEST_DIR": str(test), "REPORTS_DIR": str(not_made)}, timeout=600,
+                   check=False)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert (f"error: --report /reports: cannot write into /reports, which belongs to uid 0 (mode 755), and this job "
+            f"runs as uid {uid}" in refused.stderr), refused.stderr[-2000:]
+    assert "create it first as your own user (mkdir -p)" in refused.stderr
+    assert not_made.stat().st_uid == 0 and list(not_made.iterdir()) == []
     env = {**stack["env"], "TEST_DIR": str(test), "REPORTS_DIR": str(reports)}
-    _run([*compose, "--profile", "train", "run", "--rm", "--user", f"{uid}:{uid}", "evaluate",
-          "--normals", "/test/good", "--anomalies", "/test/defects"], env, timeout=600)
+    _run(evaluate, env, timeout=600)
     metrics = json.loads((reports / "metrics.json").read_text())
     print(f"evaluate in Docker: version {metrics['model']['version']}, AUROC {metrics['primary']['auroc']:.4f}",
           flush=True)
