@@ -430,7 +430,7 @@ def _recorded_test_set(args, version_dir: Path, source: dict):
     read again (gone, emptied, not mounted in this container) leave the new version without a report, with a
     warning: the recalibration itself does not depend on them."""
     from training.data import check_background, normal_references
-    from training.test_sets import check_apart, folder_test_set
+    from training.test_sets import change_since, check_apart, folder_test_set
 
     recorded = source["test_folders"]
     normals, anomalies = Path(recorded["normals"]), Path(recorded["anomalies"])
@@ -448,6 +448,11 @@ def _recorded_test_set(args, version_dir: Path, source: dict):
         return None
     log.info("the new version's report is computed on the folders version %s was tested on: %s (normal) and %s "
              "(anomalous)%s", source["version"], normals, anomalies, ", inverted" if recorded["invert"] else "")
+    change = change_since(recorded, source.get("test_metrics"), test_set)
+    if change:  # the report is still worth having, but its figures no longer compare one for one
+        log.warning("the test folders changed since version %s was tested on them (%s): the new version's report "
+                    "counts them as they are now, so its figures differ from version %s's by the images too",
+                    source["version"], change, source["version"])
     return test_set
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import DataError, Mnist, image_files, kinds_of, read_images_or_refusals
+from training.data import DataError, Mnist, fingerprint, image_files, kinds_of, read_images_or_refusals
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,8 @@ class LabelledImages:
     names: list[str] | None = None  # each image's file; None for MNIST, whose images are named x_test[i]
     refused: dict[str, str] = field(default_factory=dict)  # files the service would refuse (422), with why
     # Where a test set of folders was read ({"normals", "anomalies", "invert"}, absolute), so that a version
-    # recalibrated from this one is tested on the same folders; None for MNIST's.
+    # recalibrated from this one is tested on the same folders, and what was read there ("fingerprint"), so
+    # that it can say whether they still hold the same images; None for MNIST's.
     folders: dict | None = None
 
 
@@ -72,14 +73,32 @@ def folder_test_set(normals: Path, anomalies: Path, invert: bool, framing: str,
     if refused:
         log.warning("%d test images are refused, as the service would refuse them (with a 422); the report lists "
                     "them, unscored. The first: %s", len(refused), next(iter(refused.values())))
+    images = np.concatenate([normal_images, anomalous_images])
+    labels = np.array(["normal"] * len(normal_files) + kinds_of(anomalies, anomalous_files))
     return LabelledImages(
-        images=np.concatenate([normal_images, anomalous_images]),
-        labels=np.array(["normal"] * len(normal_files) + kinds_of(anomalies, anomalous_files)),
+        images=images, labels=labels,
         is_anomaly=np.r_[np.zeros(len(normal_files), bool), np.ones(len(anomalous_files), bool)],
         description=f"folders {normals} (normal) and {anomalies} (anomalous)" + (", inverted" if invert else ""),
         label_kind="kind", names=[str(file) for file in normal_files + anomalous_files],
         refused={str(file): why for file, why in refused.items()},
-        folders={"normals": str(normal_root), "anomalies": str(anomaly_root), "invert": invert})
+        folders={"normals": str(normal_root), "anomalies": str(anomaly_root), "invert": invert,
+                 "fingerprint": fingerprint(images, labels)})
+
+
+def change_since(recorded: dict, metrics: dict | None, now: LabelledImages) -> str | None:
+    """How the test folders `recorded` by a version (with its `metrics` on them) differ from what they hold
+    `now`, in words; None when they hold the same images. A version recorded before the fingerprint is
+    compared by its counts of images."""
+    n_normal, n_anomalous = int((~now.is_anomaly).sum()), int(now.is_anomaly.sum())
+    counts_then = (metrics.get("n_normal"), metrics.get("n_anomalous")) if metrics else None
+    if "fingerprint" in recorded:
+        if recorded["fingerprint"] == now.folders["fingerprint"]:
+            return None
+    elif counts_then in (None, (n_normal, n_anomalous)):
+        return None
+    if counts_then in (None, (n_normal, n_anomalous)):
+        return f"other images, {n_normal} normal and {n_anomalous} anomalous as before"
+    return f"{counts_then[0]} normal and {counts_then[1]} anomalous images then, {n_normal} and {n_anomalous} now"
 
 
 # Names datasets give their normal images (MVTec AD's `good`): a kind of anomaly so named is a mistake.

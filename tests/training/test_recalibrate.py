@@ -10,13 +10,14 @@ from training.calibration import CalibrationError, conformal_threshold, pixel_th
 from training.cli import main
 from training.data import DataError, fingerprint
 from training.evaluate import saved_model_outputs
+from training.preprocessing import framing_of_version
 from training.recalibrate import (
     NormalImages,
     recalibrate_and_publish,
     recalibrate_sources_and_publish,
 )
 from training.store import list_versions, read_metadata
-from training.test_sets import LabelledImages
+from training.test_sets import LabelledImages, folder_test_set
 
 SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index")
 
@@ -390,7 +391,8 @@ def test_a_version_tested_on_folders_is_recalibrated_with_a_report_on_the_same_f
     assert (f"the new version's report is computed on the folders version 1 was tested on: {test / 'good'} (normal) "
             f"and {test / 'defects'} (anomalous)") in caplog.text
     second = read_metadata(version_dir.parent / "2")
-    assert second["test_folders"] == recorded and second["test_metrics"]["n_anomalous"] == 5
+    assert {key: second["test_folders"][key] for key in recorded} == recorded
+    assert second["test_metrics"]["n_anomalous"] == 5
     report = json.loads((version_dir.parent / "2" / "assets.extra" / "report" / "metrics.json").read_text())
     assert report["n_by_anomaly_kind"] == {"ring": 5} and report["model"]["version"] == 2
 
@@ -405,6 +407,48 @@ def test_a_version_tested_on_folders_is_recalibrated_with_a_report_on_the_same_f
     third = read_metadata(version_dir.parent / "3")
     assert third["test_metrics"] is None and third["test_folders"] is None
     assert not (version_dir.parent / "3" / "assets.extra" / "report").exists()
+
+
+def test_a_recalibration_says_when_the_recorded_test_folders_changed_since(version_dir, tmp_path, caplog):
+    test = tmp_path / "test"
+    _image_folder(test / "good", make_images(np.ones(15, int), seed=21))
+    _image_folder(test / "defects" / "ring", make_images(np.zeros(5, int), seed=22))
+    metadata_file = version_dir / "assets.extra" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    tested = folder_test_set(test / "good", test / "defects", False, framing_of_version(metadata))
+    metadata_file.write_text(json.dumps({**metadata, "test_folders": tested.folders,  # as train records them
+                                         "test_metrics": {**metadata["test_metrics"], "n_normal": 15,
+                                                          "n_anomalous": 5}}))
+    folder = _image_folder(tmp_path / "normals", _normals(40).images)
+
+    def recalibrate(version: int) -> str:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="training.cli"):
+            assert main(["recalibrate", "--model", str(version_dir.parent / str(version)), "--images", str(folder),
+                         "--target-fpr", "0.1"]) == 0
+        return caplog.text
+
+    assert "changed" not in recalibrate(1)  # the same images
+    _image_folder(test / "good" / "more", make_images(np.ones(1, int), seed=23))
+    assert ("the test folders changed since version 2 was tested on them (15 normal and 5 anomalous images then, "
+            "16 and 5 now): the new version's report counts them as they are now") in recalibrate(2)
+    assert read_metadata(version_dir.parent / "3")["test_metrics"]["n_normal"] == 16
+    replaced = next((test / "good" / "more").iterdir())
+    replaced.write_bytes((test / "good" / sorted(path.name for path in (test / "good").glob("*.png"))[0]).read_bytes())
+    assert "(other images, 16 normal and 5 anomalous as before)" in recalibrate(3)
+
+    # Recorded before the fingerprint: compared by the counts in the version's test metrics
+    metadata_file = version_dir.parent / "4" / "assets.extra" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    del metadata["test_folders"]["fingerprint"]
+    metadata_file.write_text(json.dumps(metadata))
+    assert "changed" not in recalibrate(4)
+    shutil.rmtree(test / "good" / "more")
+    metadata_file = version_dir.parent / "5" / "assets.extra" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    del metadata["test_folders"]["fingerprint"]
+    metadata_file.write_text(json.dumps(metadata))
+    assert "(16 normal and 5 anomalous images then, 15 and 5 now)" in recalibrate(5)
 
 
 def test_data_asks_for_mnists_test_set_instead_of_the_recorded_folders(version_dir, tmp_path, tiny_config):
