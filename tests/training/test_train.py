@@ -116,10 +116,11 @@ def test_a_folder_model_with_test_folders_ships_its_evaluation(tiny_config, tmp_
     assert test_metrics["n_normal"] == 20 and test_metrics["n_anomalous"] == 8
     assert test_metrics["auroc"] == metrics["primary"]["auroc"]  # the same images, the same scores
     assert read_catalog(tmp_path / "store" / "parts").versions[0].test_auroc == test_metrics["auroc"]
-    # Where it was tested, for the versions recalibrated from it to be tested on the same folders
-    assert published.metadata["test_folders"] == {"normals": str((tmp_path / "test" / "good").resolve()),
-                                                  "anomalies": str((tmp_path / "defects" / "ring").resolve()),
-                                                  "invert": False}
+    # Where it was tested, for the versions recalibrated from it to be tested on the same folders, and what on
+    recorded = dict(published.metadata["test_folders"])
+    assert re.fullmatch("[0-9a-f]{64}", recorded.pop("fingerprint"))
+    assert recorded == {"normals": str((tmp_path / "test" / "good").resolve()),
+                        "anomalies": str((tmp_path / "defects" / "ring").resolve()), "invert": False}
 
 
 def test_test_folders_are_checked_before_training(tiny_config, tmp_path):
