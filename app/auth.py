@@ -70,6 +70,22 @@ class ApiKeys:
                 matched = key
         return matched
 
+    def sign(self, key: ApiKey, message: bytes) -> bytes | None:
+        """An HMAC-SHA256 of `message` keyed by `key` (by its digest, which is all the service keeps); None if
+        `key` is not one of these keys."""
+        for known, configured in self._digests:
+            if configured == key:
+                return hmac.new(known, message, hashlib.sha256).digest()
+        return None
+
+    def signer(self, message: bytes, signature: bytes) -> ApiKey | None:
+        """The key whose `sign` of `message` is `signature`, or None; every key is checked, as in identify."""
+        matched = None
+        for known, key in self._digests:
+            if hmac.compare_digest(hmac.new(known, message, hashlib.sha256).digest(), signature):
+                matched = key
+        return matched
+
 
 MIN_API_KEY_LENGTH = 16
 

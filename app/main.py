@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from app import idempotency
-from app.api.deps import require_api_key
+from app.api.deps import require_api_key, require_api_key_or_report_link
 from app.api.routes import images, operations, pages, reports, results, reviews, score
 from app.auth import ApiKeys, Permission
 from app.config import Settings, unknown_variables
@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None,
     app.include_router(reviews.router, **guarded(Permission.REVIEW))
     for router in (results.router, reviews.history, images.router, operations.router, reports.router):
         app.include_router(router, **guarded(Permission.READ))
+    app.include_router(reports.files, **({"dependencies": [Depends(require_api_key_or_report_link())],
+                                          "responses": problem_responses(401, 403)} if api_keys.required else {}))
     app.add_middleware(RequestBodyGuard, max_bytes=settings.max_upload_bytes, refusals=refusals)
     app.add_middleware(RequestIds)  # outside the body guard, so that its 413 and 415 have an id too
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -275,6 +275,15 @@ class VersionReport(BaseModel):
     files: dict[str, str] = Field(description="each file of the report, and where to get it",
                                   examples=[{"report.md": "/model/versions/5/report/report.md",
                                              "histogram.png": "/model/versions/5/report/histogram.png"}])
+    browser_link: str | None = Field(
+        description="report.html as a link to open in a browser, whose address bar cannot send an API key. With "
+                    "API keys, it carries `?access=`, a token made with the key that asked: it opens this version's "
+                    "report files only, until `browser_link_expires_at`, and only while that key is configured. "
+                    "Without API keys, the page's URL. null when the report has no page (no report.md)",
+        examples=["/model/versions/5/report/report.html?access=1796357000.Xq3v..."])
+    browser_link_expires_at: str | None = Field(
+        description="UTC time (ISO 8601) when `browser_link` stops opening the report (null: it does not expire, "
+                    "as the service has no API keys, or there is no link)", examples=["2026-12-04T05:00:00+00:00"])
 
 
 class VersionList(BaseModel):

@@ -33,26 +33,27 @@ REPORT_PAGE = "report.html"
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")  # report.md writes a | inside a cell as \|
 
 
-def render_report_page(markdown: str, plots: list[str]) -> str:
+def render_report_page(markdown: str, plots: list[str], plot_query: str = "") -> str:
     """The page: report.md's blocks, with the `plots` (file names beside report.md) shown before its first
-    section, so that the distributions are seen at a glance."""
+    section, so that the distributions are seen at a glance. `plot_query` follows each plot's name in its
+    link (the service's `?access=` of a report link, which the plots need as the page did)."""
     blocks = [block for block in markdown.split("\n\n") if block.strip()]
     title = next((block[2:].strip() for block in blocks if block.startswith("# ")), "Evaluation report")
     body, figures_placed = [], False
     for block in blocks:
         if block.startswith("## ") and not figures_placed:
-            body.append(_figures(plots))
+            body.append(_figures(plots, plot_query))
             figures_placed = True
         body.append(_block(block.strip("\n")))
     if not figures_placed:
-        body.append(_figures(plots))
+        body.append(_figures(plots, plot_query))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>\n'
             f'<body>\n{chr(10).join(body)}\n</body></html>\n')
 
 
-def _figures(plots: list[str]) -> str:
-    return "\n".join(f'<figure><img src="{html.escape(name)}" alt="{html.escape(PLOT_CAPTIONS[name])}">'
+def _figures(plots: list[str], plot_query: str) -> str:
+    return "\n".join(f'<figure><img src="{html.escape(name + plot_query)}" alt="{html.escape(PLOT_CAPTIONS[name])}">'
                      f"<figcaption>{html.escape(PLOT_CAPTIONS[name])} ({html.escape(name)})</figcaption></figure>"
                      for name in plots if name in PLOT_CAPTIONS)
 

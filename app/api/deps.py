@@ -6,6 +6,7 @@ per dependency per request.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from app.decode_pool import DecodePool
 from app.errors import Forbidden, InvalidInput, Unauthorized, quoted
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
+from app.report_links import check_access
 from app.results import ResultStore
 from app.schemas import Ref, SourceName
 from app.scoring import Scorer, ThresholdOverride
@@ -105,6 +107,26 @@ def require_api_key(permission: Permission):
             raise Forbidden(f"the API key {key.name!r} has the role {key.role!r}, which does not allow "
                             f"{permission.value}; that needs a key with the role "
                             f"{' or '.join(roles_allowing(permission))}")
+        request.state.api_key_name = key.name
+        request.state.api_key = key  # for what is made with it: a report link
+    return guard
+
+
+def require_api_key_or_report_link():
+    """The guard of a report's files: an API key that may read, as require_api_key, or the `?access=` token of
+    a report link to that version (app/report_links.py), which a browser's address bar can carry."""
+    by_key = require_api_key(Permission.READ)
+
+    async def guard(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> None:
+        access = request.query_params.get("access")
+        # The version as the route reads it. Anything but plain digits, which the route refuses with a 422,
+        # is left to the key: a link is never checked against another number than the route would serve.
+        version = request.path_params.get("version", "")
+        if access is None or not (version.isascii() and version.isdigit()):
+            return await by_key(request, credentials)
+        key = check_access(request.app.state.api_keys, access, request.app.state.settings.model_name, int(version),
+                           dt.datetime.now(dt.UTC))
         request.state.api_key_name = key.name
     return guard
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -10,10 +11,11 @@ import shutil
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.auth import ROLES, ApiKey, ApiKeys, Permission
 from app.main import create_app
-from training.report_page import CONTENT_SECURITY_POLICY, render_report_page
 from tests.app.conftest import publish_copy, wait_until_ready
 from tests.app.test_score import assert_problem
+from training.report_page import CONTENT_SECURITY_POLICY, render_report_page
 from training.store import REPORT_FILES, REPORT_PATH
 
 
@@ -119,3 +121,78 @@ def test_a_report_without_its_markdown_has_no_page(client, store):
     publish_copy(store, 2, lambda directory, metadata: (directory / REPORT_PATH / "report.md").unlink())
     assert "report.html" not in client.get("/model/versions/2/report").json()["files"]
     assert_problem(client.get("/model/versions/2/report/report.html"), 404, "has no report.md; it has metrics.json")
+
+
+KEY, OTHER_KEY = "first-key-0123456789abcdef", "second-key-0123456789abcdef"
+
+
+def _link(client: TestClient, version: int = 1, key: str = KEY) -> dict:
+    index = client.get(f"/model/versions/{version}/report", headers={"Authorization": f"Bearer {key}"})
+    assert index.status_code == 200, index.text
+    return index.json()
+
+
+def test_without_api_keys_the_browser_link_is_the_pages_url(client):
+    index = client.get("/model/versions/1/report").json()
+    assert index["browser_link"] == "/model/versions/1/report/report.html"
+    assert index["browser_link_expires_at"] is None
+
+
+def test_a_browser_link_opens_the_page_and_its_plots_without_the_key(start_client, store):
+    client = start_client(api_keys=f"anna {KEY} read, {OTHER_KEY}")
+    before = dt.datetime.now(dt.UTC)
+    index = _link(client)
+    link, expires = index["browser_link"], dt.datetime.fromisoformat(index["browser_link_expires_at"])
+    assert link.startswith("/model/versions/1/report/report.html?access=")
+    assert before + dt.timedelta(minutes=59) < expires <= dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    page = client.get(link)  # as a browser's address bar sends it: no Authorization header
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    access = link.split("?access=")[1]
+    plots = re.findall(r'<img src="([^"]+)"', page.text)
+    assert plots == [f"{name}?access={access}" for name in ("histogram.png", "roc.png", "grid.png", "misjudged.png")]
+    for plot in plots:  # the page's plots, as the browser asks for them, relative to the page
+        assert client.get(f"/model/versions/1/report/{plot}").headers["content-type"] == "image/png"
+    assert client.get(f"/model/versions/1/report/metrics.json?access={access}").json()["model"]["version"] == 1
+    assert client.get("/model/versions/1/report/report.html").status_code == 401  # without the link's token
+
+
+def test_a_browser_link_opens_its_versions_report_and_nothing_else(start_client, store):
+    publish_copy(store, 2)
+    client = start_client(api_keys=KEY)
+    access = _link(client)["browser_link"].split("?access=")[1]
+    assert_problem(client.get(f"/model/versions/2/report/report.html?access={access}"), 401,
+                   "this report link does not open version 2 of 'tiny': it was made for another version or model, "
+                   "or altered, or the API key that made it was revoked; ask GET /model/versions/2/report, with an "
+                   "API key, for a new link")
+    for path in ("/model/versions/1/report", "/results", "/model"):  # the token is no key
+        assert client.get(f"{path}?access={access}").status_code == 401, path
+    expires, signature = access.split(".")
+    for altered in (f"{int(expires) + 3600}.{signature}", f"{expires}.{signature[:-2]}AA"):
+        assert_problem(client.get(f"/model/versions/1/report/roc.png?access={altered}"), 401,
+                       "this report link does not open version 1 of 'tiny'")
+    for malformed in ("", "x", expires, f"{expires}.", f"{expires}.{signature[:20]}", f"-1.{signature}",
+                      f"{expires}.{signature}!", KEY):
+        assert_problem(client.get("/model/versions/1/report/roc.png", params={"access": malformed}), 401,
+                       "?access= is not the access token of a report link (it is cut short or altered)")
+    # A version written other than as digits is the route's 422, never a link checked against another number
+    assert client.get(f"/model/versions/%D9%A1/report/roc.png?access={access}").status_code == 401
+
+
+def test_a_browser_link_expires_and_dies_with_its_key(start_client, monkeypatch):
+    client = start_client(api_keys=f"{KEY}, {OTHER_KEY}")
+    first, second = (_link(client, key=key)["browser_link"] for key in (KEY, OTHER_KEY))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1, seconds=1)
+    with monkeypatch.context() as patched:
+        patched.setattr("app.api.deps.dt", type("FrozenClock", (), {
+            "datetime": type("Later", (dt.datetime,), {"now": staticmethod(lambda tz=None: later)}), "UTC": dt.UTC}))
+        assert_problem(client.get(first), 401, "this report link expired at ")
+    assert client.get(first).status_code == 200
+    client.app.state.api_keys = ApiKeys([ApiKey("second", OTHER_KEY)])  # KEY revoked, as a reload of the key file
+    assert_problem(client.get(first), 401, "or the API key that made it was revoked")
+    assert client.get(second).status_code == 200
+
+
+def test_every_role_may_read_so_every_keys_link_opens_the_report():
+    # check_access takes any configured key's link: it relies on this
+    assert all(Permission.READ in permissions for permissions in ROLES.values())

@@ -8,21 +8,26 @@ on the server. The files are read as they are: the training job wrote them when 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app.api.deps import SettingsDep, UrlRootDep, reject_unknown_or_repeated_query_parameters
 from app.config import Settings
 from app.errors import NotFound
+from app.report_links import make_access
 from app.schemas import VersionReport, problem_responses
 from training.catalog import report_files
 from training.report_page import CONTENT_SECURITY_POLICY, REPORT_PAGE, render_report_page
 from training.store import REPORT_FILES, REPORT_PATH, list_versions
 
 router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
+# The files, which a browser shows: the app guards them with an API key *or* a report link's `?access=`
+# (app/report_links.py), since a browser's address bar cannot send a key.
+files = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
 
 PAGE = REPORT_PAGE  # report.md as a web page with the plots: rendered here, from report.md, as asked for
 ReportFile = Literal[(PAGE, *REPORT_FILES)]
@@ -61,10 +66,25 @@ def _index(settings: Settings, version: int) -> list[str]:
     return [PAGE, *files] if "report.md" in files else files
 
 
-def _page(settings: Settings, version: int) -> bytes:
+def _page(settings: Settings, version: int, plot_query: str) -> bytes:
     markdown = _read(settings, version, "report.md").decode()
     plots = [name for name in report_files(settings.model_dir / str(version)) if name.endswith(".png")]
-    return render_report_page(markdown, plots).encode()
+    return render_report_page(markdown, plots, plot_query).encode()
+
+
+def _browser_link(request: Request, settings: Settings, base: str, version: int,
+                  listed: list[str]) -> tuple[str | None, str | None]:
+    """report.html's URL, with a report link's `?access=` made with the caller's key when keys are set."""
+    if PAGE not in listed:
+        return None, None
+    key = getattr(request.state, "api_key", None)
+    if key is None:  # no API keys: the page opens as it is
+        return f"{base}/{PAGE}", None
+    made = make_access(request.app.state.api_keys, key, settings.model_name, version, dt.datetime.now(dt.UTC))
+    if made is None:  # the keys were reloaded since this request was let in, without its key
+        return None, None
+    access, expires = made
+    return f"{base}/{PAGE}?access={access}", expires.isoformat()
 
 
 def _read(settings: Settings, version: int, name: str) -> bytes:
@@ -82,14 +102,16 @@ def _read(settings: Settings, version: int, name: str) -> bytes:
 
 @router.get("/model/versions/{version}/report", response_model=VersionReport, responses=problem_responses(404, 422),
             summary="The files of a version's evaluation report")
-async def version_report(version: int, settings: SettingsDep, root: UrlRootDep) -> VersionReport:
-    files = await asyncio.to_thread(_index, settings, version)
+async def version_report(version: int, settings: SettingsDep, root: UrlRootDep, request: Request) -> VersionReport:
+    listed = await asyncio.to_thread(_index, settings, version)
     base = report_url(root, version)
+    link, expires = _browser_link(request, settings, base, version, listed)
     return VersionReport(model_name=settings.model_name, version=version,
-                         files={name: f"{base}/{name}" for name in files})
+                         files={name: f"{base}/{name}" for name in listed}, browser_link=link,
+                         browser_link_expires_at=expires)
 
 
-@router.get("/model/versions/{version}/report/{name}", response_class=Response,
+@files.get("/model/versions/{version}/report/{name}", response_class=Response,
             responses={200: {"content": {media_type: {} for media_type in _MEDIA_TYPES.values()}},
                        **problem_responses(404, 422)},
             summary="One file of a version's evaluation report",
@@ -97,10 +119,16 @@ async def version_report(version: int, settings: SettingsDep, root: UrlRootDep) 
                         "`report.md` (the figures as text), `metrics.json` (every figure), and the plots: "
                         "`histogram.png`, `roc.png`, `grid.png` (original, reconstruction and difference of test "
                         "images) and `misjudged.png` (the worst false alarms and missed anomalies).")
-async def version_report_file(version: int, name: ReportFile, settings: SettingsDep) -> Response:
+async def version_report_file(version: int, name: ReportFile, settings: SettingsDep, request: Request,
+                              access: Annotated[str | None, Query(
+                                  description="the token of a report link (`browser_link` of "
+                                              "`/model/versions/{version}/report`), which opens this version's "
+                                              "report files without an Authorization header")] = None) -> Response:
     if name == PAGE:
-        content = await asyncio.to_thread(_page, settings, version)
-        headers = {**_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
+        # The page's plots need the link's token as the page did; without API keys there is none to need.
+        plot_query = f"?access={access}" if access is not None and request.app.state.api_keys.required else ""
+        content = await asyncio.to_thread(_page, settings, version, plot_query)
+        headers = {**_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY, "Referrer-Policy": "no-referrer"}
     else:
         content, headers = await asyncio.to_thread(_read, settings, version, name), _HEADERS
     return Response(content, media_type=_MEDIA_TYPES[Path(name).suffix], headers=headers)
