@@ -116,6 +116,23 @@ def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     page.keyboard.press("n")
     expect(page.locator("#status")).to_have_text("Nothing to review.")
     assert api.get(f"/results/{keyed}").json()["review"]["reviewer"] == "op-1"
+
+    # The served version's report is linked for whoever judges its flags. The link opens in a browser with
+    # nothing of this tab's: no key is sent, the link carries its own access.
+    link = page.locator("#report-link")
+    expect(link).to_have_text(re.compile(r"^Evaluation report of mnist-vae version \d+$"))
+    assert "/report/report.html?access=" in link.get_attribute("href")
+    report = browser.new_context().new_page()
+    report_problems = []
+    report.on("response", lambda response: response.status >= 400 and not response.url.endswith("/favicon.ico")
+              and report_problems.append(f"{response.status} {response.url}"))  # the browser's own icon request
+    report.on("console", lambda message: message.type == "error" and "status of 404" not in message.text
+              and report_problems.append(message.text))
+    assert report.goto(base + link.get_attribute("href")).status == 200
+    plots = report.locator("img")
+    _wait_until(lambda: plots.count() >= 3 and min(plots.evaluate_all("images => images.map(i => i.naturalWidth)"))
+                > 300)  # every plot loaded, with the link's access
+    assert report_problems == []
     # No script or style was blocked, nothing else failed: the first call's 401 is the only error.
     assert [p for p in problems if not re.search(r"status of 401|^401 .*/results\?", p)] == [], problems
 

@@ -1,5 +1,6 @@
 // The review queue: flagged results nobody has reviewed, each with its picture and two buttons. It uses the
-// public API only (GET /results, GET /panel, PUT /results/{id}/review), with the key typed into this tab.
+// public API only (GET /results, GET /panel, PUT /results/{id}/review, and GET /model and its report's
+// listing for a link to the report), with the key typed into this tab.
 // Client text (refs, sources, problem details) is only ever set as textContent, never parsed as HTML.
 "use strict";
 
@@ -105,12 +106,29 @@ async function review(article, verdict, note) {
   }
 }
 
+// The served version's evaluation report, for whoever judges its flags: a link that a browser opens also
+// where API keys are set (browser_link, made with the key), fetched again with the queue, as it expires.
+async function linkReport() {
+  const link = $("report-link");
+  try {
+    const model = await (await api(`${ROOT}/model`)).json();
+    const report = model.report_url && await (await api(model.report_url)).json();
+    link.hidden = !(report && report.browser_link);
+    if (link.hidden) return;
+    link.href = report.browser_link;
+    link.textContent = `Evaluation report of ${model.name} version ${model.version}`;
+  } catch (error) {
+    link.hidden = true;  // no model served yet: the queue still works
+  }
+}
+
 async function show(query, empty) {
   say("Loading…");
   try {
     const page = await (await api(`${ROOT}/results?` + query)).json();
     $("queue").replaceChildren(...page.items.map(card));
     say(page.items.length ? "" : empty);
+    linkReport();  // once the key is known to work, so that it adds no refusal of its own
   } catch (error) {
     $("queue").replaceChildren();
     say(error.message, true);
