@@ -1,4 +1,6 @@
+import json
 import os
+import shutil
 
 import pytest
 
@@ -65,18 +67,26 @@ def test_train_refuses_an_unwritable_store_before_reading_its_data(tmp_path, not
     assert refusal in capsys.readouterr().err
 
 
+@pytest.fixture
+def model_dir(tiny_model, tmp_path):
+    """A store of its own with versions 1 and 2 (the session's tiny model is shared with other tests)."""
+    model_dir = tmp_path / "store" / "tiny"
+    for version in (1, 2):
+        shutil.copytree(tiny_model.path, model_dir / str(version))
+    return model_dir
+
+
 @pytest.mark.parametrize("command", [["recalibrate", "--images", "absent"], ["rollback", "--to", "1"],
                                      ["prune", "--keep", "1"]])
-def test_the_jobs_that_publish_or_remove_versions_refuse_an_unwritable_store(tiny_model, nothing_writable, command,
+def test_the_jobs_that_publish_or_remove_versions_refuse_an_unwritable_store(model_dir, nothing_writable, command,
                                                                            capsys):
-    model_dir = tiny_model.path.parent
     code = main([*command, "--store", str(model_dir.parent), "--name", model_dir.name])
     assert code == 2
     assert f"error: the model's folder {model_dir}: cannot write into {model_dir}" in capsys.readouterr().err
-    assert list_versions(model_dir) == [1]
+    assert list_versions(model_dir) == [1, 2]
 
 
-def test_a_dry_run_of_prune_needs_no_write(tiny_model, nothing_writable, capsys):
-    model_dir = tiny_model.path.parent
+def test_a_dry_run_of_prune_needs_no_write(model_dir, nothing_writable, capsys):
     assert main(["prune", "--keep", "1", "--dry-run", "--store", str(model_dir.parent), "--name", model_dir.name]) == 0
-    assert '"would_remove": []' in capsys.readouterr().out
+    assert json.loads(capsys.readouterr().out)["would_remove"] == [1]
+    assert list_versions(model_dir) == [1, 2]
