@@ -122,8 +122,9 @@ def require_api_key_or_report_link():
         access = request.query_params.get("access")
         # The version as the route reads it. Anything but plain digits, which the route refuses with a 422,
         # is left to the key: a link is never checked against another number than the route would serve.
+        # A key sent with a link is what counts: a client with a key needs no link, fresh or expired.
         version = request.path_params.get("version", "")
-        if access is None or not (version.isascii() and version.isdigit()):
+        if access is None or credentials is not None or not (version.isascii() and version.isdigit()):
             return await by_key(request, credentials)
         key = check_access(request.app.state.api_keys, access, request.app.state.settings.model_name, int(version),
                            dt.datetime.now(dt.UTC))
