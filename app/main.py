@@ -37,6 +37,7 @@ DESCRIPTION = """Scores images for anomalies with a variational autoencoder trai
 and its reconstruction and difference heatmap are served as PNGs. Errors are RFC 9457 problem details.
 If the service has API keys (`VAE_API_KEYS`), send one as `Authorization: Bearer <key>` ("Authorize" below).
 A key's role decides what it may do: `score` (and read), `review` (and read), `read`, or `all`.
+A version's evaluation report opens in a browser through its `browser_link`, which carries its own access.
 """
 
 
