@@ -103,8 +103,9 @@ def test_links_start_with_the_path_prefix_of_a_reverse_proxy(make_settings):
         wait_until_ready(client)
         listed = client.get("/model/versions").json()["versions"][0]
         assert listed["report_url"] == "/inspection/model/versions/1/report"
-        files = client.get("/model/versions/1/report").json()["files"]
-        assert files["roc.png"] == "/inspection/model/versions/1/report/roc.png"
+        index = client.get("/model/versions/1/report").json()
+        assert index["files"]["roc.png"] == "/inspection/model/versions/1/report/roc.png"
+        assert index["browser_link"] == "/inspection/model/versions/1/report/report.html"
 
 
 def test_the_report_is_one_web_page_with_its_plots(client, store):
