@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -403,3 +404,18 @@ def test_the_report_says_what_was_normal_in_words():
     folder = render_markdown(compute_metrics(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]),
                                              {**METADATA, "normal_classes": ["folder"]}))
     assert "Normal: the images of a folder (`train --images`);" in folder
+
+
+def test_a_slow_search_for_the_legends_place_is_not_warned_of(tmp_path, monkeypatch):
+    # matplotlib warns when placing a legend where it hides the fewest bars takes over a second, as on a busy
+    # machine with thousands of test images: the plot is the same, so the user is not told
+    import matplotlib.legend
+
+    from training.evaluate import write_scored_report
+
+    ticks = iter(range(0, 10**6, 2))  # each reading of the clock two seconds after the last
+    monkeypatch.setattr(matplotlib.legend, "time", type("SlowClock", (), {"perf_counter": lambda: next(ticks)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_scored_report(_scored([0.1, 0.2], [0.6, 0.7], [7, 9]), METADATA, tmp_path)
+    assert (tmp_path / "histogram.png").is_file()
