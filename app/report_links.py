@@ -10,13 +10,15 @@ Nothing is stored: every worker checks a link with the keys it has.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
+import re
 
 from app.auth import ApiKey, ApiKeys
 from app.errors import Unauthorized
 
 LINK_LIFETIME = dt.timedelta(hours=1)  # long enough to read a report; short enough that a link is not a key
+# <expiry, seconds since 1970>.<HMAC-SHA256 in unpadded base64url>; a token of any other shape is refused as is
+_TOKEN = re.compile(r"([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
 
 
 def _message(model_name: str, version: int, expires: int) -> bytes:
@@ -36,16 +38,13 @@ def make_access(api_keys: ApiKeys, key: ApiKey, model_name: str, version: int,
 
 
 def check_access(api_keys: ApiKeys, access: str, model_name: str, version: int, now: dt.datetime) -> ApiKey:
-    """The key that made the link `access` to `version`'s report; Unauthorized (or Forbidden) saying why not."""
+    """The key that made the link `access` to `version`'s report; Unauthorized saying why not."""
     new_link = f"ask GET /model/versions/{version}/report, with an API key, for a new link"
-    expires_text, _, encoded = access.partition(".")
-    try:
-        signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        signature = b""
-    if not expires_text.isdecimal() or len(expires_text) > 12 or len(signature) != 32:
+    token = _TOKEN.fullmatch(access)
+    if token is None:
         raise Unauthorized(f"?access= is not the access token of a report link (it is cut short or altered); "
                            f"{new_link}")
+    expires_text, signature = token[1], base64.urlsafe_b64decode(token[2] + "=")
     key = api_keys.signer(_message(model_name, version, int(expires_text)), signature)
     if key is None:
         raise Unauthorized(f"this report link does not open version {version} of {model_name!r}: it was made for "

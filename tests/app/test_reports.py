@@ -173,7 +173,8 @@ def test_a_browser_link_opens_its_versions_report_and_nothing_else(start_client,
         assert_problem(client.get(f"/model/versions/1/report/roc.png?access={altered}"), 401,
                        "this report link does not open version 1 of 'tiny'")
     for malformed in ("", "x", expires, f"{expires}.", f"{expires}.{signature[:20]}", f"-1.{signature}",
-                      f"{expires}.{signature}!", KEY):
+                      f"{expires}.{signature}!", f"{expires}.{signature}=", f"{expires}.{signature[:-1]}\u0410",
+                      f"\u0661{expires[1:]}.{signature}", KEY):
         assert_problem(client.get("/model/versions/1/report/roc.png", params={"access": malformed}), 401,
                        "?access= is not the access token of a report link (it is cut short or altered)")
     # A version written other than as digits is the route's 422, never a link checked against another number
