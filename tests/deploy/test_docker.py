@@ -99,7 +99,7 @@ def _png(image: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def stack(mnist_path):
+def stack(mnist_path, tmp_path_factory):
     if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         _skip_loudly("no Docker engine answers `docker info` (run ../shared/ci/docker-up.sh or start dockerd)")
     compose = _compose_command()
@@ -110,6 +110,11 @@ def stack(mnist_path):
     env = {**os.environ, "VAE_IMAGE": IMAGE, "VAE_JOBS_IMAGE": JOBS_IMAGE, "VAE_PUBLISH_PORT": str(port),
            "VAE_POLL_INTERVAL_S": "2", "MNIST_DIR": str(Path(mnist_path).resolve().parent),
            "COMPOSE_PROJECT_NAME": PROJECT, "VAE_API_KEYS": api_key}
+    # The folders the jobs mount, unless a test names its own: were they left to their defaults (./images...),
+    # Docker would make each in the checkout, as an empty folder of root's.
+    unused = tmp_path_factory.mktemp("not-mounted")
+    env.update({name: str(unused) for name in ("IMAGES_DIR", "NORMALS_DIR", "TEST_DIR", "REPORTS_DIR")})
+    checkout = set(REPO_ROOT.iterdir())
     base_image = os.environ.get("VAE_TEST_BASE_IMAGE", "python:3.11-slim")
     started = time.monotonic()
     previous = {tag: _image_id(tag) for tag in (IMAGE, JOBS_IMAGE)}
@@ -135,6 +140,7 @@ def stack(mnist_path):
         print(logs.stdout[-3000:], flush=True)
         _run([*compose, "--profile", "train", "down", "-v", "--remove-orphans"], env, check=False, timeout=300)
         print(f"deployment test took {time.monotonic() - started:.0f} s", flush=True)
+    assert set(REPO_ROOT.iterdir()) - checkout == set(), "the deployment test left folders in the checkout"
 
 
 def test_api_is_published_on_this_host_only_by_default(stack):
