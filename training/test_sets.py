@@ -91,12 +91,14 @@ def change_since(recorded: dict, metrics: dict | None, now: LabelledImages) -> s
     compared by its counts of images."""
     n_normal, n_anomalous = int((~now.is_anomaly).sum()), int(now.is_anomaly.sum())
     counts_then = (metrics.get("n_normal"), metrics.get("n_anomalous")) if metrics else None
+    same_counts = counts_then in (None, (n_normal, n_anomalous))
     if "fingerprint" in recorded:
-        if recorded["fingerprint"] == now.folders["fingerprint"]:
-            return None
-    elif counts_then in (None, (n_normal, n_anomalous)):
+        same = recorded["fingerprint"] == now.folders["fingerprint"]
+    else:
+        same = same_counts
+    if same:
         return None
-    if counts_then in (None, (n_normal, n_anomalous)):
+    if same_counts:
         return f"other images, {n_normal} normal and {n_anomalous} anomalous as before"
     return f"{counts_then[0]} normal and {counts_then[1]} anomalous images then, {n_normal} and {n_anomalous} now"
 
