@@ -129,6 +129,7 @@ def require_api_key_or_report_link():
         key = check_access(request.app.state.api_keys, access, request.app.state.settings.model_name, int(version),
                            dt.datetime.now(dt.UTC))
         request.state.api_key_name = key.name
+        request.state.report_access = access  # the page passes it on to its plots
     return guard
 
 

@@ -124,9 +124,11 @@ async def version_report_file(version: int, name: ReportFile, settings: Settings
                                   description="the token of a report link (`browser_link` of "
                                               "`/model/versions/{version}/report`), which opens this version's "
                                               "report files without an Authorization header")] = None) -> Response:
+    # `access` is declared for the docs and the check of query parameters; the app's guard reads and checks it
     if name == PAGE:
-        # The page's plots need the link's token as the page did; without API keys there is none to need.
-        plot_query = f"?access={access}" if access is not None and request.app.state.api_keys.required else ""
+        # The page's plots need the link that let the page in, if a link did (not a key, nor an open service)
+        access = getattr(request.state, "report_access", None)
+        plot_query = f"?access={access}" if access is not None else ""
         content = await asyncio.to_thread(_page, settings, version, plot_query)
         headers = {**_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY, "Referrer-Policy": "no-referrer"}
     else:
