@@ -18,8 +18,8 @@ from training.data import DataError
 from training.framing import FRAMINGS
 from training.report_page import REPORT_PAGE
 from training.sources import SOURCE_RULE, is_source_name
-from training.store import MODEL_NAME_RULE, REPORT_PATH, is_model_name
-from training.writable import FolderNotWritable, check_writable
+from training.store import MODEL_NAME_RULE, REPORT_PATH, is_model_name, short_of_space
+from training.writable import DiskFull, FolderNotWritable, check_writable, is_out_of_space, out_of_space_message
 
 DEFAULTS = TrainConfig()
 log = logging.getLogger(__name__)
@@ -543,6 +543,11 @@ def _evaluate(args) -> int:
             metrics = evaluate(version_dir, args.data, args.report)
     except ValueError as error:  # a version not trained on MNIST classes, or of an unknown framing
         raise _UsageError(str(error)) from error
+    except OSError as error:
+        if not is_out_of_space(error):
+            raise
+        raise DiskFull(out_of_space_message(args.report, error, "No report was written: the files of an earlier "
+                                            "one there are as they were")) from error
     primary = metrics["primary"]
     print(json.dumps({"report": str(args.report), "page": _report_page(args.report), "auroc": primary["auroc"],
                       "fpr": primary["fpr"], "tpr": primary["tpr"], "n_normal": metrics["n_normal"],
@@ -563,6 +568,8 @@ def _train(args) -> int:
         raise _UsageError(f"--calibration-fraction ({args.calibration_fraction}) and --validation-fraction "
                           f"({args.validation_fraction}) would hold out every image; they must add up to less than 1")
     check_writable(args.store / args.name, "the model's folder")
+    if shortage := short_of_space(args.store / args.name):
+        log.warning("%s", shortage)
     normal = sorted({d for group in (args.normal or [[1]]) for d in group})
     config = TrainConfig(normal=normal, **{k: v for k, v in vars(args).items()
                                            if k not in ("command", "normal")})
@@ -635,3 +642,6 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, DataError, CalibrationError, FolderNotWritable) as error:  # the user can fix: exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DiskFull as error:  # refused nothing, but failed: exit 1, as a backup that fills its disk does
+        print(f"error: {error}", file=sys.stderr)
+        return 1

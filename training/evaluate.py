@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,22 +296,33 @@ def write_report(version_dir: Path, metadata: dict, test_set: LabelledImages, re
 
 
 def write_scored_report(scored: Scored, metadata: dict, report_dir: Path) -> dict:
-    """The report files for test images already scored through the version's SavedModel."""
+    """The report files for test images already scored through the version's SavedModel.
+
+    They are written into a hidden folder inside `report_dir`, then moved into it: a write that fails (a full
+    disk) leaves an earlier report there as it was, never half replaced by this one.
+    """
     metrics = compute_metrics(scored, metadata)
     report_dir.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_PLOTS:  # an earlier report's plots beside this one's figures would contradict them
-        (report_dir / name).unlink(missing_ok=True)
-    (report_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    with tempfile.TemporaryDirectory(prefix=".tmp-report-", dir=report_dir) as staging:
+        _write_report_files(scored, metadata, metrics, Path(staging))
+        for name in REPORT_PLOTS:  # an earlier report's plots beside this one's figures would contradict them
+            (report_dir / name).unlink(missing_ok=True)
+        for written in Path(staging).iterdir():
+            os.replace(written, report_dir / written.name)
+    return metrics
+
+
+def _write_report_files(scored: Scored, metadata: dict, metrics: dict, folder: Path) -> None:
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
     markdown = render_markdown(metrics)
-    (report_dir / "report.md").write_text(markdown)
+    (folder / "report.md").write_text(markdown)
     try:
         from training.report import write_plots
-        write_plots(scored, metadata, metrics, report_dir)
+        write_plots(scored, metadata, metrics, folder)
     except ImportError:
         log.warning("matplotlib is not installed: plots skipped (pip install '.[report]' for them)")
-    plots = [name for name in REPORT_PLOTS if (report_dir / name).is_file()]
-    (report_dir / REPORT_PAGE).write_text(render_report_page(markdown, plots))
-    return metrics
+    plots = [name for name in REPORT_PLOTS if (folder / name).is_file()]
+    (folder / REPORT_PAGE).write_text(render_report_page(markdown, plots))
 
 
 def evaluate(version_dir: Path, data: str | None, report_dir: Path, progress: bool = True) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,4 +34,12 @@ def export_saved_model(scorer: AnomalyScorer, score_method: str, directory: Path
     archive.track(scorer)
     archive.add_endpoint(name=SIGNATURE_NAME, fn=serving_function(scorer, score_method),
                          input_signature=[INPUT_SPEC])
-    archive.write_out(str(directory), verbose=False)
+    try:
+        archive.write_out(str(directory), verbose=False)
+    except tf.errors.OpError as error:
+        # TensorFlow's file system reports a full disk as a ResourceExhaustedError that keeps only the text
+        # of the errno; as an OSError it is a full disk like any other write's (training/writable.py).
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            if os.strerror(code) in error.message:
+                raise OSError(code, os.strerror(code), str(directory)) from error
+        raise

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from training.data import DataError
-from training.store import list_versions
+from training.store import folder_bytes, list_versions
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def prune(model_dir: Path, keep: int, also_keep: frozenset[int] = frozenset(), d
         raise DataError(f"{model_dir} has no published version {missing[0]} to keep (published: {listed})")
     kept = sorted(set(published[-keep:]) | also_keep)
     removed = [version for version in published if version not in kept]
-    freed = sum(_size(model_dir / str(version)) for version in removed)
+    freed = sum(folder_bytes(model_dir / str(version)) for version in removed)
     if not dry_run:
         for version in removed:
             hidden = Path(tempfile.mkdtemp(prefix=f"{PRUNED_PREFIX}{version}-", dir=model_dir))
@@ -57,6 +57,3 @@ def prune(model_dir: Path, keep: int, also_keep: frozenset[int] = frozenset(), d
             log.info("removed version %d of %s", version, model_dir)
     return Pruning(kept, removed, freed)
 
-
-def _size(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.writable import DiskFull, is_out_of_space, out_of_space_message
+
 # A model is a folder of the store: a name with a '/' or '..' would reach outside it, and '' or '.' is the
 # store itself.
 MODEL_NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}"
@@ -51,6 +53,28 @@ def list_versions(model_dir: Path) -> list[int]:
     )
 
 
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def short_of_space(model_dir: Path) -> str | None:
+    """Why a new version may not fit on the disk, said before minutes of training rather than after them.
+
+    The newest version's size is the estimate (none without one), with a quarter more: a new version's report
+    may be larger (a version trained here took 5.8 MB beside 5.5 MB), and a version of another architecture
+    may be larger or smaller, so this warns and does not refuse.
+    """
+    versions = list_versions(model_dir)
+    if not versions:
+        return None
+    needed, free = folder_bytes(model_dir / str(versions[-1])), shutil.disk_usage(model_dir).free
+    if free >= 1.25 * needed:
+        return None
+    return (f"the disk holding {model_dir} has {free / 1e6:.1f} MB free, and version {versions[-1]} takes "
+            f"{needed / 1e6:.1f} MB: a new one, about as large and often larger, may not fit, and the job would then "
+            "fail when it writes it, after the training")
+
+
 def _next_version(model_dir: Path) -> int:
     taken = [int(entry.name) for entry in model_dir.iterdir() if entry.name.isdecimal()]
     return max(taken, default=0) + 1
@@ -58,14 +82,23 @@ def _next_version(model_dir: Path) -> int:
 
 @contextlib.contextmanager
 def staging_directory(model_dir: Path) -> Iterator[Path]:
-    """A fresh hidden directory inside the model folder (same filesystem, so rename is atomic)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
-    staging.chmod(0o755)  # mkdtemp makes it owner-only; a published version must be readable by the server
+    """A fresh hidden directory inside the model folder (same filesystem, so rename is atomic).
+
+    Raises DiskFull when the disk fills while the version is written: after the directory is removed.
+    """
     try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
+        staging.chmod(0o755)  # mkdtemp makes it owner-only; a published version must be readable by the server
+        try:
+            yield staging
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except Exception as error:
+        if not is_out_of_space(error):
+            raise
+        raise DiskFull(out_of_space_message(model_dir, error, "Nothing was published: the version being written "
+                                            "was removed")) from error
 
 
 def _write_json_durably(path: Path, payload: dict) -> None:

@@ -1,18 +1,55 @@
-"""Refuse, before minutes of training or scoring, a folder that a job could not write its output into.
+"""Refuse, before minutes of training or scoring, a folder that a job could not write its output into; and
+say so plainly when a disk fills while a job writes.
 
-Without this check the job does its work, then fails on its first write with a traceback. The commonest
+Without the check the job does its work, then fails on its first write with a traceback. The commonest
 cause is Docker's: a folder it mounts that did not exist on the host is created there as root's, and a job
-run as the host's user (`--user`) cannot write into it.
+run as the host's user (`--user`) cannot write into it. A full disk cannot be checked for beforehand (how
+much a job writes is known only once written), so it is translated where the writing fails.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
+
+# What a full disk, or a full quota, looks like: the errno of an OSError, or the text that shutil.copytree
+# and TensorFlow keep of it.
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_OUT_OF_SPACE_TEXTS = tuple(os.strerror(code) for code in _OUT_OF_SPACE)
 
 
 class FolderNotWritable(Exception):
     """The user can fix it: another folder, its owner or its mode, or the mount."""
+
+
+class DiskFull(Exception):
+    """A job's writing ran out of disk space or quota; what it had written was removed (the message says)."""
+
+
+def is_out_of_space(error: BaseException) -> bool:
+    if isinstance(error, shutil.Error):  # copytree gathers its failures as (source, target, text) rows
+        return any(isinstance(row, tuple) and any(text in str(row[-1]) for text in _OUT_OF_SPACE_TEXTS)
+                   for row in (error.args[0] if error.args and isinstance(error.args[0], list) else []))
+    return isinstance(error, OSError) and error.errno in _OUT_OF_SPACE
+
+
+def out_of_space_message(folder: Path, error: BaseException, outcome: str) -> str:
+    """`outcome` says what the failure left behind; the free space is measured after it was cleaned up."""
+    try:
+        usage = shutil.disk_usage(folder if folder.exists() else folder.parent)
+        disk = f" ({usage.free / 1e6:.1f} MB free of {usage.total / 1e6:.1f} MB)"
+    except OSError:
+        disk = ""
+    return (f"the disk holding {folder} is full{disk}: {_reason(error)}. {outcome}. Free space on that disk (or "
+            "raise its quota) and run the job again")
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.errno in _OUT_OF_SPACE:
+        return error.strerror or os.strerror(error.errno)
+    return next(text for text in _OUT_OF_SPACE_TEXTS if text in str(error))
 
 
 def check_writable(folder: Path, label: str) -> None:

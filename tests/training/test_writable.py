@@ -1,12 +1,14 @@
+import errno
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 from training.cli import main
-from training.store import list_versions
-from training.writable import FolderNotWritable, check_writable
+from training.store import folder_bytes, list_versions, short_of_space
+from training.writable import FolderNotWritable, check_writable, is_out_of_space
 
 
 @pytest.fixture
@@ -90,3 +92,104 @@ def test_a_dry_run_of_prune_needs_no_write(model_dir, nothing_writable, capsys):
     assert main(["prune", "--keep", "1", "--dry-run", "--store", str(model_dir.parent), "--name", model_dir.name]) == 0
     assert json.loads(capsys.readouterr().out)["would_remove"] == [1]
     assert list_versions(model_dir) == [1, 2]
+
+
+# A full disk cannot be checked for beforehand: each job that writes says so when it happens, and leaves no
+# half-written version or report.
+
+FULL = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize(("error", "full"), [
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+    (OSError(errno.EACCES, "Permission denied"), False),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
+    # shutil.copytree keeps only the text of each file's failure
+    (shutil.Error([("a", "b", f"[Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}: 'b'")]), True),
+    (shutil.Error([("a", "b", "[Errno 13] Permission denied: 'b'")]), False),
+    (ValueError(os.strerror(errno.ENOSPC)), False),
+])
+def test_what_counts_as_a_full_disk(error, full):
+    assert is_out_of_space(error) is full
+
+
+def test_train_on_a_full_disk_says_so_and_publishes_nothing(tiny_config, tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    def fill_the_disk(archive, directory, **kwargs):
+        (Path(directory) / "part").write_bytes(b"written before the disk filled")
+        # what TensorFlow raises: its file system keeps the errno's text only
+        raise tf.errors.ResourceExhaustedError(None, None, f"{directory}/variables/x.tempstate; No space left on "
+                                                           "device [Op:SaveV2]")
+
+    monkeypatch.setattr(tf.saved_model, "save", fill_the_disk)  # what Keras' export writes the SavedModel with
+    store = tmp_path / "store"
+    code = main(["train", "--store", str(store), "--name", "tiny", "--data", tiny_config.data, "--epochs", "1",
+                 "--latent-dim", "4", "--hidden-units", "16", "--target-fpr", "0.05"])
+    assert code == 1
+    message = capsys.readouterr().err
+    assert f"error: the disk holding {store / 'tiny'} is full (" in message
+    assert message.rstrip().endswith(": No space left on device. Nothing was published: the version being written "
+                                      "was removed. Free space on that disk (or raise its quota) and run the job "
+                                      "again")
+    assert "Traceback" not in message
+    assert list((store / "tiny").iterdir()) == []  # neither a version nor its staging folder
+
+
+def test_rollback_on_a_full_disk_says_so_and_publishes_nothing(model_dir, monkeypatch, capsys):
+    def fill_the_disk(source, target, **kwargs):
+        raise FULL
+
+    monkeypatch.setattr(shutil, "copyfile", fill_the_disk)  # copytree gathers each file's failure in a shutil.Error
+    code = main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name])
+    assert code == 1
+    assert f"error: the disk holding {model_dir} is full (" in capsys.readouterr().err
+    assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
+
+
+def test_an_earlier_report_is_left_whole_when_the_disk_fills(tiny_model, tiny_config, tmp_path, monkeypatch,
+                                                            capsys):
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model", str(tiny_model.path), "--data", tiny_config.data,
+                 "--report", str(report)]) == 0
+    before = {path.name: path.read_bytes() for path in report.iterdir()}
+    assert {"metrics.json", "report.md", "report.html"} <= set(before)
+
+    def fill_the_disk(scored, metadata, metrics, folder):
+        (folder / "histogram.png").write_bytes(b"the first bytes of a plot")
+        raise FULL
+
+    # metrics.json and report.md of the new report are written before the plots, the page after them
+    monkeypatch.setattr("training.report.write_plots", fill_the_disk)
+    capsys.readouterr()
+    code = main(["evaluate", "--model", str(tiny_model.path), "--data", tiny_config.data, "--report", str(report)])
+    assert code == 1
+    assert (f"error: the disk holding {report} is full (" in capsys.readouterr().err)
+    assert {path.name: path.read_bytes() for path in report.iterdir()} == before  # no hidden folder left either
+
+
+def test_a_report_replaces_an_earlier_ones_files_and_leaves_no_staging_folder(tiny_model, tiny_config, tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "misjudged.png").write_bytes(b"an earlier report's plot")
+    (report / "notes.txt").write_text("the user's own")
+    assert main(["evaluate", "--model", str(tiny_model.path), "--data", tiny_config.data,
+                 "--report", str(report)]) == 0
+    names = {path.name for path in report.iterdir()}
+    assert {"metrics.json", "report.md", "report.html", "notes.txt"} <= names
+    assert not any(name.startswith(".") for name in names)
+    assert (report / "misjudged.png").read_bytes() != b"an earlier report's plot"  # replaced, or removed
+    assert json.loads((report / "metrics.json").read_text())["n_normal"] > 0
+
+
+def test_training_warns_when_the_disk_has_less_room_than_the_newest_version_took(model_dir, monkeypatch):
+    size = folder_bytes(model_dir / "2")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 * size, 9 * size, size))
+    assert short_of_space(model_dir) == (
+        f"the disk holding {model_dir} has {size / 1e6:.1f} MB free, and version 2 takes {size / 1e6:.1f} MB: a new "
+        "one, about as large and often larger, may not fit, and the job would then fail when it writes it, after "
+        "the training")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 * size, 8 * size, 2 * size))
+    assert short_of_space(model_dir) is None
+    assert short_of_space(model_dir.parent / "no-versions-yet") is None
