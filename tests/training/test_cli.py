@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import build_parser, main
+from training.arguments import build_parser
+from training.cli import main
 
 
 def test_defaults_match_the_documented_ones():
