@@ -210,3 +210,58 @@ def test_behind_a_proxy_path_prefix_the_page_calls_only_under_it(tmp_path, brows
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_slip_of_the_finger_is_undone_and_the_flag_is_back_in_the_queue(service, browser):
+    base, api = service
+    older = _score(api, source="line-11", ref="SN-U1", flagged=True)
+    slipped = _score(api, source="line-11", ref="SN-U2", flagged=True)
+    page = browser.new_page()
+    page.goto(f"{base}/review-queue?source=line-11")
+    page.fill("#key", KEY)
+    page.click("#key-form button")
+    cards = page.locator("article.card")
+    expect(cards).to_have_count(2)
+    undo = page.locator("#undo")
+    expect(undo).to_be_hidden()  # nothing to undo yet
+    page.locator("h1").click()
+    page.keyboard.press("n")  # meant D
+    expect(cards).to_have_count(1)
+    expect(undo).to_have_text("Undo: ref SN-U2 reviewed normal (U)")
+    assert api.get(f"/results/{slipped}").json()["review"]["verdict"] == "normal"
+
+    page.keyboard.press("u")
+    expect(page.locator("#status")).to_have_text("Undone: not reviewed.")
+    expect(undo).to_be_hidden()
+    expect(cards).to_have_count(2)
+    assert [cards.nth(i).get_attribute("data-id") for i in range(2)] == [slipped, older]  # in its place again
+    assert api.get(f"/results/{slipped}").json()["review"] is None
+    trail = api.get(f"/results/{slipped}/reviews").json()
+    assert [entry["verdict"] for entry in trail["items"]] == ["normal", None]  # the audit trail keeps the slip
+    expect(page.locator("#count")).to_have_text("")
+
+    cards.nth(0).locator("button.defect").click()  # what was meant
+    expect(cards).to_have_count(1)
+    assert api.get(f"/results/{slipped}").json()["review"]["verdict"] == "anomalous"
+
+
+def test_undoing_a_second_review_puts_the_first_one_back(service, browser):
+    base, api = service
+    passed = _score(api, source="line-12", ref="SN-U3", flagged=False)
+    first = {"verdict": "normal", "note": "checked at the bench", "reviewer": "op-2"}
+    assert api.put(f"/results/{passed}/review", json=first).status_code == 200
+    page = browser.new_page()
+    page.goto(f"{base}/review-queue")
+    page.fill("#key", KEY)
+    page.click("#key-form button")
+    page.fill("#ref", "SN-U3")
+    page.click("#lookup button")
+    cards = page.locator("article.card")
+    expect(cards).to_have_count(1)
+    cards.nth(0).locator("button.defect").click()
+    expect(cards.nth(0).locator(".facts")).to_contain_text("reviewed anomalous")
+    page.click("#undo")
+    expect(page.locator("#status")).to_have_text("Undone: back to its earlier review, normal.")
+    expect(cards.nth(0).locator(".facts")).to_contain_text("reviewed normal by op-2")
+    review = api.get(f"/results/{passed}").json()["review"]
+    assert {key: review[key] for key in first} == first

@@ -8,7 +8,8 @@ const PAGE_SIZE = 20;
 // The path prefix a reverse proxy serves the API under (VAE_ROOT_PATH), filled in by the service.
 const ROOT = document.querySelector('meta[name="api-root"]').content;
 const $ = (id) => document.getElementById(id);
-const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null};
+// `last`: the tab's last review, which Undo takes back: the result's id, ref, and its review before.
+const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null, last: null};
 $("reviewer").value = localStorage.getItem("vae-reviewer") || "";
 $("source").value = new URLSearchParams(location.search).get("source") || "";
 
@@ -74,6 +75,7 @@ function card(result) {
     picture, element("p", {className: "facts", textContent: describe(result)}),
     element("div", {className: "actions"}, [normal, defect, note])]);
   article.dataset.id = result.id;
+  article.result = result;
   article.review = (verdict) => review(article, verdict, note.value.trim());
   normal.addEventListener("click", () => article.review("normal"));
   defect.addEventListener("click", () => article.review("anomalous"));
@@ -97,12 +99,51 @@ async function review(article, verdict, note) {
     if (session.ref) article.replaceWith(card(reviewed)); else article.remove();
     session.reviewed += 1;
     counted();
+    offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review});
     say(`Reviewed as ${verdict}.`);
     if (!session.ref && !$("queue").children.length) await load();
   } catch (error) {
     delete article.dataset.busy;
     article.querySelectorAll("button").forEach((button) => { button.disabled = false; });
     say(error.message, true);
+  }
+}
+
+// A review sent by a slip of the finger (N for D) would otherwise be out of sight, and feed a recalibration
+// (`recalibrate --results` counts a flag reviewed as normal among the normal images). Undo puts the
+// result's review back as it was before the tab's last review: withdrawn, or the earlier review sent again.
+// The audit trail (GET /results/{id}/reviews) keeps all of it.
+function offerUndo(last) {
+  session.last = last;
+  const what = last.ref ? `ref ${last.ref}` : `result ${last.id.slice(0, 8)}`;
+  $("undo").textContent = `Undo: ${what} reviewed ${last.verdict} (U)`;
+  $("undo").hidden = false;
+}
+
+async function undo() {
+  const last = session.last;
+  if (!last || $("undo").disabled) return;
+  $("undo").disabled = true;
+  try {
+    const path = `${ROOT}/results/${last.id}/review`;
+    if (last.before) {
+      const body = {verdict: last.before.verdict};
+      if (last.before.note) body.note = last.before.note;
+      if (last.before.reviewer) body.reviewer = last.before.reviewer;
+      await api(path, {method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+    } else {
+      await api(path, {method: "DELETE"});
+    }
+    session.last = null;
+    $("undo").hidden = true;
+    session.reviewed -= 1;
+    counted();
+    await (session.ref ? lookUp(session.ref) : load());  // the flag is back in the queue, in its place
+    say(last.before ? `Undone: back to its earlier review, ${last.before.verdict}.` : "Undone: not reviewed.");
+  } catch (error) {
+    say(error.message, true);
+  } finally {
+    $("undo").disabled = false;
   }
 }
 
@@ -160,6 +201,7 @@ $("lookup").addEventListener("submit", (event) => {
   const ref = $("ref").value.trim();
   if (ref) lookUp(ref);
 });
+$("undo").addEventListener("click", undo);
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   session.key = $("key").value.trim();
@@ -169,8 +211,10 @@ $("key-form").addEventListener("submit", (event) => {
   session.ref ? lookUp(session.ref) : load();
 });
 document.addEventListener("keydown", (event) => {
+  if (event.target.closest("input") || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "u" || event.key === "U") undo();
   const first = $("queue").firstElementChild;
-  if (!first || event.target.closest("input") || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (!first) return;
   if (event.key === "n" || event.key === "N") first.review("normal");
   if (event.key === "d" || event.key === "D") first.review("anomalous");
 });
