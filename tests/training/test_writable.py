@@ -2,6 +2,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,22 @@ def test_training_warns_when_the_disk_has_less_room_than_the_newest_version_took
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 * size, 8 * size, 2 * size))
     assert short_of_space(model_dir) is None
     assert short_of_space(model_dir.parent / "no-versions-yet") is None
+
+
+@pytest.mark.parametrize(("stop", "code", "by"), [
+    (lambda: os.kill(os.getpid(), signal.SIGTERM), 143, "SIGTERM"),  # docker stop
+    (lambda: signal.raise_signal(signal.SIGINT), 130, "Ctrl-C"),
+])
+def test_a_job_stopped_while_it_writes_a_version_leaves_none_of_it(model_dir, monkeypatch, capsys, stop, code, by):
+    def stopped_midway(source, target, **kwargs):
+        (Path(target) / "part").write_bytes(b"half a version")
+        stop()
+
+    monkeypatch.setattr("training.rollback.shutil.copytree", stopped_midway)
+    handler = signal.getsignal(signal.SIGTERM)
+    assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == code
+    assert capsys.readouterr().err.strip() == (
+        f"stopped by {by} before the job finished: nothing half-written is left, as a store takes only whole "
+        "versions and a report folder only whole reports")
+    assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]  # no hidden .tmp-* folder
+    assert signal.getsignal(signal.SIGTERM) is handler  # given back: the job may run inside another program
