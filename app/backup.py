@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     database = _default_database()
     parser = argparse.ArgumentParser(prog="vae-backup", description=__doc__.split("\n\n")[0], epilog=(
         "Exit status: 0 on success, 2 when refused (nothing changed), 1 when the copy failed (a full disk, "
-        "say; no partial file is left)."))
+        "say; no partial file is left), 130 or 143 when stopped by Ctrl-C or SIGTERM (no partial file is left)."))
     parser.add_argument("target", metavar="DEST", nargs="?",
                         help="where to write the backup: a file, a folder (for a file named by the time, such "
                              "as results-20261203T180000Z.db), or - for standard output")
@@ -239,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--keep needs a folder as DEST: it removes that folder's older dated backups")
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
+    # Without a handler SIGTERM (a cron job's timeout, `docker compose exec`'s end) would end the copy at once,
+    # and leave its hidden partial file beside the backups.
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         if args.restore is not None:
             contents, kept = restore(args.restore, args.results_db, now)
@@ -263,6 +267,22 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, sqlite3.Error) as error:
         _say(f"failed: {error}; " + ("the results store is as it was" if args.restore else "nothing was written"))
         raise SystemExit(1) from None
+    except (KeyboardInterrupt, _Stopped) as stop:
+        by = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
+        # SQLite replaces a store's contents in one transaction: a restore stopped at any point did all or none
+        _say(f"stopped by {by} before it finished: no partial file is left" + (
+            ", and the results store holds either its old contents or the backup's, whole" if args.restore else ""))
+        raise SystemExit(128 + (signal.SIGINT if by == "Ctrl-C" else signal.SIGTERM)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    """SIGTERM, raised where the copy is, so that its clean-up runs as it does for Ctrl-C."""
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped()
 
 
 def _remove_older(written: Path, keep: int, done) -> None:

@@ -4,6 +4,7 @@ import asyncio
 import datetime as dt
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,9 +13,9 @@ import threading
 import numpy as np
 import pytest
 
-from app import backup
+from app import backup, store_file
 from app.backup import main
-from app.results import Review, ResultStore, StoredResult
+from app.results import ResultStore, Review, StoredResult
 
 NOW = dt.datetime(2026, 12, 3, 18, 0, 0, tzinfo=dt.UTC)
 
@@ -160,6 +161,29 @@ def test_a_failed_copy_leaves_no_file_and_keeps_the_earlier_backup(running_store
     assert earlier.read_bytes() == b"an earlier backup"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.db", "results.db", "results.db-shm",
                                                           "results.db-wal"]
+
+
+@pytest.mark.parametrize(("stop", "code", "by"), [
+    (lambda: os.kill(os.getpid(), signal.SIGTERM), 143, "SIGTERM"),  # a cron job's timeout
+    (lambda: signal.raise_signal(signal.SIGINT), 130, "Ctrl-C"),
+])
+def test_a_backup_stopped_midway_leaves_no_partial_file(running_store, tmp_path, monkeypatch, capsys, stop, code,
+                                                        by):
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    check = store_file.damage_in
+
+    def stopped_while_checking_the_copy(connection):  # the copy is written, as a hidden partial file, by then
+        assert [p.name for p in folder.iterdir()] and all(p.name.startswith(".") for p in folder.iterdir())
+        stop()
+        return check(connection)
+
+    monkeypatch.setattr(store_file, "damage_in", stopped_while_checking_the_copy)
+    handler = signal.getsignal(signal.SIGTERM)
+    assert _run(monkeypatch, tmp_path / "results.db", str(folder)) == code
+    assert capsys.readouterr().err.strip() == f"vae-backup: stopped by {by} before it finished: no partial file is left"
+    assert list(folder.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is handler
 
 
 def test_restore_is_refused_while_the_service_has_the_store_open(running_store, tmp_path, monkeypatch, capsys):
