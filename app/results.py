@@ -161,7 +161,7 @@ class StoredResult:
     seq: int | None = None
 
 
-COUNTS = ("count", "anomalies", "reviewed", "false_alarms", "missed_anomalies")  # what tallies add up
+COUNTS = ("count", "anomalies", "reviewed", "false_alarms", "missed_anomalies", "unreviewed_flags")  # tallies add up
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,7 @@ class ResultTally:
     reviewed: int = 0  # of them, reviewed by a person (PUT /results/{id}/review)
     false_alarms: int = 0  # flagged, and reviewed as normal
     missed_anomalies: int = 0  # not flagged, and reviewed as anomalous
+    unreviewed_flags: int = 0  # flagged, and not reviewed (yet)
 
 
 def _row_values(r: StoredResult) -> tuple:
@@ -578,7 +579,8 @@ def _tally_sql(period: str | None, where: str) -> str:
     return (f"SELECT {period or 'NULL'} AS period, source, model_name, model_version, COUNT(*), SUM(is_anomaly), "
             # IS, not =: an unreviewed row (review NULL) counts 0, where = would make the whole SUM NULL.
             "MIN(created_at), MAX(created_at), COUNT(review), SUM(is_anomaly = 1 AND review IS 'normal'), "
-            f"SUM(is_anomaly = 0 AND review IS 'anomalous') FROM results {where} GROUP BY {groups} ORDER BY {groups}")
+            "SUM(is_anomaly = 0 AND review IS 'anomalous'), SUM(is_anomaly = 1 AND review IS NULL) "
+            f"FROM results {where} GROUP BY {groups} ORDER BY {groups}")
 
 
 def _result_filters(anomalous: bool | None, source: str | None, ref: str | None, since: str | None,

@@ -188,6 +188,8 @@ class ResultCounts(BaseModel):
     reviewed: int = Field(description="of them, reviewed by a person (PUT /results/{id}/review)")
     false_alarms: int = Field(description="of them, flagged and reviewed as normal")
     missed_anomalies: int = Field(description="of them, not flagged and reviewed as anomalous")
+    unreviewed_flags: int = Field(description="of them, flagged and not reviewed yet: what the review queue "
+                                              "holds, and what `recalibrate --results` needs reviewed first")
 
 
 class ResultGroup(ResultCounts):
@@ -202,16 +204,16 @@ class ResultSummary(ResultCounts):
         "count": 1500, "anomalies": 21, "anomaly_rate": 0.014, "anomaly_rate_interval": [0.0092, 0.0213],
         "first_at": "2026-11-28T06:00:01.402133+00:00",
         "last_at": "2026-11-28T10:00:00.123456+00:00", "reviewed": 21, "false_alarms": 4, "missed_anomalies": 1,
+        "unreviewed_flags": 1,
         "groups": [
             {"period": None, "source": "line-3", "model": {"name": "mnist-vae", "version": 4}, "count": 1000,
-             "anomalies": 12,
-             "anomaly_rate": 0.012, "anomaly_rate_interval": [0.0069, 0.0209], "first_at": "2026-11-28T06:00:01.402133+00:00",
-             "last_at": "2026-11-28T10:00:00.123456+00:00", "reviewed": 12, "false_alarms": 3, "missed_anomalies": 0},
+             "anomalies": 12, "anomaly_rate": 0.012, "anomaly_rate_interval": [0.0069, 0.0209],
+             "first_at": "2026-11-28T06:00:01.402133+00:00", "last_at": "2026-11-28T10:00:00.123456+00:00",
+             "reviewed": 12, "false_alarms": 3, "missed_anomalies": 0, "unreviewed_flags": 0},
             {"period": None, "source": "line-4", "model": {"name": "mnist-vae", "version": 4}, "count": 500,
-             "anomalies": 9,
-             "anomaly_rate": 0.018, "anomaly_rate_interval": [0.0095, 0.0339], "first_at": "2026-11-28T08:30:12.000871+00:00",
-             "last_at": "2026-11-28T09:59:58.731002+00:00", "reviewed": 9, "false_alarms": 1,
-             "missed_anomalies": 1}]}]})
+             "anomalies": 9, "anomaly_rate": 0.018, "anomaly_rate_interval": [0.0095, 0.0339],
+             "first_at": "2026-11-28T08:30:12.000871+00:00", "last_at": "2026-11-28T09:59:58.731002+00:00",
+             "reviewed": 9, "false_alarms": 1, "missed_anomalies": 1, "unreviewed_flags": 1}]}]})
 
     groups: list[ResultGroup] = Field(description="the same counts per source and model version, and per "
                                                   "period with ?every=")

@@ -64,7 +64,7 @@ def _counts(counts: dict[str, int], first_at: str | None, last_at: str | None) -
     return {"count": count, "anomalies": anomalies, "anomaly_rate": anomalies / count if count else None,
             "anomaly_rate_interval": wilson_interval(anomalies, count), "first_at": first_at, "last_at": last_at,
             "reviewed": counts["reviewed"], "false_alarms": counts["false_alarms"],
-            "missed_anomalies": counts["missed_anomalies"]}
+            "missed_anomalies": counts["missed_anomalies"], "unreviewed_flags": counts["unreviewed_flags"]}
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> list[float] | None:

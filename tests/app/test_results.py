@@ -229,7 +229,7 @@ def test_the_summary_counts_results_per_source_and_model_version(client, normal_
     empty = client.get("/results/summary").json()
     assert empty == {"count": 0, "anomalies": 0, "anomaly_rate": None, "anomaly_rate_interval": None,
                      "first_at": None, "last_at": None, "reviewed": 0, "false_alarms": 0, "missed_anomalies": 0,
-                     "groups": []}
+                     "unreviewed_flags": 0, "groups": []}
     first = _score(client, normal_pixels, "?source=line-3")
     _score(client, anomalous_pixels, "?source=line-3")
     _score(client, normal_pixels, "?source=line-3")

@@ -93,7 +93,8 @@ def test_the_export_carries_the_reviews(client, anomalous_pixels):
     assert [row["id"] for row in _export(client, "?review=normal")] == [scored["id"]]
 
 
-def test_the_summary_counts_reviews_false_alarms_and_missed_anomalies(client, normal_pixels, anomalous_pixels):
+def test_the_summary_counts_reviews_false_alarms_missed_anomalies_and_flags_to_review(client, normal_pixels,
+                                                                                       anomalous_pixels):
     flagged = [_score(client, anomalous_pixels, "?source=line-3")["id"] for _ in range(3)]
     passed = [_score(client, normal_pixels, "?source=line-3")["id"] for _ in range(2)]
     _score(client, anomalous_pixels, "?source=line-4")
@@ -104,13 +105,17 @@ def test_the_summary_counts_reviews_false_alarms_and_missed_anomalies(client, no
     _review(client, passed[1], verdict="normal")
 
     def counts(body: dict) -> tuple:
-        return body["count"], body["anomalies"], body["reviewed"], body["false_alarms"], body["missed_anomalies"]
+        return (body["count"], body["anomalies"], body["reviewed"], body["false_alarms"], body["missed_anomalies"],
+                body["unreviewed_flags"])
 
     summary = client.get("/results/summary").json()
-    assert counts(summary) == (6, 4, 5, 2, 1)
-    assert [counts(g) for g in summary["groups"]] == [(5, 3, 5, 2, 1), (1, 1, 0, 0, 0)]
+    assert counts(summary) == (6, 4, 5, 2, 1, 1)
+    assert [counts(g) for g in summary["groups"]] == [(5, 3, 5, 2, 1, 0), (1, 1, 0, 0, 0, 1)]
     daily = client.get("/results/summary?every=day&tz=Europe/Berlin").json()
-    assert counts(daily) == (6, 4, 5, 2, 1)
+    assert counts(daily) == (6, 4, 5, 2, 1, 1)
+    # A withdrawn review puts its flag back among those to review.
+    assert client.delete(f"/results/{flagged[0]}/review").status_code == 200
+    assert counts(client.get("/results/summary?source=line-3").json()) == (5, 3, 4, 1, 1, 1)
 
 
 def test_reviews_are_counted_in_the_metrics(client, normal_pixels, anomalous_pixels):
