@@ -86,6 +86,7 @@ def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     page.click("#key-form button")
     cards = page.locator("article.card")
     expect(cards).to_have_count(2)  # line 7's two flags; not its normal result, not line 8's flag
+    expect(page.locator("#count")).to_have_text("2 flags to review")  # counted by the summary, of line 7 only
     expect(page.locator("#key-form")).to_be_hidden()
     assert [cards.nth(i).get_attribute("data-id") for i in range(2)] == [plain, hostile]  # newest first
 
@@ -101,7 +102,7 @@ def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     cards.nth(0).locator("input").fill("crack at the top")
     cards.nth(0).locator("button.defect").click()
     expect(page.locator("#status")).to_have_text("Nothing to review.")
-    expect(page.locator("#count")).to_have_text("2 reviewed in this tab")
+    expect(page.locator("#count")).to_have_text("0 flags to review · 2 reviewed in this tab")
 
     reviews = {result_id: api.get(f"/results/{result_id}").json()["review"] for result_id in (plain, hostile)}
     assert (reviews[plain]["verdict"], reviews[plain]["reviewer"], reviews[plain]["agrees"]) == ("normal", "op-1",
@@ -227,6 +228,7 @@ def test_a_slip_of_the_finger_is_undone_and_the_flag_is_back_in_the_queue(servic
     page.locator("h1").click()
     page.keyboard.press("n")  # meant D
     expect(cards).to_have_count(1)
+    expect(page.locator("#count")).to_have_text("1 flag to review · 1 reviewed in this tab")
     expect(undo).to_have_text("Undo: ref SN-U2 reviewed normal (U)")
     assert api.get(f"/results/{slipped}").json()["review"]["verdict"] == "normal"
 
@@ -238,7 +240,7 @@ def test_a_slip_of_the_finger_is_undone_and_the_flag_is_back_in_the_queue(servic
     assert api.get(f"/results/{slipped}").json()["review"] is None
     trail = api.get(f"/results/{slipped}/reviews").json()
     assert [entry["verdict"] for entry in trail["items"]] == ["normal", None]  # the audit trail keeps the slip
-    expect(page.locator("#count")).to_have_text("")
+    expect(page.locator("#count")).to_have_text("2 flags to review")  # and none reviewed in this tab
 
     cards.nth(0).locator("button.defect").click()  # what was meant
     expect(cards).to_have_count(1)

@@ -9,7 +9,9 @@ const PAGE_SIZE = 20;
 const ROOT = document.querySelector('meta[name="api-root"]').content;
 const $ = (id) => document.getElementById(id);
 // `last`: the tab's last review, which Undo takes back: the result's id, ref, and its review before.
-const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null, last: null};
+// `waiting`: how many flags of the line nobody has reviewed (the summary's unreviewed_flags), or null.
+const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null, last: null,
+                 waiting: null};
 $("reviewer").value = localStorage.getItem("vae-reviewer") || "";
 $("source").value = new URLSearchParams(location.search).get("source") || "";
 
@@ -37,7 +39,23 @@ function say(text, isError = false) {
 }
 
 function counted() {
-  $("count").textContent = session.reviewed ? `${session.reviewed} reviewed in this tab` : "";
+  const waiting = session.waiting === null ? null
+    : session.waiting === 1 ? "1 flag to review" : `${session.waiting} flags to review`;
+  const reviewed = session.reviewed ? `${session.reviewed} reviewed in this tab` : null;
+  $("count").textContent = [waiting, reviewed].filter(Boolean).join(" · ");
+}
+
+// All the line's flags that wait, not only the page shown: the summary counts them from an index.
+async function countWaiting() {
+  const source = $("source").value.trim();
+  try {
+    const summary = await (await api(`${ROOT}/results/summary?` + new URLSearchParams(source ? {source} : {})))
+      .json();
+    session.waiting = summary.unreviewed_flags;
+  } catch (error) {
+    session.waiting = null;  // the queue itself still works
+  }
+  counted();
 }
 
 function element(tag, properties = {}, children = []) {
@@ -99,6 +117,7 @@ async function review(article, verdict, note) {
     if (session.ref) article.replaceWith(card(reviewed)); else article.remove();
     session.reviewed += 1;
     counted();
+    countWaiting();
     offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review});
     say(`Reviewed as ${verdict}.`);
     if (!session.ref && !$("queue").children.length) await load();
@@ -169,7 +188,9 @@ async function show(query, empty) {
     const page = await (await api(`${ROOT}/results?` + query)).json();
     $("queue").replaceChildren(...page.items.map(card));
     say(page.items.length ? "" : empty);
-    linkReport();  // once the key is known to work, so that it adds no refusal of its own
+    // once the key is known to work, so that they add no refusal of their own
+    linkReport();
+    countWaiting();
   } catch (error) {
     $("queue").replaceChildren();
     say(error.message, true);
