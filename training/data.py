@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from training.preprocessing import NOT_ONE_MODEL_IMAGE, SIDE, prepare_image
+from training.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,12 @@ def image_files(root: Path) -> list[Path]:
 def read_images(files: list[Path], invert: bool, framing: str) -> np.ndarray:
     """The files decoded and prepared as the service prepares uploads, as uint8 [N, 28, 28]; DataError names
     the first that cannot be."""
-    return np.stack([read_image(file, invert, framing) for file in files])
+    shown = Progress(len(files), "images", "read")  # a folder of photos takes minutes
+    images = []
+    for file in files:
+        images.append(read_image(file, invert, framing))
+        shown.advance(len(images))
+    return np.stack(images)
 
 
 def read_images_or_refusals(files: list[Path], invert: bool,
@@ -159,12 +165,14 @@ def read_images_or_refusals(files: list[Path], invert: bool,
     """As `read_images`, but a file the service would refuse is set aside with the reason, not fatal: the
     images, the files they came from, and the refused files with why."""
     images, kept, refused = [], [], {}
-    for file in files:
+    shown = Progress(len(files), "images", "read")
+    for done, file in enumerate(files, 1):
         try:
             images.append(read_image(file, invert, framing))
             kept.append(file)
         except DataError as error:
             refused[file] = str(error)
+        shown.advance(done)
     return (np.stack(images) if images else np.zeros((0, SIDE, SIDE), np.uint8)), kept, refused
 
 

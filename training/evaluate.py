@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from training.metrics import (
     rates_at_threshold,
 )
 from training.preprocessing import framing_of_version, to_model_input
+from training.progress import Progress
 from training.report_page import REPORT_PAGE, render_report_page
 from training.store import REPORT_PLOTS, read_metadata
 from training.test_sets import LabelledImages, digit_test_set, folder_test_set, mnist_test_set
@@ -87,16 +87,11 @@ def signature_outputs(serve, images: np.ndarray, progress: bool = True,
     """Every output of a serving signature for uint8 images [N, 28, 28], run in chunks."""
     import tensorflow as tf
 
-    chunks = []
+    chunks, shown = [], Progress(len(images), what, "scored", enabled=progress)
     for start in range(0, len(images), CHUNK):
         outputs = serve(images=tf.constant(to_model_input(images[start:start + CHUNK])))
         chunks.append({name: tensor.numpy() for name, tensor in outputs.items()})
-        if progress:
-            done = f"scored {min(start + CHUNK, len(images))}/{len(images)} {what}"
-            print(f"\r{done}" if sys.stderr.isatty() else done, end="" if sys.stderr.isatty() else "\n",
-                  file=sys.stderr, flush=True)
-    if progress and sys.stderr.isatty():
-        print(file=sys.stderr)
+        shown.advance(min(start + CHUNK, len(images)))
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
 
