@@ -341,6 +341,33 @@ def test_lists_the_versions_and_rolls_back_to_an_earlier_one(stack):
     assert "docker-line" not in (model.get("source_calibrations") or {})  # the earlier version had none
 
 
+def test_docker_stop_ends_a_training_job_at_once_and_publishes_nothing(stack):
+    compose, env = stack["compose"], stack["env"]
+    _wait_healthy(stack["container"], timeout=120)
+    newest = stack["api"].get("/model").json()["version"]
+    container = _run([*compose, "--profile", "train", "run", "-d", "train", "--normal", "1", "--epochs", "1000"],
+                     env, timeout=300).stdout.strip().splitlines()[-1]
+    try:
+        deadline = time.monotonic() + 120
+        while "Epoch 2/" not in _run(["docker", "logs", container], env, check=False).stdout:
+            assert time.monotonic() < deadline, "the training job did not start training"
+            time.sleep(1)
+        started = time.monotonic()
+        _run(["docker", "stop", container], env, timeout=60)  # SIGTERM, then SIGKILL after 10 s
+        stopped_in = time.monotonic() - started
+        # As process 1 of its container, the job would ignore SIGTERM without a handler: killed after 10 s
+        assert stopped_in < 8, f"docker stop took {stopped_in:.1f} s"
+        state = json.loads(_run(["docker", "inspect", container], env).stdout)[0]["State"]
+        assert state["ExitCode"] == 143
+        logs = _run(["docker", "logs", container], env)
+        assert "stopped by SIGTERM before the job finished: nothing half-written is left" in logs.stderr
+    finally:
+        _run(["docker", "rm", "-f", container], env, check=False)
+    listing = json.loads(_run([*compose, "--profile", "train", "run", "--rm", "versions", "--json"], env,
+                              timeout=300).stdout)
+    assert listing["newest"] == newest and listing["not_served"] == {}
+
+
 def test_prunes_the_old_versions_while_api_serves_the_newest(stack):
     api, compose = stack["api"], stack["compose"]
     served = api.get("/model").json()["version"]
