@@ -67,6 +67,20 @@ def _wait_until(condition, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def _open_with_key(browser, base: str, query: str = ""):
+    """The page, in a new tab, once the operator has typed the key it asks for."""
+    page = browser.new_page()
+    page.goto(f"{base}/review-queue{query}")
+    page.fill("#key", KEY)
+    page.click("#key-form button")
+    return page
+
+
+def _look_up(page, ref: str) -> None:
+    page.fill("#ref", ref)
+    page.click("#lookup button")
+
+
 def test_an_operator_reviews_the_flags_of_a_line(service, browser):
     base, api = service
     hostile = _score(api, source="line-7", ref=HOSTILE_REF, flagged=True)
@@ -141,12 +155,8 @@ def test_an_operator_reviews_the_flags_of_a_line(service, browser):
 def test_a_defect_found_later_is_looked_up_by_its_ref_and_marked_missed(service, browser):
     base, api = service
     passed = _score(api, source="line-9", ref="SN-LATER-1", flagged=False)
-    page = browser.new_page()
-    page.goto(f"{base}/review-queue")
-    page.fill("#key", KEY)
-    page.click("#key-form button")
-    page.fill("#ref", "SN-LATER-1")
-    page.click("#lookup button")
+    page = _open_with_key(browser, base)
+    _look_up(page, "SN-LATER-1")
     expect(page.locator("#heading")).to_have_text("Results for ref SN-LATER-1")
     cards = page.locator("article.card")
     expect(cards).to_have_count(1)
@@ -159,8 +169,7 @@ def test_a_defect_found_later_is_looked_up_by_its_ref_and_marked_missed(service,
     review = api.get(f"/results/{passed}").json()["review"]
     assert (review["verdict"], review["agrees"], review["note"]) == ("anomalous", False, "cracked at assembly")
     assert api.get("/results/summary?source=line-9").json()["missed_anomalies"] == 1
-    page.fill("#ref", "SN-NOWHERE")
-    page.click("#lookup button")
+    _look_up(page, "SN-NOWHERE")
     expect(page.locator("#status")).to_have_text("No result has the ref SN-NOWHERE.")
 
 
@@ -217,10 +226,7 @@ def test_a_slip_of_the_finger_is_undone_and_the_flag_is_back_in_the_queue(servic
     base, api = service
     older = _score(api, source="line-11", ref="SN-U1", flagged=True)
     slipped = _score(api, source="line-11", ref="SN-U2", flagged=True)
-    page = browser.new_page()
-    page.goto(f"{base}/review-queue?source=line-11")
-    page.fill("#key", KEY)
-    page.click("#key-form button")
+    page = _open_with_key(browser, base, "?source=line-11")
     cards = page.locator("article.card")
     expect(cards).to_have_count(2)
     undo = page.locator("#undo")
@@ -252,12 +258,8 @@ def test_undoing_a_second_review_puts_the_first_one_back(service, browser):
     passed = _score(api, source="line-12", ref="SN-U3", flagged=False)
     first = {"verdict": "normal", "note": "checked at the bench", "reviewer": "op-2"}
     assert api.put(f"/results/{passed}/review", json=first).status_code == 200
-    page = browser.new_page()
-    page.goto(f"{base}/review-queue")
-    page.fill("#key", KEY)
-    page.click("#key-form button")
-    page.fill("#ref", "SN-U3")
-    page.click("#lookup button")
+    page = _open_with_key(browser, base)
+    _look_up(page, "SN-U3")
     cards = page.locator("article.card")
     expect(cards).to_have_count(1)
     cards.nth(0).locator("button.defect").click()
