@@ -16,6 +16,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -102,8 +103,10 @@ def _read_window(database: Path, window: ResultWindow) -> tuple[list[str | None]
             raise DataError(
                 f"the window ({window.describe()}) in {database} holds {unreviewed_flags} flagged "
                 f"result{'s' * (unreviewed_flags != 1)} without a review: each may be a real defect, which would "
-                "raise the threshold. Review them (GET /results?anomalous=true&review=none, then PUT "
-                "/results/{id}/review), or choose a window without them (--since, --until, --source)")
+                "raise the threshold. Review them on the service's page /review-queue"
+                f"{'' if window.source is None else '?source=' + quote(window.source, safe=':/@')} (or with GET "
+                "/results?anomalous=true&review=none, then PUT /results/{id}/review), or choose a window "
+                "without them (--since, --until, --source)")
         versions = sorted(v for (v,) in connection.execute(
             f"SELECT DISTINCT model_version FROM results WHERE {where}", parameters))
         rows = connection.execute(f"SELECT source, image FROM results WHERE {where} AND review IS NOT 'anomalous' "

@@ -80,6 +80,10 @@ def test_a_flag_nobody_reviewed_is_refused_until_it_is(tmp_path):
     _write_store(path, [_stored(i, images[i], flagged=i in (3, 4)) for i in range(20)])
     with pytest.raises(Exception, match="holds 2 flagged results without a review: each may be a real defect"):
         load_stored_normals(path, ResultWindow("tiny"))
+    with pytest.raises(Exception, match=r"Review them on the service's page /review-queue \(or with GET"):
+        load_stored_normals(path, ResultWindow("tiny"))
+    with pytest.raises(Exception, match=r"on the service's page /review-queue\?source=line-3 \(or"):
+        load_stored_normals(path, ResultWindow("tiny", source="line-3"))  # the page opens on that line's flags
     # A window without them is fine.
     assert len(load_stored_normals(path, ResultWindow("tiny", since=START + dt.timedelta(minutes=5)))[0]) == 15
 
