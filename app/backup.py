@@ -18,6 +18,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     # Without a handler SIGTERM (a cron job's timeout, `docker compose exec`'s end) would end the copy at once,
     # and leave its hidden partial file beside the backups.
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    # Python lets only the main thread set a handler; run from another thread, the job keeps the default.
+    previous = (signal.signal(signal.SIGTERM, _raise_stopped) if threading.current_thread() is threading.main_thread()
+                else None)
     try:
         if args.restore is not None:
             contents, kept = restore(args.restore, args.results_db, now)
@@ -274,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
             ", and the results store holds either its old contents or the backup's, whole" if args.restore else ""))
         raise SystemExit(128 + (signal.SIGINT if by == "Ctrl-C" else signal.SIGTERM)) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class _Stopped(Exception):

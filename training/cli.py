@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from training.arguments import build_parser
@@ -408,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     # Without a handler SIGTERM ends the job at once, leaving what it was writing (a hidden `.tmp-*` folder in
     # the store); and in a container, where the job is process 1, it is ignored, so `docker stop` waits 10 s
     # and kills it.
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    # Python lets only the main thread set a handler; run from another thread, the job keeps the default.
+    previous = (signal.signal(signal.SIGTERM, _raise_stopped) if threading.current_thread() is threading.main_thread()
+                else None)
     try:
         return COMMANDS[args.command](args)
     except (_UsageError, DataError, CalibrationError, FolderNotWritable) as error:  # the user can fix: exit 2
@@ -423,4 +426,5 @@ def main(argv: list[str] | None = None) -> int:
               "versions and a report folder only whole reports", file=sys.stderr)
         return 128 + (signal.SIGINT if by == "Ctrl-C" else signal.SIGTERM)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

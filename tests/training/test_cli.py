@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,14 @@ def test_a_target_fpr_the_held_out_images_cannot_calibrate_is_refused_before_tra
     assert code == 2
     assert message in capsys.readouterr().err
     assert not any((tmp_path / "store").rglob("saved_model.pb"))
+
+
+def test_the_command_line_runs_from_a_thread_other_than_the_main_one(tmp_path, capsys):
+    # Only the main thread may set a signal handler: from another, the job keeps SIGTERM's default.
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(code=main(
+        ["versions", "--store", str(tmp_path), "--name", "absent"])))
+    runner.start()
+    runner.join()
+    assert outcome == {"code": 2}
+    assert f"{tmp_path / 'absent'} does not exist" in capsys.readouterr().err
