@@ -269,3 +269,34 @@ def test_undoing_a_second_review_puts_the_first_one_back(service, browser):
     expect(cards.nth(0).locator(".facts")).to_contain_text("reviewed normal by op-2")
     review = api.get(f"/results/{passed}").json()["review"]
     assert {key: review[key] for key in first} == first
+
+
+def test_a_flag_reviewed_meanwhile_by_someone_else_is_left_as_they_reviewed_it(service, browser):
+    base, api = service
+    older = _score(api, source="line-13", ref="SN-C1", flagged=True)
+    shared = _score(api, source="line-13", ref="SN-C2", flagged=True)
+    page = _open_with_key(browser, base, "?source=line-13")
+    cards = page.locator("article.card")
+    expect(cards).to_have_count(2)
+    # Another operator, on another screen, reviews the first flag while this page still shows it.
+    theirs = {"verdict": "normal", "reviewer": "op-other"}
+    assert api.put(f"/results/{shared}/review", json=theirs).status_code == 200
+    page.locator("h1").click()
+    page.keyboard.press("d")
+    expect(page.locator("#status")).to_have_text("ref SN-C2 was reviewed normal by op-other meanwhile, in another "
+                                                 "tab or by someone else: left as it is.")
+    expect(cards).to_have_count(1)
+    assert cards.nth(0).get_attribute("data-id") == older
+    review = api.get(f"/results/{shared}").json()["review"]
+    assert (review["verdict"], review["reviewer"]) == ("normal", "op-other")
+    expect(page.locator("#undo")).to_be_hidden()  # nothing of this tab's to undo
+
+    # Nor does Undo overrule a review given after this tab's.
+    page.keyboard.press("n")
+    expect(cards).to_have_count(0)
+    assert api.put(f"/results/{older}/review", json={"verdict": "anomalous", "reviewer": "op-other"}).status_code == 200
+    page.keyboard.press("u")
+    expect(page.locator("#status")).to_have_text("Not undone: it was reviewed again since, in another tab or by "
+                                                 "someone else.")
+    assert api.get(f"/results/{older}").json()["review"]["verdict"] == "anomalous"
+    assert len(api.get(f"/results/{older}/reviews").json()["items"]) == 2  # this tab's and theirs, no withdrawal

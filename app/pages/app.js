@@ -1,6 +1,7 @@
 // The review queue: flagged results nobody has reviewed, each with its picture and two buttons. It uses the
-// public API only (GET /results, GET /panel, PUT /results/{id}/review, and GET /model and its report's
-// listing for a link to the report), with the key typed into this tab.
+// public API only (GET /results, GET /results/{id}, GET /panel, PUT and DELETE /results/{id}/review,
+// GET /results/summary, and GET /model and its report's listing for a link to the report), with the key
+// typed into this tab.
 // Client text (refs, sources, problem details) is only ever set as textContent, never parsed as HTML.
 "use strict";
 
@@ -8,7 +9,7 @@ const PAGE_SIZE = 20;
 // The path prefix a reverse proxy serves the API under (VAE_ROOT_PATH), filled in by the service.
 const ROOT = document.querySelector('meta[name="api-root"]').content;
 const $ = (id) => document.getElementById(id);
-// `last`: the tab's last review, which Undo takes back: the result's id, ref, and its review before.
+// `last`: the tab's last review, which Undo takes back: the result's id, ref, its review before and after.
 // `waiting`: how many flags of the line nobody has reviewed (the summary's unreviewed_flags), or null.
 const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null, last: null,
                  waiting: null};
@@ -110,6 +111,7 @@ async function review(article, verdict, note) {
   if (reviewer) body.reviewer = reviewer;
   article.querySelectorAll("button").forEach((button) => { button.disabled = true; });
   try {
+    if (await reviewedMeanwhile(article)) return;
     const response = await api(`${ROOT}/results/${article.dataset.id}/review`, {
       method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
     const reviewed = await response.json();
@@ -118,7 +120,8 @@ async function review(article, verdict, note) {
     session.reviewed += 1;
     counted();
     countWaiting();
-    offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review});
+    offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review,
+               after: reviewed.review});
     say(`Reviewed as ${verdict}.`);
     if (!session.ref && !$("queue").children.length) await load();
   } catch (error) {
@@ -126,6 +129,27 @@ async function review(article, verdict, note) {
     article.querySelectorAll("button").forEach((button) => { button.disabled = false; });
     say(error.message, true);
   }
+}
+
+// Operators who share a queue see the same flags: one may review a flag while another still has it on screen.
+// A review replaces the result's review, so the second would silently overrule the first; the result is read
+// again first, and if its review is no longer the one this card shows, it is left as it is and said so.
+async function reviewedMeanwhile(article) {
+  const current = await (await api(`${ROOT}/results/${article.dataset.id}`)).json();
+  if (sameReview(current.review, article.result.review)) return false;
+  if (session.ref) article.replaceWith(card(current)); else article.remove();
+  const what = current.ref ? `ref ${current.ref}` : `result ${current.id.slice(0, 8)}`;
+  const now = current.review
+    ? `was reviewed ${current.review.verdict}${current.review.reviewer ? " by " + current.review.reviewer : ""}`
+    : "had its review withdrawn";
+  countWaiting();
+  if (!session.ref && !$("queue").children.length) await load();
+  say(`${what} ${now} meanwhile, in another tab or by someone else: left as it is.`, true);
+  return true;
+}
+
+function sameReview(one, other) {
+  return (one && one.reviewed_at) === (other && other.reviewed_at);  // a review's time tells it from others
 }
 
 // A review sent by a slip of the finger (N for D) would otherwise be out of sight, and feed a recalibration
@@ -144,6 +168,14 @@ async function undo() {
   if (!last || $("undo").disabled) return;
   $("undo").disabled = true;
   try {
+    const current = await (await api(`${ROOT}/results/${last.id}`)).json();
+    if (!sameReview(current.review, last.after)) {  // reviewed again since, by someone else: theirs stands
+      session.last = null;
+      $("undo").hidden = true;
+      await (session.ref ? lookUp(session.ref) : load());
+      say("Not undone: it was reviewed again since, in another tab or by someone else.", true);
+      return;
+    }
     const path = `${ROOT}/results/${last.id}/review`;
     if (last.before) {
       const body = {verdict: last.before.verdict};
