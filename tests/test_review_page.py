@@ -222,20 +222,27 @@ def test_behind_a_proxy_path_prefix_the_page_calls_only_under_it(tmp_path, brows
         process.wait(timeout=30)
 
 
-def test_a_slip_of_the_finger_is_undone_and_the_flag_is_back_in_the_queue(service, browser):
+def _two_flags_on_screen(service, browser, line: str):
+    """The page showing a line's two flags, newest first: the page, the older flag's id and the newer's."""
     base, api = service
-    older = _score(api, source="line-11", ref="SN-U1", flagged=True)
-    slipped = _score(api, source="line-11", ref="SN-U2", flagged=True)
-    page = _open_with_key(browser, base, "?source=line-11")
+    older = _score(api, source=line, ref=f"{line}-first", flagged=True)
+    newer = _score(api, source=line, ref=f"{line}-second", flagged=True)
+    page = _open_with_key(browser, base, f"?source={line}")
+    expect(page.locator("article.card")).to_have_count(2)
+    return page, older, newer
+
+
+def test_a_slip_of_the_finger_is_undone_and_the_flag_is_back_in_the_queue(service, browser):
+    api = service[1]
+    page, older, slipped = _two_flags_on_screen(service, browser, "line-11")
     cards = page.locator("article.card")
-    expect(cards).to_have_count(2)
     undo = page.locator("#undo")
     expect(undo).to_be_hidden()  # nothing to undo yet
     page.locator("h1").click()
     page.keyboard.press("n")  # meant D
     expect(cards).to_have_count(1)
     expect(page.locator("#count")).to_have_text("1 flag to review · 1 reviewed in this tab")
-    expect(undo).to_have_text("Undo: ref SN-U2 reviewed normal (U)")
+    expect(undo).to_have_text("Undo: ref line-11-second reviewed normal (U)")
     assert api.get(f"/results/{slipped}").json()["review"]["verdict"] == "normal"
 
     page.keyboard.press("u")
@@ -272,19 +279,16 @@ def test_undoing_a_second_review_puts_the_first_one_back(service, browser):
 
 
 def test_a_flag_reviewed_meanwhile_by_someone_else_is_left_as_they_reviewed_it(service, browser):
-    base, api = service
-    older = _score(api, source="line-13", ref="SN-C1", flagged=True)
-    shared = _score(api, source="line-13", ref="SN-C2", flagged=True)
-    page = _open_with_key(browser, base, "?source=line-13")
+    api = service[1]
+    page, older, shared = _two_flags_on_screen(service, browser, "line-13")
     cards = page.locator("article.card")
-    expect(cards).to_have_count(2)
     # Another operator, on another screen, reviews the first flag while this page still shows it.
     theirs = {"verdict": "normal", "reviewer": "op-other"}
     assert api.put(f"/results/{shared}/review", json=theirs).status_code == 200
     page.locator("h1").click()
     page.keyboard.press("d")
-    expect(page.locator("#status")).to_have_text("ref SN-C2 was reviewed normal by op-other meanwhile, in another "
-                                                 "tab or by someone else: left as it is.")
+    expect(page.locator("#status")).to_have_text("ref line-13-second was reviewed normal by op-other meanwhile, in "
+                                                 "another tab or by someone else: left as it is.")
     expect(cards).to_have_count(1)
     assert cards.nth(0).get_attribute("data-id") == older
     review = api.get(f"/results/{shared}").json()["review"]
