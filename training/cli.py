@@ -17,7 +17,7 @@ from training.config import TrainConfig
 from training.data import DataError
 from training.report_page import REPORT_PAGE
 from training.store import REPORT_PATH, short_of_space
-from training.writable import DiskFull, FolderNotWritable, check_writable, is_out_of_space, out_of_space_message
+from training.writable import DiskFull, FolderNotWritable, check_writable, said_when_full
 
 log = logging.getLogger(__name__)
 
@@ -298,17 +298,13 @@ def _evaluate(args) -> int:
                               "read the report's plots as test images; write it elsewhere")
     check_writable(args.report, "--report")
     try:
-        if folders:
-            metrics = evaluate_folders(version_dir, args.normals, args.anomalies, args.report, args.invert)
-        else:
-            metrics = evaluate(version_dir, args.data, args.report)
+        with said_when_full(args.report, "No report was written: the files of an earlier one there are as they were"):
+            if folders:
+                metrics = evaluate_folders(version_dir, args.normals, args.anomalies, args.report, args.invert)
+            else:
+                metrics = evaluate(version_dir, args.data, args.report)
     except ValueError as error:  # a version not trained on MNIST classes, or of an unknown framing
         raise _UsageError(str(error)) from error
-    except OSError as error:
-        if not is_out_of_space(error):
-            raise
-        raise DiskFull(out_of_space_message(args.report, error, "No report was written: the files of an earlier "
-                                            "one there are as they were")) from error
     primary = metrics["primary"]
     print(json.dumps({"report": str(args.report), "page": _report_page(args.report), "auroc": primary["auroc"],
                       "fpr": primary["fpr"], "tpr": primary["tpr"], "n_normal": metrics["n_normal"],

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.writable import DiskFull, is_out_of_space, out_of_space_message
+from training.writable import said_when_full
 
 # A model is a folder of the store: a name with a '/' or '..' would reach outside it, and '' or '.' is the
 # store itself.
@@ -86,7 +86,7 @@ def staging_directory(model_dir: Path) -> Iterator[Path]:
 
     Raises DiskFull when the disk fills while the version is written: after the directory is removed.
     """
-    try:
+    with said_when_full(model_dir, "Nothing was published: the version being written was removed"):
         model_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
         staging.chmod(0o755)  # mkdtemp makes it owner-only; a published version must be readable by the server
@@ -94,11 +94,6 @@ def staging_directory(model_dir: Path) -> Iterator[Path]:
             yield staging
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    except Exception as error:
-        if not is_out_of_space(error):
-            raise
-        raise DiskFull(out_of_space_message(model_dir, error, "Nothing was published: the version being written "
-                                            "was removed")) from error
 
 
 def _write_json_durably(path: Path, payload: dict) -> None:

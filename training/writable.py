@@ -9,9 +9,11 @@ much a job writes is known only once written), so it is translated where the wri
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 # What a full disk, or a full quota, looks like: the errno of an OSError, or the text that shutil.copytree
@@ -29,14 +31,24 @@ class DiskFull(Exception):
 
 
 def is_out_of_space(error: BaseException) -> bool:
-    if isinstance(error, shutil.Error):  # copytree gathers its failures as (source, target, text) rows
-        return any(isinstance(row, tuple) and any(text in str(row[-1]) for text in _OUT_OF_SPACE_TEXTS)
-                   for row in (error.args[0] if error.args and isinstance(error.args[0], list) else []))
+    if isinstance(error, shutil.Error):  # copytree gathers each file's failure as text
+        return any(text in str(error) for text in _OUT_OF_SPACE_TEXTS)
     return isinstance(error, OSError) and error.errno in _OUT_OF_SPACE
 
 
-def out_of_space_message(folder: Path, error: BaseException, outcome: str) -> str:
-    """`outcome` says what the failure left behind; the free space is measured after it was cleaned up."""
+@contextlib.contextmanager
+def said_when_full(folder: Path, outcome: str) -> Iterator[None]:
+    """Turns a full disk met inside the block into DiskFull, whose message names the disk of `folder`, its
+    free space, and `outcome`: what the failure left behind (the clean-ups inside the block have run)."""
+    try:
+        yield
+    except Exception as error:
+        if not is_out_of_space(error):
+            raise
+        raise DiskFull(_out_of_space_message(folder, error, outcome)) from error
+
+
+def _out_of_space_message(folder: Path, error: BaseException, outcome: str) -> str:
     try:
         usage = shutil.disk_usage(folder if folder.exists() else folder.parent)
         disk = f" ({usage.free / 1e6:.1f} MB free of {usage.total / 1e6:.1f} MB)"
