@@ -14,11 +14,9 @@ import datetime as dt
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from pydantic import ValidationError
 from app.config import Settings
 from app.results import BEYOND_MAX_ROWS, OLDER_THAN, retention_reasons, stored_time
 from app.store_file import copy_database, damage_in, set_aside_orphaned_journals
+from training.stopping import Stopped, stoppable
 
 STDOUT = "-"
 
@@ -239,54 +238,42 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("give either DEST, to back up, or --restore BACKUP")
     if args.keep is not None and (args.target is None or not Path(args.target).is_dir()):
         parser.error("--keep needs a folder as DEST: it removes that folder's older dated backups")
-    now = dt.datetime.now(dt.UTC)
-    started = time.perf_counter()
-    # Without a handler SIGTERM (a cron job's timeout, `docker compose exec`'s end) would end the copy at once,
-    # and leave its hidden partial file beside the backups.
-    # Python lets only the main thread set a handler; run from another thread, the job keeps the default.
-    previous = (signal.signal(signal.SIGTERM, _raise_stopped) if threading.current_thread() is threading.main_thread()
-                else None)
     try:
-        if args.restore is not None:
-            contents, kept = restore(args.restore, args.results_db, now)
-            kept_line = f"; what was there is kept as {', '.join(map(str, kept))}" if kept else ""
-            done(f"restored {contents} from {args.restore} into {args.results_db}{kept_line}")
-            if warning := retention_warning(args.results_db, now):
-                _say(warning)
-        elif args.target == STDOUT:
-            contents = _backup_to_stdout(args.results_db, now)
-            done(f"backed up {contents} from {args.results_db} to standard output "
-                 f"in {time.perf_counter() - started:.1f} s")
-        else:
-            destination = destination_for(args.target, now)
-            contents = backup(args.results_db, destination, args.overwrite)
-            done(f"backed up {contents} from {args.results_db} to {destination} "
-                 f"in {time.perf_counter() - started:.1f} s")
-            if args.keep is not None:
-                _remove_older(destination, args.keep, done)
+        with stoppable():
+            _back_up_or_restore(args, done)
     except Refused as refusal:
         _say(f"refused: {refusal}")
         raise SystemExit(2) from None
     except (OSError, sqlite3.Error) as error:
         _say(f"failed: {error}; " + ("the results store is as it was" if args.restore else "nothing was written"))
         raise SystemExit(1) from None
-    except (KeyboardInterrupt, _Stopped) as stop:
-        by = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
+    except Stopped as stop:
         # SQLite replaces a store's contents in one transaction: a restore stopped at any point did all or none
-        _say(f"stopped by {by} before it finished: no partial file is left" + (
+        _say(f"stopped by {stop.by} before it finished: no partial file is left" + (
             ", and the results store holds either its old contents or the backup's, whole" if args.restore else ""))
-        raise SystemExit(128 + (signal.SIGINT if by == "Ctrl-C" else signal.SIGTERM)) from None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        raise SystemExit(stop.exit_code) from None
 
 
-class _Stopped(Exception):
-    """SIGTERM, raised where the copy is, so that its clean-up runs as it does for Ctrl-C."""
-
-
-def _raise_stopped(signum, frame) -> None:
-    raise _Stopped()
+def _back_up_or_restore(args, done) -> None:
+    now = dt.datetime.now(dt.UTC)
+    started = time.perf_counter()
+    if args.restore is not None:
+        contents, kept = restore(args.restore, args.results_db, now)
+        kept_line = f"; what was there is kept as {', '.join(map(str, kept))}" if kept else ""
+        done(f"restored {contents} from {args.restore} into {args.results_db}{kept_line}")
+        if warning := retention_warning(args.results_db, now):
+            _say(warning)
+    elif args.target == STDOUT:
+        contents = _backup_to_stdout(args.results_db, now)
+        done(f"backed up {contents} from {args.results_db} to standard output "
+             f"in {time.perf_counter() - started:.1f} s")
+    else:
+        destination = destination_for(args.target, now)
+        contents = backup(args.results_db, destination, args.overwrite)
+        done(f"backed up {contents} from {args.results_db} to {destination} "
+             f"in {time.perf_counter() - started:.1f} s")
+        if args.keep is not None:
+            _remove_older(destination, args.keep, done)
 
 
 def _remove_older(written: Path, keep: int, done) -> None:

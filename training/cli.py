@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from training.arguments import build_parser
@@ -16,6 +14,7 @@ from training.calibration import CalibrationError
 from training.config import TrainConfig
 from training.data import DataError
 from training.report_page import REPORT_PAGE
+from training.stopping import Stopped, stoppable
 from training.store import REPORT_PATH, short_of_space
 from training.writable import DiskFull, FolderNotWritable, check_writable, said_when_full
 
@@ -390,37 +389,20 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "recalibrate": _recalibrate,
             "rollback": _rollback, "prune": _prune}
 
 
-class _Stopped(Exception):
-    """SIGTERM, raised where the job is, so that its clean-ups run as they do for Ctrl-C."""
-
-
-def _raise_stopped(signum, frame) -> None:
-    raise _Stopped()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Without a handler SIGTERM ends the job at once, leaving what it was writing (a hidden `.tmp-*` folder in
-    # the store); and in a container, where the job is process 1, it is ignored, so `docker stop` waits 10 s
-    # and kills it.
-    # Python lets only the main thread set a handler; run from another thread, the job keeps the default.
-    previous = (signal.signal(signal.SIGTERM, _raise_stopped) if threading.current_thread() is threading.main_thread()
-                else None)
     try:
-        return COMMANDS[args.command](args)
+        with stoppable():
+            return COMMANDS[args.command](args)
     except (_UsageError, DataError, CalibrationError, FolderNotWritable) as error:  # the user can fix: exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2
     except DiskFull as error:  # refused nothing, but failed: exit 1, as a backup that fills its disk does
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, _Stopped) as stop:
-        by = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
-        print(f"stopped by {by} before the job finished: nothing half-written is left, as a store takes only whole "
-              "versions and a report folder only whole reports", file=sys.stderr)
-        return 128 + (signal.SIGINT if by == "Ctrl-C" else signal.SIGTERM)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    except Stopped as stop:
+        print(f"stopped by {stop.by} before the job finished: nothing half-written is left, as a store takes only "
+              "whole versions and a report folder only whole reports", file=sys.stderr)
+        return stop.exit_code

@@ -1,0 +1,39 @@
+"""Stopping a command-line job cleanly (`python -m training ...`, `vae-backup`): SIGTERM as Ctrl-C is.
+
+Without a handler SIGTERM ends a job at once, skipping its clean-ups (the hidden folder of a version being
+written, a backup's partial file); and in a container, where the job is process 1, it is ignored, so
+`docker stop` waits 10 s and kills it. Inside `stoppable()` both become `Stopped`, raised where the job is,
+after its `finally` blocks have run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+class Stopped(Exception):
+    def __init__(self, by: str, signum: int) -> None:
+        super().__init__(f"stopped by {by}")
+        self.by = by  # "Ctrl-C" or "SIGTERM", as a message names it
+        self.exit_code = 128 + signum  # as a shell reports a process ended by the signal: 130, 143
+
+
+@contextlib.contextmanager
+def stoppable() -> Iterator[None]:
+    # Python lets only the main thread set a handler; run from another thread, the job keeps SIGTERM's default.
+    handled = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_stopped) if handled else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Stopped("Ctrl-C", signal.SIGINT) from None
+    finally:
+        if handled:  # given back: the job may run inside another program
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise Stopped("SIGTERM", signum)
