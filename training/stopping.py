@@ -31,8 +31,8 @@ def stoppable() -> Iterator[None]:
     except KeyboardInterrupt:
         raise Stopped("Ctrl-C", signal.SIGINT) from None
     finally:
-        if handled:  # given back: the job may run inside another program
-            signal.signal(signal.SIGTERM, previous)
+        if handled:  # given back: the job may run inside another program (None: one set outside Python)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _raise_stopped(signum, frame) -> None:
