@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,12 +32,14 @@ class ServiceError(Exception):
     status = 500
     title = "Internal error"
 
-    headers: ClassVar[Mapping[str, str]] = {}  # sent with the problem response
+    headers: Mapping[str, str] = {}  # sent with the problem response: the class's own, or one error's
 
-    def __init__(self, detail: str, **extra):
+    def __init__(self, detail: str, headers: Mapping[str, str] | None = None, **extra):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        if headers is not None:
+            self.headers = headers
 
 
 class UndecodableImage(ServiceError):
@@ -51,7 +52,7 @@ class BadRequest(ServiceError):
 
 class Unauthorized(ServiceError):
     status, title = 401, "Unauthorized"
-    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer realm="vae-anomaly"'}
+    headers: Mapping[str, str] = {"WWW-Authenticate": 'Bearer realm="vae-anomaly"'}
 
 
 class Forbidden(ServiceError):
@@ -64,6 +65,11 @@ class NotFound(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status, title = 413, "Payload too large"
+
+
+class PreconditionFailed(ServiceError):
+    """A conditional write (If-Match) whose condition no longer holds: someone changed the resource first."""
+    status, title = 412, "Precondition failed"
 
 
 class UnsupportedMediaType(ServiceError):
@@ -79,7 +85,7 @@ class Unavailable(ServiceError):
     retrying HTTP clients (urllib3's Retry, for one) read it: a model loads in a few seconds, and a store may
     recover as soon."""
     status = 503
-    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "5"}
+    headers: Mapping[str, str] = {"Retry-After": "5"}
 
 
 class NotReady(Unavailable):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import queue
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import StoreUnavailable
+from app.errors import PreconditionFailed, StoreUnavailable
 from app.idempotency import ITEM_SEPARATOR, item_index
 from app.periods import OffsetSpan, day_start, hour_start, offset_spans
 from app.store_file import StoreFile, set_aside_orphaned_journals
@@ -106,6 +107,7 @@ INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)
           "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
 REVIEW = ("UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed_at = ?, review_api_key = ? "
           "WHERE id = ?")
+CURRENT_REVIEW = "SELECT review, reviewed_at, review_note, reviewer, review_api_key FROM results WHERE id = ?"
 RECORD_REVIEW = ("INSERT INTO reviews (verdict, note, reviewer, reviewed_at, api_key, result_id) "
                  "VALUES (?, ?, ?, ?, ?, ?)")
 # While no results come, how late a result past the age limit may be pruned, and a removed store file noticed.
@@ -159,6 +161,16 @@ class StoredResult:
     request_digest: str | None = None   # what the request asked for, to tell a retry from a reused key
     review: Review | None = None        # set by PUT /results/{id}/review, after scoring
     seq: int | None = None
+
+    @property
+    def review_tag(self) -> str:
+        return review_tag(self.review)
+
+
+def review_tag(review: Review | None) -> str:
+    """The entity tag of a result (its ETag, unquoted). The review is all of a result that ever changes, so the
+    tag follows it: a client that sends it back in If-Match writes over the review it saw, and over no other."""
+    return hashlib.sha256(json.dumps(_review_values(review)).encode()).hexdigest()[:20]
 
 
 COUNTS = ("count", "anomalies", "reviewed", "false_alarms", "missed_anomalies", "unreviewed_flags")  # tallies add up
@@ -268,9 +280,11 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 @dataclass(frozen=True)
 class _ReviewUpdate:
-    """A queued write of one result's review (a verdict of None withdraws it)."""
+    """A queued write of one result's review (a verdict of None withdraws it); with `if_match`, only over a
+    review whose tag is one of those ("*": any)."""
     result_id: str
     review: Review
+    if_match: frozenset[str] | None = None
 
     def latest(self) -> tuple:
         """The results table's review columns after it, in REVIEW's order."""
@@ -280,6 +294,25 @@ class _ReviewUpdate:
         """Its row of the reviews table, in RECORD_REVIEW's order."""
         r = self.review
         return (r.verdict, r.note, r.reviewer, r.reviewed_at, r.api_key, self.result_id)
+
+
+def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> bool | PreconditionFailed:
+    """Writes a review in the open transaction: False when there is no such result. Its condition is checked in
+    the same transaction as the write, by the one writer, so that no other review can come in between."""
+    if update.if_match is not None and "*" not in update.if_match:
+        row = connection.execute(CURRENT_REVIEW, (update.result_id,)).fetchone()
+        if row is None:
+            return False
+        current = review_tag(None if row["review"] is None else Review(*row))
+        if current not in update.if_match:
+            return PreconditionFailed(
+                f"the result {update.result_id} has been reviewed or its review withdrawn since you read it: its "
+                f'ETag is now "{current}", not the one in If-Match, so nothing was written. Read it again (GET '
+                f"/results/{update.result_id}) and decide on what it shows now", headers={"ETag": f'"{current}"'})
+    if connection.execute(REVIEW, update.latest()).rowcount != 1:
+        return False
+    connection.execute(RECORD_REVIEW, update.history_row())
+    return True
 
 
 def _describe_writes(results: int, reviews: int) -> str:
@@ -345,13 +378,14 @@ class ResultStore:
         self._queue.put((results, loop, done))
         return await done
 
-    async def review(self, result_id: str, review: Review) -> bool:
+    async def review(self, result_id: str, review: Review, if_match: frozenset[str] | None = None) -> bool:
         """Sets the review of a stored result (a verdict of None withdraws it) and adds it to the result's
         review history; returns once committed: False when no result has that id (never stored, or pruned by
-        retention)."""
+        retention). With `if_match`, the tags (review_tag) of the reviews it may replace, "*" for any:
+        PreconditionFailed when the review is another by then, and nothing is written."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._queue.put((_ReviewUpdate(result_id, review), loop, done))
+        self._queue.put((_ReviewUpdate(result_id, review, if_match), loop, done))
         return await done
 
     def _write_loop(self, connection: sqlite3.Connection) -> None:
@@ -388,9 +422,7 @@ class ResultStore:
                     # Reviews after the inserts: a review queued with its result's own insert finds it.
                     for index, (work, _, _) in enumerate(jobs):
                         if isinstance(work, _ReviewUpdate):
-                            found[index] = connection.execute(REVIEW, work.latest()).rowcount == 1
-                            if found[index]:
-                                connection.execute(RECORD_REVIEW, work.history_row())
+                            found[index] = _write_review(connection, work)
                     self._prune(connection)
             except sqlite3.Error as exc:
                 error = self._unavailable(exc, _describe_writes(len(stored), len(found)))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from app import results
-from app.errors import StoreUnavailable
+from app.errors import PreconditionFailed, StoreUnavailable
 from app.results import ResultStore, StoredResult, stored_time
 from tests.app.conftest import limit_database_pages
 
@@ -299,6 +299,25 @@ def test_a_review_is_written_by_the_writer_and_finds_its_result_in_the_same_comm
     assert asyncio.run(store.review("a" * 32, withdrawal)) is True and store.get("a" * 32).review is None
     assert store.review_history("a" * 32) == [review, withdrawal]  # the audit trail keeps both
     assert store.review_history("f" * 32) == []  # nothing is recorded for a result that does not exist
+
+
+def test_of_two_reviews_given_on_the_same_tag_in_one_commit_only_the_first_is_written(store):
+    _save(store, "a" * 32)
+    seen = store.get("a" * 32).review_tag
+    anna, ben = (results.Review(verdict, "2026-01-02T00:00:00.000000+00:00", reviewer=name)
+                 for verdict, name in (("normal", "anna"), ("anomalous", "ben")))
+
+    async def main():
+        # Queued together, the writer takes both into one transaction: the second must see the first's write.
+        return await asyncio.gather(store.review("a" * 32, anna, frozenset({seen})),
+                                    store.review("a" * 32, ben, frozenset({seen})), return_exceptions=True)
+
+    first, second = asyncio.run(main())
+    assert first is True and isinstance(second, PreconditionFailed)
+    assert second.headers == {"ETag": f'"{results.review_tag(anna)}"'}
+    assert store.get("a" * 32).review == anna and store.review_history("a" * 32) == [anna]
+    assert store.get("a" * 32).review_tag == results.review_tag(anna) != seen
+    assert asyncio.run(store.review("f" * 32, ben, frozenset({seen}))) is False  # no such result
 
 
 def test_a_results_review_history_is_pruned_with_it(tmp_path, monkeypatch):
