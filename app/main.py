@@ -117,7 +117,8 @@ def create_app(settings: Settings | None = None,
         # Outermost, so that a browser can also read the 413 and 401 problems, and a preflight needs no key.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", idempotency.HEADER, REQUEST_ID_HEADER],
-                           expose_headers=[idempotency.REPLAYED_HEADER, REQUEST_ID_HEADER], max_age=600)
+                           allow_headers=["Authorization", "Content-Type", idempotency.HEADER, REQUEST_ID_HEADER,
+                                          "If-Match", "If-None-Match"],
+                           expose_headers=[idempotency.REPLAYED_HEADER, REQUEST_ID_HEADER, "ETag"], max_age=600)
     return app
 

@@ -300,7 +300,8 @@ class VersionList(BaseModel):
 _PROBLEMS = {
     400: "undecodable image or malformed body", 401: "no API key, or not a valid one",
     403: "the API key's role does not allow this request",
-    404: "unknown result id", 413: "body or image too large", 415: "unsupported content type, or a compressed body",
+    404: "unknown result id", 412: "If-Match: the result's review has changed since (its ETag is in the answer)",
+    413: "body or image too large", 415: "unsupported content type, or a compressed body",
     422: "wrong size, shape or values, or bad, unknown or repeated query parameters",
     503: "no model loaded yet, or the results store failed (e.g. its disk is full)"}
 
@@ -317,6 +318,10 @@ def problem_responses(*statuses: int) -> dict:
         responses[503]["headers"] = _RETRY_AFTER
     return responses
 
+
+RESULT_ETAG = {"ETag": {"description": "the result's entity tag: it changes when its review does. Send it back in "
+                                       "If-Match to review only what you saw, or in If-None-Match to poll",
+                        "schema": {"type": "string"}}}
 
 SCORING_PROBLEMS = problem_responses(400, 413, 415, 422, 503)
 STORED_RESULT_PROBLEMS = problem_responses(404, 422, 503)

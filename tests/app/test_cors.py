@@ -25,7 +25,7 @@ def test_a_listed_origin_may_score_with_a_key_and_its_preflight_needs_none(start
                          headers={"Origin": DASHBOARD, "Authorization": f"Bearer {KEY}", "Idempotency-Key": "k-1"})
     assert scored.status_code == 200 and scored.headers["access-control-allow-origin"] == DASHBOARD
     # The page may read whether an answer was replayed, and the request's id.
-    assert scored.headers["access-control-expose-headers"] == "Idempotent-Replayed, X-Request-ID"
+    assert scored.headers["access-control-expose-headers"] == "Idempotent-Replayed, X-Request-ID, ETag"
     # A browser must be able to read a refusal too, or the page sees only a network error.
     refused = client.get("/results", headers={"Origin": DASHBOARD})
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == DASHBOARD
@@ -39,9 +39,14 @@ def test_a_listed_origin_may_review_a_result(start_client, anomalous_pixels):
                          headers=headers).json()
     for method in ("PUT", "DELETE"):
         preflight = client.options(f"/results/{scored['id']}/review", headers={
-            **PREFLIGHT, "Access-Control-Request-Method": method})
+            **PREFLIGHT, "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type, if-match"})
         assert preflight.status_code == 200 and method in preflight.headers["access-control-allow-methods"]
-    reviewed = client.put(f"/results/{scored['id']}/review", json={"verdict": "normal"}, headers=headers)
+    # The page reads the result's ETag and reviews on condition that nobody has meanwhile.
+    read = client.get(f"/results/{scored['id']}", headers=headers)
+    assert "ETag" in read.headers["access-control-expose-headers"].split(", ")
+    reviewed = client.put(f"/results/{scored['id']}/review", json={"verdict": "normal"},
+                          headers={**headers, "If-Match": read.headers["etag"]})
     assert reviewed.status_code == 200 and reviewed.headers["access-control-allow-origin"] == DASHBOARD
     assert reviewed.json()["review"]["verdict"] == "normal"
 

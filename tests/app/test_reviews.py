@@ -222,3 +222,83 @@ def test_with_api_keys_a_review_records_the_name_of_the_key_it_was_sent_with(sta
 def test_without_api_keys_a_review_has_no_key_name(client, anomalous_pixels):
     scored = _score(client, anomalous_pixels)
     assert _review(client, scored["id"], verdict="normal")["review"]["api_key"] is None
+
+
+def test_a_review_sent_with_if_match_is_written_only_over_the_review_its_sender_saw(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    path = f"/results/{scored['id']}"
+    seen = client.get(path).headers["etag"]
+    first = client.put(f"{path}/review", json={"verdict": "normal", "reviewer": "anna.k"}, headers={"If-Match": seen})
+    assert first.status_code == 200, first.text
+    assert first.headers["etag"] != seen and first.headers["etag"] == client.get(path).headers["etag"]
+
+    # Ben looked at the same flag before Anna's review: his write would replace hers unseen.
+    late = client.put(f"{path}/review", json={"verdict": "anomalous", "reviewer": "ben"}, headers={"If-Match": seen})
+    assert_problem(late, 412, "has been reviewed or its review withdrawn since you read it")
+    assert late.headers["etag"] == first.headers["etag"]  # what to read again, and send next time
+    assert client.get(path).json()["review"]["reviewer"] == "anna.k"
+    assert len(client.get(f"{path}/reviews").json()["items"]) == 1  # nothing written, not even to the history
+    assert_problem(client.delete(f"{path}/review", headers={"If-Match": seen}), 412, "nothing was written")
+    assert client.get(path).json()["review"]["reviewer"] == "anna.k"
+
+    # With the new tag, or a list holding it, or *, the write goes through.
+    withdrawn = client.delete(f"{path}/review", headers={"If-Match": f'"0", {first.headers["etag"]}'})
+    assert withdrawn.status_code == 200 and withdrawn.json()["review"] is None
+    assert client.put(f"{path}/review", json={"verdict": "anomalous"}, headers={"If-Match": "*"}).status_code == 200
+    assert client.put(f"{path}/review", json={"verdict": "normal"}).status_code == 200  # no If-Match: unconditional
+
+
+def test_the_etag_follows_the_review_and_not_the_way_there(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    path = f"/results/{scored['id']}"
+    unreviewed = client.get(path).headers["etag"]
+    assert unreviewed.startswith('"') and unreviewed.endswith('"')
+    reviewed = client.put(f"{path}/review", json={"verdict": "normal"}).headers["etag"]
+    assert client.get(path).headers["etag"] == reviewed != unreviewed
+    assert client.delete(f"{path}/review").headers["etag"] == unreviewed  # unreviewed again: as it was
+    again = client.put(f"{path}/review", json={"verdict": "normal"}).headers["etag"]
+    assert again != reviewed  # the same verdict given again is another review (another time)
+
+
+def test_a_weak_tag_never_passes_if_match(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    tag = client.get(f"/results/{scored['id']}").headers["etag"]
+    response = client.put(f"/results/{scored['id']}/review", json={"verdict": "normal"}, headers={"If-Match": f"W/{tag}"})
+    assert_problem(response, 412, "nothing was written")  # RFC 9110: If-Match compares strongly
+    assert client.get(f"/results/{scored['id']}").json()["review"] is None
+
+
+@pytest.mark.parametrize("value, detail", [
+    ("abc123", "If-Match lists entity tags in double quotes, as the ETag header gives them"),
+    ('"abc", def', "'def' is not one"),
+    ("*, \"abc\"", "or is * alone"),
+    ('"a b"', "is not one"),
+    (" , ", "If-Match is empty"),
+])
+def test_a_malformed_if_match_is_a_400_and_changes_nothing(client, anomalous_pixels, value, detail):
+    scored = _score(client, anomalous_pixels)
+    path = f"/results/{scored['id']}"
+    assert_problem(client.put(f"{path}/review", json={"verdict": "normal"}, headers={"If-Match": value}), 400, detail)
+    assert_problem(client.delete(f"{path}/review", headers={"If-Match": value}), 400, detail)
+    assert client.get(f"{path}/reviews").json() == {"items": []}
+
+
+def test_if_match_on_an_unknown_result_is_a_404(client):
+    response = client.put("/results/" + "0" * 32 + "/review", json={"verdict": "normal"}, headers={"If-Match": '"x"'})
+    assert_problem(response, 404, "no result with id")
+
+
+def test_if_none_match_answers_not_modified_until_the_review_changes(client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    path = f"/results/{scored['id']}"
+    first = client.get(path)
+    assert first.headers["cache-control"] == "no-cache"
+    tag = first.headers["etag"]
+    same = client.get(path, headers={"If-None-Match": tag})
+    assert same.status_code == 304 and same.content == b"" and same.headers["etag"] == tag
+    assert client.get(path, headers={"If-None-Match": f"W/{tag}"}).status_code == 304  # weak comparison
+    assert client.get(path, headers={"If-None-Match": "*"}).status_code == 304
+    client.put(f"{path}/review", json={"verdict": "normal"})
+    changed = client.get(path, headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.json()["review"]["verdict"] == "normal"
+    assert_problem(client.get(path, headers={"If-None-Match": "abc"}), 400, "If-None-Match lists entity tags")

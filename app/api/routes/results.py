@@ -8,17 +8,26 @@ import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from app.api.deps import (ResultIdDep, StoreDep, UrlRootDep, is_result_id,
                           reject_unknown_or_repeated_query_parameters)
+from app.api.preconditions import IfNoneMatchDep, matches, quoted_tag
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
 from app.errors import InvalidInput, NotFound, quoted
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
 from app.results import MAX_REF_LENGTH, stored_time
-from app.schemas import STORED_RESULT_PROBLEMS, ResultPage, ResultSummary, ScoreResult, SourceName, problem_responses
+from app.schemas import (
+    RESULT_ETAG,
+    STORED_RESULT_PROBLEMS,
+    ResultPage,
+    ResultSummary,
+    ScoreResult,
+    SourceName,
+    problem_responses,
+)
 
 router = APIRouter(prefix="/results", tags=["results"],
                    dependencies=[Depends(reject_unknown_or_repeated_query_parameters)])
@@ -169,13 +178,21 @@ async def export_results(store: StoreDep, filters: ResultFiltersDep) -> Streamin
                              headers={"Content-Disposition": 'attachment; filename="results.csv"'})
 
 
-@router.get("/{result_id}", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
+@router.get("/{result_id}", response_model=ScoreResult,
+            responses={**STORED_RESULT_PROBLEMS, **problem_responses(400),
+                       200: {"headers": RESULT_ETAG}, 304: {"description": "If-None-Match: still the same"}},
             summary="One stored result")
-async def get_result(result_id: ResultIdDep, store: StoreDep, root: UrlRootDep) -> JSONResponse:
+async def get_result(result_id: ResultIdDep, store: StoreDep, root: UrlRootDep,
+                     if_none_match: IfNoneMatchDep) -> Response:
     result = await asyncio.to_thread(store.get, result_id)
     if result is None:
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
-    return JSONResponse(score_result(result, root))
+    # no-cache: a browser may keep the answer, but asks (with If-None-Match) before using it, as a review can
+    # change it at any time.
+    headers = {"ETag": quoted_tag(result.review_tag), "Cache-Control": "no-cache"}
+    if if_none_match is not None and matches(if_none_match, result.review_tag):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(score_result(result, root), headers=headers)
 
 
 @router.get("", response_model=ResultPage, responses=problem_responses(422, 503),

@@ -21,10 +21,12 @@ from app.api.deps import (
     reject_unknown_or_repeated_query_parameters,
 )
 from app.api.json_body import json_object
+from app.api.preconditions import IfMatchDep, quoted_tag
 from app.api.presenters import review_entry, score_result
 from app.errors import NotFound, UnsupportedMediaType
 from app.results import ResultStore, Review, StoredResult, stored_time
 from app.schemas import (
+    RESULT_ETAG,
     STORED_RESULT_PROBLEMS,
     ReviewHistory,
     ReviewRequest,
@@ -59,31 +61,35 @@ async def _review_request(request: Request) -> ReviewRequest:
 
 
 ReviewRequestDep = Annotated[ReviewRequest, Depends(_review_request)]
+_WITH_ETAG = {200: {"headers": RESULT_ETAG}}
 
 
 @router.put("/{result_id}/review", response_model=ScoreResult, openapi_extra=_BODY,
-            responses={**STORED_RESULT_PROBLEMS, **problem_responses(400, 413, 415)},
+            responses={**STORED_RESULT_PROBLEMS, **problem_responses(400, 412, 413, 415), **_WITH_ETAG},
             summary="Record a person's verdict on a result",
             description="After someone has looked at the image (`panel_url`): `normal` for a false alarm or a "
                         "confirmed normal part, `anomalous` for a confirmed or a missed defect. A second review "
                         "replaces the first. Returns the result with its `review`; `GET /results?review=none"
-                        "&anomalous=true` lists the flagged results nobody has reviewed yet.")
+                        "&anomalous=true` lists the flagged results nobody has reviewed yet. Send `If-Match` with "
+                        "the result's ETag so as not to overwrite a review someone gave since you looked.")
 async def review_result(result_id: ResultIdDep, store: StoreDep, metrics: MetricsDep, api_key: ApiKeyNameDep,
-                        root: UrlRootDep, body: ReviewRequestDep) -> JSONResponse:
+                        root: UrlRootDep, body: ReviewRequestDep, if_match: IfMatchDep) -> JSONResponse:
     review = Review(body.verdict, stored_time(dt.datetime.now(dt.UTC)), body.note, body.reviewer, api_key)
-    result = await _set_review(store, result_id, review)
+    result = await _set_review(store, result_id, review, if_match)
     metrics.reviews.labels(body.verdict, "agrees" if (body.verdict == "anomalous") == result.is_anomaly
                            else "disagrees").inc()
-    return JSONResponse(score_result(result, root))
+    return _answer(result, root)
 
 
-@router.delete("/{result_id}/review", response_model=ScoreResult, responses=STORED_RESULT_PROBLEMS,
+@router.delete("/{result_id}/review", response_model=ScoreResult,
+               responses={**STORED_RESULT_PROBLEMS, **problem_responses(400, 412), **_WITH_ETAG},
                summary="Withdraw the review of a result",
-               description="Back to unreviewed, as after scoring (for a review given to the wrong result).")
+               description="Back to unreviewed, as after scoring (for a review given to the wrong result). With "
+                           "`If-Match`, only while the review is still the one its ETag stands for.")
 async def withdraw_review(result_id: ResultIdDep, store: StoreDep, api_key: ApiKeyNameDep,
-                          root: UrlRootDep) -> JSONResponse:
+                          root: UrlRootDep, if_match: IfMatchDep) -> JSONResponse:
     withdrawal = Review(None, stored_time(dt.datetime.now(dt.UTC)), api_key=api_key)
-    return JSONResponse(score_result(await _set_review(store, result_id, withdrawal), root))
+    return _answer(await _set_review(store, result_id, withdrawal, if_match), root)
 
 
 @history.get("/{result_id}/reviews", response_model=ReviewHistory,
@@ -97,8 +103,13 @@ async def review_history(result_id: ResultIdDep, store: StoreDep) -> JSONRespons
     return JSONResponse({"items": [review_entry(review) for review in history]})
 
 
-async def _set_review(store: ResultStore, result_id: str, review: Review) -> StoredResult:
-    if not await store.review(result_id, review):
+def _answer(result: StoredResult, root: str) -> JSONResponse:
+    return JSONResponse(score_result(result, root), headers={"ETag": quoted_tag(result.review_tag)})
+
+
+async def _set_review(store: ResultStore, result_id: str, review: Review,
+                      if_match: frozenset[str] | None) -> StoredResult:
+    if not await store.review(result_id, review, if_match):
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
     result = await asyncio.to_thread(store.get, result_id)
     if result is None:  # pruned between the review and this read
