@@ -304,3 +304,26 @@ def test_a_flag_reviewed_meanwhile_by_someone_else_is_left_as_they_reviewed_it(s
                                                  "someone else.")
     assert api.get(f"/results/{older}").json()["review"]["verdict"] == "anomalous"
     assert len(api.get(f"/results/{older}/reviews").json()["items"]) == 2  # this tab's and theirs, no withdrawal
+
+
+def test_a_review_given_between_the_pages_check_and_its_own_is_not_overwritten(service, browser):
+    api = service[1]
+    page, _, shared = _two_flags_on_screen(service, browser, "line-14")
+    cards = page.locator("article.card")
+    theirs = {"verdict": "normal", "reviewer": "op-fast"}
+
+    # The other operator's review lands after the page has read the result again, just before its own does.
+    def review_first(route):
+        assert api.put(f"/results/{shared}/review", json=theirs).status_code == 200
+        route.continue_()
+
+    page.route(f"**/results/{shared}/review", review_first)
+    page.locator("h1").click()
+    page.keyboard.press("d")
+    expect(page.locator("#status")).to_have_text("ref line-14-second was reviewed normal by op-fast meanwhile, in "
+                                                 "another tab or by someone else: left as it is.")
+    expect(cards).to_have_count(1)
+    review = api.get(f"/results/{shared}").json()["review"]
+    assert (review["verdict"], review["reviewer"]) == ("normal", "op-fast")
+    assert len(api.get(f"/results/{shared}/reviews").json()["items"]) == 1  # the page's review never landed
+    expect(page.locator("#undo")).to_be_hidden()

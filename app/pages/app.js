@@ -9,7 +9,8 @@ const PAGE_SIZE = 20;
 // The path prefix a reverse proxy serves the API under (VAE_ROOT_PATH), filled in by the service.
 const ROOT = document.querySelector('meta[name="api-root"]').content;
 const $ = (id) => document.getElementById(id);
-// `last`: the tab's last review, which Undo takes back: the result's id, ref, its review before and after.
+// `last`: the tab's last review, which Undo takes back: the result's id, ref, its review before, and
+// the ETag the review gave it.
 // `waiting`: how many flags of the line nobody has reviewed (the summary's unreviewed_flags), or null.
 const session = {key: sessionStorage.getItem("vae-api-key") || "", reviewed: 0, ref: null, last: null,
                  waiting: null};
@@ -17,6 +18,8 @@ $("reviewer").value = localStorage.getItem("vae-reviewer") || "";
 $("source").value = new URLSearchParams(location.search).get("source") || "";
 
 class NeedsKey extends Error {}
+// A review sent with If-Match that the service refused (412): the result's review changed since it was read.
+class Changed extends Error {}
 
 async function api(path, options = {}) {
   const headers = {...(options.headers || {})};
@@ -25,6 +28,9 @@ async function api(path, options = {}) {
   if (response.status === 401) {
     $("key-form").hidden = false;
     throw new NeedsKey(session.key ? "that API key is not valid" : "this service needs an API key");
+  }
+  if (response.status === 412) {
+    throw new Changed("Its review changed while this one was on its way, so nothing was written: try again.");
   }
   if (!response.ok) {
     let detail = response.statusText;
@@ -111,9 +117,10 @@ async function review(article, verdict, note) {
   if (reviewer) body.reviewer = reviewer;
   article.querySelectorAll("button").forEach((button) => { button.disabled = true; });
   try {
-    if (await reviewedMeanwhile(article)) return;
+    const etag = await unchangedSinceShown(article);
+    if (etag === null) return;
     const response = await api(`${ROOT}/results/${article.dataset.id}/review`, {
-      method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+      method: "PUT", headers: {"Content-Type": "application/json", "If-Match": etag}, body: JSON.stringify(body)});
     const reviewed = await response.json();
     // In the queue a reviewed flag leaves; a looked-up part stays, showing its review.
     if (session.ref) article.replaceWith(card(reviewed)); else article.remove();
@@ -121,22 +128,33 @@ async function review(article, verdict, note) {
     counted();
     countWaiting();
     offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review,
-               after: reviewed.review});
+               etag: response.headers.get("ETag")});
     say(`Reviewed as ${verdict}.`);
     if (!session.ref && !$("queue").children.length) await load();
   } catch (error) {
+    let problem = error;
+    if (error instanceof Changed) {  // reviewed in the instant between reading the result and this review
+      try {
+        if (await unchangedSinceShown(article) === null) return;
+      } catch (again) {
+        problem = again;
+      }
+    }
     delete article.dataset.busy;
     article.querySelectorAll("button").forEach((button) => { button.disabled = false; });
-    say(error.message, true);
+    say(problem.message, true);
   }
 }
 
 // Operators who share a queue see the same flags: one may review a flag while another still has it on screen.
-// A review replaces the result's review, so the second would silently overrule the first; the result is read
-// again first, and if its review is no longer the one this card shows, it is left as it is and said so.
-async function reviewedMeanwhile(article) {
-  const current = await (await api(`${ROOT}/results/${article.dataset.id}`)).json();
-  if (sameReview(current.review, article.result.review)) return false;
+// A review replaces the result's review, so the second would silently overrule the first. So the result is
+// read again first: if its review is still the one this card shows, its ETag is returned, and the review is
+// sent on condition (If-Match) that nobody reviews it before it arrives. If not, the card is left as it is,
+// and said so: null.
+async function unchangedSinceShown(article) {
+  const response = await api(`${ROOT}/results/${article.dataset.id}`);
+  const current = await response.json();
+  if (sameReview(current.review, article.result.review)) return response.headers.get("ETag");
   if (session.ref) article.replaceWith(card(current)); else article.remove();
   const what = current.ref ? `ref ${current.ref}` : `result ${current.id.slice(0, 8)}`;
   const now = current.review
@@ -145,7 +163,7 @@ async function reviewedMeanwhile(article) {
   countWaiting();
   if (!session.ref && !$("queue").children.length) await load();
   say(`${what} ${now} meanwhile, in another tab or by someone else: left as it is.`, true);
-  return true;
+  return null;
 }
 
 function sameReview(one, other) {
@@ -167,23 +185,19 @@ async function undo() {
   const last = session.last;
   if (!last || $("undo").disabled) return;
   $("undo").disabled = true;
+  // Only over the tab's own review (If-Match: its ETag): if someone reviewed the result again since, theirs
+  // stands.
+  const path = `${ROOT}/results/${last.id}/review`;
+  const headers = {"If-Match": last.etag};
   try {
-    const current = await (await api(`${ROOT}/results/${last.id}`)).json();
-    if (!sameReview(current.review, last.after)) {  // reviewed again since, by someone else: theirs stands
-      session.last = null;
-      $("undo").hidden = true;
-      await (session.ref ? lookUp(session.ref) : load());
-      say("Not undone: it was reviewed again since, in another tab or by someone else.", true);
-      return;
-    }
-    const path = `${ROOT}/results/${last.id}/review`;
     if (last.before) {
       const body = {verdict: last.before.verdict};
       if (last.before.note) body.note = last.before.note;
       if (last.before.reviewer) body.reviewer = last.before.reviewer;
-      await api(path, {method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+      await api(path, {method: "PUT", headers: {...headers, "Content-Type": "application/json"},
+                       body: JSON.stringify(body)});
     } else {
-      await api(path, {method: "DELETE"});
+      await api(path, {method: "DELETE", headers});
     }
     session.last = null;
     $("undo").hidden = true;
@@ -192,6 +206,13 @@ async function undo() {
     await (session.ref ? lookUp(session.ref) : load());  // the flag is back in the queue, in its place
     say(last.before ? `Undone: back to its earlier review, ${last.before.verdict}.` : "Undone: not reviewed.");
   } catch (error) {
+    if (error instanceof Changed) {
+      session.last = null;
+      $("undo").hidden = true;
+      await (session.ref ? lookUp(session.ref) : load());
+      say("Not undone: it was reviewed again since, in another tab or by someone else.", true);
+      return;
+    }
     say(error.message, true);
   } finally {
     $("undo").disabled = false;
