@@ -75,7 +75,11 @@ def test_openapi_documents_every_endpoint_with_schemas_and_examples(client):
             "application/json"], paths["/score/batch"]["post"]["requestBody"]["content"]["multipart/form-data"]):
         assert body["schema"]["additionalProperties"] is False  # a part or field beside the image is a 422
     assert set(score["responses"]) == {"200", "400", "413", "415", "422", "503"}  # what /score can return
-    assert set(paths["/results/{result_id}"]["get"]["responses"]) == {"200", "404", "422", "503"}  # 503: store failed
+    # 503: store failed; 304 and 400: If-None-Match, as it is or malformed
+    assert set(paths["/results/{result_id}"]["get"]["responses"]) == {"200", "304", "400", "404", "422", "503"}
+    assert set(paths["/results/{result_id}/review"]["put"]["responses"]) == {
+        "200", "400", "404", "412", "413", "415", "422", "503"}  # 412: If-Match, after the review changed
+    assert "ETag" in paths["/results/{result_id}"]["get"]["responses"]["200"]["headers"]
     assert set(paths["/results/export"]["get"]["responses"]["200"]["content"]) == {"text/csv"}
     assert set(paths["/panel/{result_id}"]["get"]["responses"]["200"]["content"]) == {"image/png"}
     schemas = spec["components"]["schemas"]
