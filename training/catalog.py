@@ -54,7 +54,8 @@ def read_catalog(model_dir: Path) -> Catalog:
             not_served[entry.name] = ("an unfinished publish: a job is writing it, or one stopped before it was "
                                       "renamed; delete it once no job runs")
         elif entry.name.startswith(PRUNED_PREFIX):
-            not_served[entry.name] = "a pruned version not yet deleted: prune is deleting it, or stopped midway"
+            not_served[entry.name] = ("a pruned version not yet deleted: prune is deleting it, or stopped midway; "
+                                      "the next prune deletes it")
         elif entry.name.isdecimal() and entry.name not in listed:
             missing = [name for name in ("saved_model.pb", str(METADATA_PATH)) if not (entry / name).is_file()]
             not_served[entry.name] = f"incomplete: no {' and no '.join(missing)}"

@@ -381,7 +381,7 @@ def _prune(args) -> int:
         check_writable(model_dir, "the model's folder")
     pruning = prune(model_dir, args.keep, frozenset(args.keep_version), dry_run=args.dry_run)
     print(json.dumps({"kept": pruning.kept, "would_remove" if args.dry_run else "removed": pruning.removed,
-                      "freed_bytes": pruning.freed_bytes}, indent=1))
+                      "debris": pruning.debris, "freed_bytes": pruning.freed_bytes}, indent=1))
     return 0
 
 

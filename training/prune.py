@@ -6,7 +6,7 @@ pictures, reviews and exports do not need the version that scored them.
 
 A version is first renamed to a hidden `.pruned-*` folder, which the service and `list_versions` do not
 consider, and only then deleted: a crash midway leaves debris to delete, never half a version that looks
-servable.
+servable. The next prune deletes such debris too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.data import DataError
@@ -30,7 +30,8 @@ PRUNED_PREFIX = ".pruned-"
 class Pruning:
     kept: list[int]
     removed: list[int]
-    freed_bytes: int
+    freed_bytes: int  # the removed versions' and the debris'
+    debris: list[str] = field(default_factory=list)  # the `.pruned-*` folders of an interrupted prune, removed too
 
 
 def prune(model_dir: Path, keep: int, also_keep: frozenset[int] = frozenset(), dry_run: bool = False) -> Pruning:
@@ -48,12 +49,19 @@ def prune(model_dir: Path, keep: int, also_keep: frozenset[int] = frozenset(), d
         raise DataError(f"{model_dir} has no published version {missing[0]} to keep (published: {listed})")
     kept = sorted(set(published[-keep:]) | also_keep)
     removed = [version for version in published if version not in kept]
-    freed = sum(folder_bytes(model_dir / str(version)) for version in removed)
+    # A `.pruned-*` folder is never served and never becomes a version again: nothing is lost by deleting it,
+    # even while another prune is still deleting it.
+    debris = sorted(entry for entry in (model_dir.iterdir() if model_dir.is_dir() else ())
+                    if entry.name.startswith(PRUNED_PREFIX))
+    freed = sum(folder_bytes(path) for path in [*(model_dir / str(version) for version in removed), *debris])
     if not dry_run:
         for version in removed:
             hidden = Path(tempfile.mkdtemp(prefix=f"{PRUNED_PREFIX}{version}-", dir=model_dir))
             os.rename(model_dir / str(version), hidden / "version")  # atomic: no longer a version
             shutil.rmtree(hidden)
             log.info("removed version %d of %s", version, model_dir)
-    return Pruning(kept, removed, freed)
+        for path in debris:
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed %s, left by a prune that was stopped midway", path)
+    return Pruning(kept, removed, freed, [path.name for path in debris])
 

@@ -5,7 +5,7 @@ import pytest
 from training.catalog import read_catalog
 from training.cli import main
 from training.data import DataError
-from training.prune import prune
+from training.prune import Pruning, prune
 from training.store import METADATA_PATH, list_versions, publish, staging_directory
 
 
@@ -55,6 +55,27 @@ def test_a_prune_stopped_midway_leaves_hidden_debris_that_versions_lists(model_d
     assert "a pruned version not yet deleted" in read_catalog(model_dir).not_served[".pruned-1-abc"]
 
 
+def test_the_next_prune_deletes_the_debris_of_one_stopped_midway(model_dir):
+    debris = model_dir / ".pruned-1-abc"
+    debris.mkdir()
+    (model_dir / "1").rename(debris / "version")
+    size = sum(path.stat().st_size for path in debris.rglob("*") if path.is_file())
+
+    planned = prune(model_dir, keep=4, dry_run=True)
+    assert (planned.removed, planned.debris, planned.freed_bytes) == ([], [".pruned-1-abc"], size)
+    assert debris.is_dir()  # a dry run only says so
+
+    pruning = prune(model_dir, keep=4)
+    assert (pruning.kept, pruning.removed, pruning.debris, pruning.freed_bytes) == ([2, 3, 4, 5], [], [".pruned-1-abc"],
+                                                                                    size)
+    assert not debris.exists() and ".pruned-1-abc" not in read_catalog(model_dir).not_served
+    assert list_versions(model_dir) == [2, 3, 4, 5]
+
+
+def test_pruning_a_model_that_has_no_folder_yet_removes_nothing(tmp_path):
+    assert prune(tmp_path / "none", keep=1, dry_run=True) == Pruning([], [], 0, [])
+
+
 def test_the_command_line_prunes_or_says_what_it_would(model_dir, capsys):
     store = ["--store", str(model_dir.parent), "--name", "m"]
     assert main(["prune", *store, "--keep", "3", "--dry-run"]) == 0
@@ -62,6 +83,7 @@ def test_the_command_line_prunes_or_says_what_it_would(model_dir, capsys):
     assert main(["prune", *store, "--keep", "3", "--keep-version", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["kept"] == [1, 3, 4, 5] and report["removed"] == [2] and report["freed_bytes"] > 1000
+    assert report["debris"] == []
     assert main(["prune", *store, "--keep", "1", "--keep-version", "2"]) == 2
     assert "has no published version 2 to keep" in capsys.readouterr().err
     with pytest.raises(SystemExit):
