@@ -327,3 +327,17 @@ def test_a_review_given_between_the_pages_check_and_its_own_is_not_overwritten(s
     assert (review["verdict"], review["reviewer"]) == ("normal", "op-fast")
     assert len(api.get(f"/results/{shared}/reviews").json()["items"]) == 1  # the page's review never landed
     expect(page.locator("#undo")).to_be_hidden()
+
+
+def test_each_review_asks_for_the_count_once_also_when_it_empties_the_queue(service, browser):
+    page, _, _ = _two_flags_on_screen(service, browser, "line-15")
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/results/summary" in request.url else None)
+    page.locator("h1").click()
+    page.keyboard.press("n")
+    expect(page.locator("#count")).to_have_text("1 flag to review · 1 reviewed in this tab")
+    page.keyboard.press("n")  # the last flag: the queue is read again
+    expect(page.locator("#status")).to_have_text("Nothing to review.")
+    expect(page.locator("#count")).to_have_text("0 flags to review · 2 reviewed in this tab")
+    page.wait_for_timeout(500)  # room for a request that should not come
+    assert len(asked) == 2, asked

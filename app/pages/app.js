@@ -126,11 +126,11 @@ async function review(article, verdict, note) {
     if (session.ref) article.replaceWith(card(reviewed)); else article.remove();
     session.reviewed += 1;
     counted();
-    countWaiting();
     offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review,
                etag: response.headers.get("ETag")});
     say(`Reviewed as ${verdict}.`);
-    if (!session.ref && !$("queue").children.length) await load();
+    // The queue read again when it is empty counts what waits as well.
+    if (!session.ref && !$("queue").children.length) await load(); else countWaiting();
   } catch (error) {
     let problem = error;
     if (error instanceof Changed) {  // reviewed in the instant between reading the result and this review
