@@ -12,8 +12,9 @@ from fastapi import Depends, Header, Request
 from app.errors import BadRequest, quoted
 
 # One element of a list of entity tags: an optional weak prefix and a quoted string of visible characters other
-# than '"' (which may hold commas), or nothing, as a list may have empty elements; then a comma or the end.
-_LIST_ELEMENT = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e]*)")?[ \t]*(?:,|\Z)')
+# than '"' (commas and bytes over 127 included), or nothing, as a list may have empty elements; then a comma or
+# the end.
+_LIST_ELEMENT = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(?:,|\Z)')
 ANY = "*"
 
 
