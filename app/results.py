@@ -107,6 +107,7 @@ INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)
           "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")
 REVIEW = ("UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed_at = ?, review_api_key = ? "
           "WHERE id = ?")
+READ_ONE = "SELECT * FROM results WHERE id = ?"
 CURRENT_REVIEW = "SELECT review, reviewed_at, review_note, reviewer, review_api_key FROM results WHERE id = ?"
 RECORD_REVIEW = ("INSERT INTO reviews (verdict, note, reviewer, reviewed_at, api_key, result_id) "
                  "VALUES (?, ?, ?, ?, ?, ?)")
@@ -296,13 +297,14 @@ class _ReviewUpdate:
         return (r.verdict, r.note, r.reviewer, r.reviewed_at, r.api_key, self.result_id)
 
 
-def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> bool | PreconditionFailed:
-    """Writes a review in the open transaction: False when there is no such result. Its condition is checked in
-    the same transaction as the write, by the one writer, so that no other review can come in between."""
+def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> StoredResult | None | PreconditionFailed:
+    """Writes a review in the open transaction, and returns the result as it left it: None when there is no such
+    result. Its condition is checked in the same transaction as the write, by the one writer, so that no other
+    review can come in between; the result is read back in it too, so that its ETag is that of this review."""
     if update.if_match is not None and "*" not in update.if_match:
         row = connection.execute(CURRENT_REVIEW, (update.result_id,)).fetchone()
         if row is None:
-            return False
+            return None
         current = review_tag(None if row["review"] is None else Review(*row))
         if current not in update.if_match:
             return PreconditionFailed(
@@ -310,9 +312,9 @@ def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> bool
                 f'ETag is now "{current}", not the one in If-Match, so nothing was written. Read it again (GET '
                 f"/results/{update.result_id}) and decide on what it shows now", headers={"ETag": f'"{current}"'})
     if connection.execute(REVIEW, update.latest()).rowcount != 1:
-        return False
+        return None
     connection.execute(RECORD_REVIEW, update.history_row())
-    return True
+    return _from_row(connection.execute(READ_ONE, (update.result_id,)).fetchone(), with_arrays=True)
 
 
 def _describe_writes(results: int, reviews: int) -> str:
@@ -378,11 +380,13 @@ class ResultStore:
         self._queue.put((results, loop, done))
         return await done
 
-    async def review(self, result_id: str, review: Review, if_match: frozenset[str] | None = None) -> bool:
+    async def review(self, result_id: str, review: Review,
+                     if_match: frozenset[str] | None = None) -> StoredResult | None:
         """Sets the review of a stored result (a verdict of None withdraws it) and adds it to the result's
-        review history; returns once committed: False when no result has that id (never stored, or pruned by
-        retention). With `if_match`, the tags (review_tag) of the reviews it may replace, "*" for any:
-        PreconditionFailed when the review is another by then, and nothing is written."""
+        review history; returns once committed, with the result as this review left it: None when no result has
+        that id (never stored, or pruned by retention). With `if_match`, the tags (review_tag) of the reviews it
+        may replace, "*" for any: PreconditionFailed when the review is another by then, and nothing is
+        written."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._queue.put((_ReviewUpdate(result_id, review, if_match), loop, done))
@@ -483,7 +487,7 @@ class ResultStore:
 
     def get(self, result_id: str) -> StoredResult | None:
         """Blocking read (call via a worker thread)."""
-        rows = self._query("SELECT * FROM results WHERE id = ?", (result_id,))
+        rows = self._query(READ_ONE, (result_id,))
         return _from_row(rows[0], with_arrays=True) if rows else None
 
     def review_history(self, result_id: str) -> list[Review]:
@@ -646,7 +650,7 @@ def _where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
     return where, tuple(value for _, value in chosen if value is not NO_PARAMETER)
 
 
-def _settle(future: asyncio.Future, outcome: frozenset[str] | bool | Exception) -> None:
+def _settle(future: asyncio.Future, outcome: frozenset[str] | StoredResult | None | Exception) -> None:
     if future.done():
         return
     if isinstance(outcome, Exception):

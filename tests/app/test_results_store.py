@@ -243,7 +243,7 @@ def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_r
         assert before.idempotency_key is None and store.get_by_idempotency_key("k") is None
         assert before.review is None
         review = results.Review("anomalous", "2026-01-02T00:00:00.000000+00:00", "crack", "anna")
-        assert asyncio.run(store.review("c" * 32, review)) is True
+        assert asyncio.run(store.review("c" * 32, review)).review == review
         assert store.get("c" * 32).review == review
     finally:
         store.close()
@@ -269,7 +269,7 @@ def test_a_database_from_before_key_names_gains_them_and_keeps_its_reviews(tmp_p
     try:
         assert store.get("c" * 32).review == results.Review("normal", "2026-01-02", reviewer="anna")
         again = results.Review("anomalous", "2026-01-03T00:00:00.000000+00:00", reviewer="anna", api_key="qa-desk")
-        assert asyncio.run(store.review("c" * 32, again)) is True
+        assert asyncio.run(store.review("c" * 32, again)).review == again
         assert store.get("c" * 32).review == again
         assert [(r.verdict, r.api_key) for r in store.review_history("c" * 32)] == [
             ("normal", None), ("anomalous", "qa-desk")]
@@ -293,10 +293,12 @@ def test_a_review_is_written_by_the_writer_and_finds_its_result_in_the_same_comm
         return await asyncio.gather(store.save([_result("a" * 32)]), store.review("a" * 32, review),
                                     store.review("f" * 32, review))
 
-    assert asyncio.run(main()) == [frozenset(), True, False]
+    saved, reviewed, unknown = asyncio.run(main())
+    assert (saved, reviewed.id, reviewed.review, unknown) == (frozenset(), "a" * 32, review, None)
     assert store.get("a" * 32).review == review
     withdrawal = results.Review(None, "2026-01-03T00:00:00.000000+00:00")
-    assert asyncio.run(store.review("a" * 32, withdrawal)) is True and store.get("a" * 32).review is None
+    withdrawn = asyncio.run(store.review("a" * 32, withdrawal))
+    assert withdrawn.review is None and store.get("a" * 32).review is None
     assert store.review_history("a" * 32) == [review, withdrawal]  # the audit trail keeps both
     assert store.review_history("f" * 32) == []  # nothing is recorded for a result that does not exist
 
@@ -313,11 +315,25 @@ def test_of_two_reviews_given_on_the_same_tag_in_one_commit_only_the_first_is_wr
                                     store.review("a" * 32, ben, frozenset({seen})), return_exceptions=True)
 
     first, second = asyncio.run(main())
-    assert first is True and isinstance(second, PreconditionFailed)
+    assert first.review == anna and isinstance(second, PreconditionFailed)
     assert second.headers == {"ETag": f'"{results.review_tag(anna)}"'}
     assert store.get("a" * 32).review == anna and store.review_history("a" * 32) == [anna]
     assert store.get("a" * 32).review_tag == results.review_tag(anna) != seen
-    assert asyncio.run(store.review("f" * 32, ben, frozenset({seen}))) is False  # no such result
+    assert asyncio.run(store.review("f" * 32, ben, frozenset({seen}))) is None  # no such result
+
+
+def test_a_review_answers_with_the_result_as_it_left_it_though_another_follows_at_once(store):
+    _save(store, "a" * 32)
+    anna, ben = (results.Review("normal", f"2026-01-02T00:00:0{n}.000000+00:00", reviewer=name)
+                 for n, name in ((1, "anna"), (2, "ben")))
+
+    async def main():
+        # Both in one commit: anna's answer is her review and its tag, not what the result holds after ben's.
+        return await asyncio.gather(store.review("a" * 32, anna), store.review("a" * 32, ben))
+
+    for_anna, for_ben = asyncio.run(main())
+    assert (for_anna.review, for_anna.review_tag) == (anna, results.review_tag(anna))
+    assert for_ben.review == ben == store.get("a" * 32).review
 
 
 def test_a_results_review_history_is_pruned_with_it(tmp_path, monkeypatch):

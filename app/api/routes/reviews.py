@@ -109,9 +109,7 @@ def _answer(result: StoredResult, root: str) -> JSONResponse:
 
 async def _set_review(store: ResultStore, result_id: str, review: Review,
                       if_match: frozenset[str] | None) -> StoredResult:
-    if not await store.review(result_id, review, if_match):
+    result = await store.review(result_id, review, if_match)
+    if result is None:
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
-    result = await asyncio.to_thread(store.get, result_id)
-    if result is None:  # pruned between the review and this read
-        raise NotFound(f"no result with id {result_id} (it was pruned by retention just now)")
     return result
