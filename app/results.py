@@ -415,9 +415,14 @@ class ResultStore:
                 jobs.append(extra)
             error, skipped, found = None, set(), {}
             stored = [r for work, _, _ in jobs if isinstance(work, list) for r in work]
+            reviews = sum(isinstance(work, _ReviewUpdate) for work, _, _ in jobs)
             try:
                 self._file.check(connection)  # a removed file would lose what is written to it, unseen
                 with connection:
+                    # The write lock from the start: another worker's writer, on the same file, must not commit
+                    # between what a conditional review reads and what it writes (with a deferred transaction,
+                    # its commit would make this one fail as "database is locked").
+                    connection.execute("BEGIN IMMEDIATE")
                     connection.executemany(INSERT, [_row_values(r) for r in stored if r.idempotency_key is None])
                     for result in (r for r in stored if r.idempotency_key is not None):
                         # One by one, to learn which rows a result with the same key kept out.
@@ -429,7 +434,7 @@ class ResultStore:
                             found[index] = _write_review(connection, work)
                     self._prune(connection)
             except sqlite3.Error as exc:
-                error = self._unavailable(exc, _describe_writes(len(stored), len(found)))
+                error = self._unavailable(exc, _describe_writes(len(stored), reviews))
             except Exception as exc:  # whatever fails, every waiting request must get an answer
                 error = exc
             for index, (work, loop, done) in enumerate(jobs):

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import sqlite3
+import threading
 import time
 import zoneinfo
 
@@ -551,3 +552,44 @@ def test_summary_periods_in_a_time_zone_follow_its_clock_changes(tmp_path):
         assert len(store.tally(every="hour", zone=berlin, max_groups=2)) == 3
     finally:
         store.close()
+
+
+def test_a_conditional_review_holds_against_another_workers_writer(tmp_path, monkeypatch):
+    """Workers of one service each have a writer on the same file: what one checks must still hold when it
+    writes, though the other commits a review in between."""
+    path = tmp_path / "r.db"
+    first, second = ResultStore(path, max_rows=10), ResultStore(path, max_rows=10)
+    first.open()
+    second.open()
+    try:
+        _save(first, "a" * 32)
+        seen = first.get("a" * 32).review_tag
+        anna, ben = (results.Review(verdict, f"2026-01-02T00:00:0{n}.000000+00:00", reviewer=name)
+                     for n, verdict, name in ((1, "normal", "anna"), (2, "anomalous", "ben")))
+        outcomes = {}
+
+        def ben_reviews():
+            try:
+                outcomes["ben"] = asyncio.run(second.review("a" * 32, ben, frozenset({seen})))
+            except Exception as error:  # noqa: BLE001 - the outcome is what the test checks
+                outcomes["ben"] = error
+
+        ben_thread = threading.Thread(target=ben_reviews)
+        tag_of = results.review_tag
+
+        def tag_then_let_ben_try(review):
+            # The first check is anna's: ben's worker tries to review in the instant between it and her write.
+            if not ben_thread.is_alive() and "ben" not in outcomes:
+                ben_thread.start()
+                ben_thread.join(timeout=1.0)  # a worker that must wait for anna's write cannot finish here
+            return tag_of(review)
+
+        monkeypatch.setattr(results, "review_tag", tag_then_let_ben_try)
+        for_anna = asyncio.run(first.review("a" * 32, anna, frozenset({seen})))
+        ben_thread.join(timeout=30)
+        assert for_anna.review == anna
+        assert isinstance(outcomes["ben"], PreconditionFailed), outcomes["ben"]
+        assert first.get("a" * 32).review == anna and first.review_history("a" * 32) == [anna]
+    finally:
+        first.close()
+        second.close()
