@@ -69,11 +69,17 @@ def shared_metrics_directory(workers: int) -> Iterator[None]:
     with open(directory / f"{SUPERVISOR_LOCK}.new", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         os.rename(directory / f"{SUPERVISOR_LOCK}.new", directory / SUPERVISOR_LOCK)
+        outside = os.environ.get(METRICS_DIR_VARIABLE)
         os.environ[METRICS_DIR_VARIABLE] = str(directory)
         try:
             yield
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+            # Not left naming a directory that is gone: metrics read in this process after it would fail.
+            if outside is None:
+                os.environ.pop(METRICS_DIR_VARIABLE, None)
+            else:
+                os.environ[METRICS_DIR_VARIABLE] = outside
 
 
 def remove_abandoned_metrics_directories(parent: Path) -> None:

@@ -67,4 +67,5 @@ def test_the_metrics_of_a_killed_service_are_removed_by_the_next_but_not_those_o
             second = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
             assert running.is_dir() and older.is_dir() and not killed.exists()
         assert not second.exists() and running.is_dir()
-    assert not running.exists()
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(running)  # the first service's, again
+    assert not running.exists() and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
