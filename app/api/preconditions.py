@@ -18,10 +18,14 @@ _LIST_ELEMENT = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*
 ANY = "*"
 
 
-def entity_tags(lines: list[str], header: str, *, weak_matches: bool) -> frozenset[str] | None:
+def entity_tags(lines: list[str], header: str) -> frozenset[str] | None:
     """The tags a header lists, unquoted ("*" for any), its lines joined as one list; None without the header.
-    A weak tag (W/"...") counts under If-None-Match's weak comparison and matches nothing under If-Match's
-    strong one, which is kept out here. BadRequest, saying how to write it, for anything else."""
+    BadRequest, saying how to write it, for anything else.
+
+    A weak tag (W/"...") counts as its strong self, in If-Match too, where RFC 9110 compares strongly: a
+    result's tag stands for its review, not for the bytes of an answer, and a proxy that compresses answers
+    marks the tags it passes on as weak (nginx's gzip does), so that strictly no review through it could
+    ever be conditional."""
     if not lines:
         return None
     value = ", ".join(lines).strip()
@@ -37,8 +41,7 @@ def entity_tags(lines: list[str], header: str, *, weak_matches: bool) -> frozens
                              "is not one")
         if match[2] is not None:
             listed = True
-            if weak_matches or not match[1]:
-                tags.add(match[2])
+            tags.add(match[2])
         position = match.end()
     if not listed:
         raise BadRequest(f"{header} is empty; send the ETag of GET /results/{{id}} in it, or leave the header out")
@@ -61,14 +64,14 @@ async def _if_match(request: Request, if_match: Annotated[str | None, Header(
                                       "unconditional", examples=['"5e1f0c3a9b27d4e86f10"'])] = None,
                     ) -> frozenset[str] | None:
     # The parameter documents the header; the lines are read from the request, as a header may come twice.
-    return entity_tags(request.headers.getlist("if-match"), "If-Match", weak_matches=False)
+    return entity_tags(request.headers.getlist("if-match"), "If-Match")
 
 
 async def _if_none_match(request: Request, if_none_match: Annotated[str | None, Header(
         alias="If-None-Match", description="an ETag this client holds: 304 Not Modified, with no body, while the "
                                            "result still has it", examples=['"5e1f0c3a9b27d4e86f10"'])] = None,
                          ) -> frozenset[str] | None:
-    return entity_tags(request.headers.getlist("if-none-match"), "If-None-Match", weak_matches=True)
+    return entity_tags(request.headers.getlist("if-none-match"), "If-None-Match")
 
 
 IfMatchDep = Annotated[frozenset[str] | None, Depends(_if_match)]
