@@ -25,7 +25,8 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from app.config import Settings
-from app.results import BEYOND_MAX_ROWS, OLDER_THAN, retention_reasons, stored_time
+from app.results import BEYOND_MAX_ROWS, OLDER_THAN, retention_reasons
+from app.results_schema import stored_time
 from app.store_file import copy_database, damage_in, set_aside_orphaned_journals
 from training.stopping import Stopped, stoppable
 

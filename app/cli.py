@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from app.config import Settings
 from app.logs import logging_config
-from app.results import open_database
+from app.results_schema import open_database
 from app.workers import serve, shared_metrics_directory
 
 LOG_LEVELS = typing.get_args(Settings.model_fields["log_level"].annotation)

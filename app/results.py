@@ -23,78 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from app import results_schema
 from app.errors import PreconditionFailed, StoreUnavailable
 from app.idempotency import ITEM_SEPARATOR, item_index
-from app.periods import OffsetSpan, day_start, hour_start, offset_spans
-from app.store_file import StoreFile, set_aside_orphaned_journals
+from app.periods import day_start, hour_start, offset_spans
+from app.results_queries import local_tally_query, result_filters, tally_filters, tally_query, where_clause
+from app.results_schema import stored_time
+from app.store_file import StoreFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    model_name TEXT NOT NULL,
-    model_version INTEGER NOT NULL,
-    score_method TEXT NOT NULL,
-    score REAL NOT NULL,
-    threshold REAL NOT NULL,
-    threshold_source TEXT NOT NULL,
-    target_fpr REAL,
-    p_value REAL NOT NULL,
-    is_anomaly INTEGER NOT NULL,
-    scores TEXT NOT NULL,
-    image BLOB NOT NULL,
-    reconstruction BLOB NOT NULL,
-    difference BLOB NOT NULL,
-    heatmap_scale REAL NOT NULL,
-    source TEXT,
-    ref TEXT,
-    idempotency_key TEXT,
-    request_digest TEXT,
-    review TEXT,
-    review_note TEXT,
-    reviewer TEXT,
-    reviewed_at TEXT,
-    review_api_key TEXT
-);
--- Every review ever given, and every withdrawal (verdict NULL): the results' review columns hold only the
--- latest, and an audit must be able to see what was replaced. Pruned together with its result.
-CREATE TABLE IF NOT EXISTS reviews (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    result_id TEXT NOT NULL,
-    verdict TEXT,
-    note TEXT,
-    reviewer TEXT,
-    reviewed_at TEXT NOT NULL,
-    api_key TEXT
-);
-"""
-# Columns added after a table's first release: a results database from before gets them when it is opened.
-ADDED_COLUMNS = {
-    "results": {"source": "TEXT", "ref": "TEXT", "idempotency_key": "TEXT", "request_digest": "TEXT",
-                "review": "TEXT", "review_note": "TEXT", "reviewer": "TEXT", "reviewed_at": "TEXT",
-                "review_api_key": "TEXT"},
-    "reviews": {"api_key": "TEXT"},
-}
-INDEXES = """
-CREATE INDEX IF NOT EXISTS results_by_verdict ON results (is_anomaly, seq);
-CREATE INDEX IF NOT EXISTS results_by_source ON results (source, seq);
-CREATE INDEX IF NOT EXISTS results_by_ref ON results (ref, seq);
-DROP INDEX IF EXISTS results_for_tally;
-CREATE INDEX IF NOT EXISTS results_for_tally_with_reviews
-    ON results (source, model_name, model_version, is_anomaly, created_at, review);
-CREATE INDEX IF NOT EXISTS results_by_time ON results (created_at);
-CREATE INDEX IF NOT EXISTS results_by_review ON results (review, is_anomaly, seq);
-CREATE INDEX IF NOT EXISTS reviews_by_result ON reviews (result_id, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS results_by_idempotency_key ON results (idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-"""
-# results_by_review serves an operator's work list (GET /results?anomalous=true&review=none) without reading the
-# rows the list skips. results_for_tally_with_reviews covers GET /results/summary: counting from the table itself
-# would read each row's image blobs to reach `source` behind them (190 ms instead of 30 ms for 100,000 rows). It
-# replaces results_for_tally, which lacked `review`.
 SUMMARY_COLUMNS = ("seq", "id", "created_at", "model_name", "model_version", "score_method", "score",
                    "threshold", "threshold_source", "target_fpr", "p_value", "is_anomaly", "scores", "source", "ref",
                    "idempotency_key", "request_digest", "review", "review_note", "reviewer", "reviewed_at",
@@ -114,12 +52,6 @@ RECORD_REVIEW = ("INSERT INTO reviews (verdict, note, reviewer, reviewed_at, api
 # While no results come, how late a result past the age limit may be pruned, and a removed store file noticed.
 IDLE_CHECK_INTERVAL_S = 60.0
 MAX_REF_LENGTH = 200
-
-
-def stored_time(moment: dt.datetime) -> str:
-    """`created_at` as stored: UTC, ISO 8601, always with microseconds, so that times compare as text
-    (GET /results?since=). OverflowError for a moment outside the years 1-9999 in UTC."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def ref_from_filename(filename: str | None) -> str | None:
@@ -245,40 +177,6 @@ def retention_reasons(beyond: int, too_old: int, max_rows: int, max_age: dt.time
     return " and ".join(filter(None, reasons))
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """Creates the file and its schema if missing; OSError or sqlite3.Error when that cannot work."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for journal in set_aside_orphaned_journals(path):
-        log.warning("results store %s: the file was missing but a journal of it was not; that journal, set aside "
-                    "as %s, would have garbled the new store", path, journal)
-    connection = _connect(path)
-    try:
-        connection.executescript(SCHEMA)
-        for table, columns in ADDED_COLUMNS.items():
-            present = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
-            for column, kind in columns.items():
-                if column not in present:
-                    try:
-                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                    except sqlite3.OperationalError as error:
-                        # Another worker process, opening the same database, added it first.
-                        if "duplicate column name" not in str(error):
-                            raise
-        connection.executescript(INDEXES)
-    except sqlite3.Error:
-        connection.close()
-        raise
-    return connection
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, check_same_thread=False, timeout=30)
-    connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; WAL keeps it consistent
-    return connection
-
-
 @dataclass(frozen=True)
 class _ReviewUpdate:
     """A queued write of one result's review (a verdict of None withdraws it); with `if_match`, only over a
@@ -334,7 +232,7 @@ class ResultStore:
         self._file: StoreFile | None = None
 
     def open(self) -> None:
-        writer = open_database(self._path)
+        writer = results_schema.open_database(self._path)
         self._file = StoreFile(self._path)
         beyond, too_old = self._prune_now(writer)  # results past the age limit go before the service serves them
         if beyond or too_old:
@@ -350,7 +248,7 @@ class ResultStore:
         log.info("results store %s: %d results%s", self._path, count,
                  f", the oldest from {oldest}" if oldest else "")
         self._warn_if_the_disk_cannot_hold(self._max_rows - count)
-        self._reader = _connect(self._path)
+        self._reader = results_schema.connect(self._path)
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="results-writer",
                                         daemon=True)
         self._writer.start()
@@ -520,7 +418,7 @@ class ResultStore:
         """Newest first; `before` is the `seq` cursor of the last row of the previous page. `since` and
         `until` are UTC times in the stored format (ISO 8601 with microseconds): since <= created_at < until.
         `review`: "normal" or "anomalous" (reviewed so), "none" (not reviewed) or "any" (reviewed)."""
-        return self._listing(_result_filters(anomalous, source, ref, since, until, review), [("seq < ?", before)],
+        return self._listing(result_filters(anomalous, source, ref, since, until, review), [("seq < ?", before)],
                              "seq DESC", limit)
 
     def oldest_first(self, *, after: int, through: int, limit: int, anomalous: bool | None = None,
@@ -528,12 +426,12 @@ class ResultStore:
                      until: str | None = None, review: str | None = None) -> list[StoredResult]:
         """Like `page`, but oldest first: rows with after < seq <= through, for an export read page by page
         up to the newest row it started with."""
-        return self._listing(_result_filters(anomalous, source, ref, since, until, review),
+        return self._listing(result_filters(anomalous, source, ref, since, until, review),
                              [("seq > ?", after), ("seq <= ?", through)], "seq", limit)
 
     def _listing(self, filters: list[tuple[str, object]], cursor: list[tuple[str, object]], order: str,
                  limit: int) -> list[StoredResult]:
-        where, parameters = _where(*filters, *cursor)
+        where, parameters = where_clause(*filters, *cursor)
         rows = self._query(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM results {where} ORDER BY {order} LIMIT ?",
                            (*parameters, limit))
         return [_from_row(row, with_arrays=False) for row in rows]
@@ -556,7 +454,7 @@ class ResultStore:
 
     def _tally_in_zone(self, source: str | None, since: str | None, until: str | None, every: str,
                        zone: dt.tzinfo, max_groups: int | None) -> list[ResultTally]:
-        where, parameters = _where(*_tally_filters(source, since, until))
+        where, parameters = where_clause(*tally_filters(source, since, until))
         ((first, last),) = self._query(f"SELECT MIN(created_at), MAX(created_at) FROM results {where}", parameters)
         if first is None:
             return []
@@ -585,74 +483,6 @@ class ResultStore:
 
     def count(self) -> int:
         return self._query("SELECT COUNT(*) FROM results", ())[0][0]
-
-
-# Periods cut from the stored time, which is always UTC ("2026-11-28T10:17:03.123456+00:00").
-PERIODS = {"hour": "substr(created_at, 1, 13) || ':00:00+00:00'",
-           "day": "substr(created_at, 1, 10) || 'T00:00:00+00:00'"}
-
-
-LOCAL_PERIODS = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
-
-
-def tally_query(source: str | None, since: str | None, until: str | None,
-                every: str | None = None) -> tuple[str, tuple]:
-    """The SQL of ResultStore.tally and its parameters (tests check that it runs on its covering index)."""
-    where, parameters = _where(*_tally_filters(source, since, until))
-    return _tally_sql(PERIODS[every] if every else None, where), parameters
-
-
-def local_tally_query(source: str | None, since: str | None, until: str | None, every: str,
-                      span: OffsetSpan) -> tuple[str, tuple]:
-    """The SQL that counts one span of constant UTC offset per local hour or day ("YYYY-MM-DDTHH" or
-    "YYYY-MM-DD" of local time)."""
-    where, parameters = _where(*_tally_filters(source, since, until), ("created_at >= ?", stored_time(span.start)),
-                               ("created_at < ?", stored_time(span.end)))
-    # Cut to whole seconds first: SQLite rounds fractions to milliseconds, and would move 23:59:59.9999 into
-    # the next day.
-    period = f"strftime('{LOCAL_PERIODS[every]}', substr(created_at, 1, 19), ?)"
-    return _tally_sql(period, where), (f"{span.offset.total_seconds():+.0f} seconds", *parameters)
-
-
-def _tally_sql(period: str | None, where: str) -> str:
-    """Counts per source and model version, and per `period` (an SQL expression) unless it is None."""
-    groups = "source, model_name, model_version" if period is None else "period, source, model_name, model_version"
-    return (f"SELECT {period or 'NULL'} AS period, source, model_name, model_version, COUNT(*), SUM(is_anomaly), "
-            # IS, not =: an unreviewed row (review NULL) counts 0, where = would make the whole SUM NULL.
-            "MIN(created_at), MAX(created_at), COUNT(review), SUM(is_anomaly = 1 AND review IS 'normal'), "
-            "SUM(is_anomaly = 0 AND review IS 'anomalous'), SUM(is_anomaly = 1 AND review IS NULL) "
-            f"FROM results {where} GROUP BY {groups} ORDER BY {groups}")
-
-
-def _result_filters(anomalous: bool | None, source: str | None, ref: str | None, since: str | None,
-                    until: str | None, review: str | None = None) -> list[tuple[str, object]]:
-    """The listing's and the export's filters, as conditions for `_where`. `review`: a verdict, "none" (not
-    reviewed) or "any" (reviewed)."""
-    return [("is_anomaly = ?", None if anomalous is None else int(anomalous)), ("ref = ?", ref),
-            *_tally_filters(source, since, until), _review_filter(review)]
-
-
-def _review_filter(review: str | None) -> tuple[str, object]:
-    if review == "none":
-        return ("review IS NULL", NO_PARAMETER)
-    if review == "any":
-        return ("review IS NOT NULL", NO_PARAMETER)
-    return ("review = ?", review)
-
-
-def _tally_filters(source: str | None, since: str | None, until: str | None) -> list[tuple[str, object]]:
-    """The summary's filters, which the listing and the export share."""
-    return [("source = ?", source), ("created_at >= ?", since), ("created_at < ?", until)]
-
-
-NO_PARAMETER = object()  # a condition of `_where` that applies without a parameter ("review IS NULL")
-
-
-def _where(*conditions: tuple[str, object]) -> tuple[str, tuple]:
-    """A WHERE clause of the conditions whose value is not None, and its parameters."""
-    chosen = [(condition, value) for condition, value in conditions if value is not None]
-    where = f"WHERE {' AND '.join(condition for condition, _ in chosen)}" if chosen else ""
-    return where, tuple(value for _, value in chosen if value is not NO_PARAMETER)
 
 
 def _settle(future: asyncio.Future, outcome: frozenset[str] | StoredResult | None | Exception) -> None:

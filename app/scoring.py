@@ -15,7 +15,8 @@ from app.errors import InvalidInput, StoreUnavailable
 from app.idempotency import HEADER, IdempotentRequest, item_key
 from app.metrics import ServiceMetrics
 from app.registry import ModelRegistry
-from app.results import ResultStore, StoredResult, stored_time
+from app.results import ResultStore, StoredResult
+from app.results_schema import stored_time
 from training.calibration import CalibrationError, conformal_threshold
 
 

@@ -110,13 +110,13 @@ def record_threads(monkeypatch, module, name: str) -> list[str]:
 
 def limit_database_pages(monkeypatch, pages: int) -> None:
     """The store's connections see a database that cannot grow past `pages` pages: a full disk, for SQLite."""
-    from app import results
+    from app import results_schema
 
-    real_connect = results._connect
+    real_connect = results_schema.connect
 
     def limited(path):
         connection = real_connect(path)
         connection.execute(f"PRAGMA max_page_count = {pages}")
         return connection
 
-    monkeypatch.setattr(results, "_connect", limited)
+    monkeypatch.setattr(results_schema, "connect", limited)

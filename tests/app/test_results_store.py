@@ -13,9 +13,10 @@ import zoneinfo
 import numpy as np
 import pytest
 
-from app import results
+from app import results, results_queries, results_schema
 from app.errors import PreconditionFailed, StoreUnavailable
-from app.results import ResultStore, StoredResult, stored_time
+from app.results import ResultStore, StoredResult
+from app.results_schema import stored_time
 from tests.app.conftest import limit_database_pages
 
 
@@ -220,8 +221,9 @@ def test_a_journal_left_by_a_removed_store_is_set_aside_not_applied_to_the_new_o
 def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_rows(tmp_path):
     path = tmp_path / "r.db"
     old = sqlite3.connect(path)
-    old.executescript(results.SCHEMA.split(",\n    source TEXT")[0] + "\n);")  # the first release's table
-    assert {row[1] for row in old.execute("PRAGMA table_info(results)")}.isdisjoint(results.ADDED_COLUMNS["results"])
+    old.executescript(results_schema.SCHEMA.split(",\n    source TEXT")[0] + "\n);")  # the first release's table
+    columns = {row[1] for row in old.execute("PRAGMA table_info(results)")}
+    assert columns.isdisjoint(results_schema.ADDED_COLUMNS["results"])
     old.execute("INSERT INTO results (id, created_at, model_name, model_version, score_method, score, threshold, "
                 "threshold_source, target_fpr, p_value, is_anomaly, scores, image, reconstruction, difference, "
                 "heatmap_scale) VALUES (?, '2026-01-01', 'm', 1, 'mse', 0.1, 0.2, 'model', 0.01, 0.5, 0, '{}', "
@@ -253,7 +255,8 @@ def test_a_database_from_the_first_release_gains_the_new_columns_and_keeps_its_r
 def test_a_database_from_before_key_names_gains_them_and_keeps_its_reviews(tmp_path):
     path = tmp_path / "r.db"
     old = sqlite3.connect(path)
-    old.executescript(results.SCHEMA.replace(",\n    review_api_key TEXT", "").replace(",\n    api_key TEXT", ""))
+    old.executescript(results_schema.SCHEMA.replace(",\n    review_api_key TEXT", "")
+                      .replace(",\n    api_key TEXT", ""))
     assert "review_api_key" not in {row[1] for row in old.execute("PRAGMA table_info(results)")}
     assert "api_key" not in {row[1] for row in old.execute("PRAGMA table_info(reviews)")}
     old.execute("INSERT INTO results (id, created_at, model_name, model_version, score_method, score, threshold, "
@@ -355,7 +358,7 @@ def test_a_results_review_history_is_pruned_with_it(tmp_path, monkeypatch):
         assert store.review_history(f"{1:032x}") == [review]
         # By age as well: result 1 grows old, and its history goes with it.
         monkeypatch.setattr(results, "stored_time", lambda moment: "9999-12-31T00:00:00.000000+00:00")
-        store._prune_now(results._connect(tmp_path / "r.db"))
+        store._prune_now(results_schema.connect(tmp_path / "r.db"))
         assert store.get(f"{1:032x}") is None and store.review_history(f"{1:032x}") == []
         assert store._query("SELECT COUNT(*) FROM reviews", ())[0][0] == 0
     finally:
@@ -365,7 +368,8 @@ def test_a_results_review_history_is_pruned_with_it(tmp_path, monkeypatch):
 def test_the_work_list_reads_only_the_rows_it_lists(store):
     # Without results_by_review, "flagged and not reviewed" scans every flagged row, image blobs and all.
     for review in ("none", "normal"):
-        where, parameters = results._where(*results._result_filters(True, None, None, None, None, review))
+        filters = results_queries.result_filters(True, None, None, None, None, review)
+        where, parameters = results_queries.where_clause(*filters)
         plan = store._query(f"EXPLAIN QUERY PLAN SELECT * FROM results {where} ORDER BY seq DESC LIMIT 50",
                             parameters)
         assert [row["detail"] for row in plan] == [
@@ -375,7 +379,7 @@ def test_the_work_list_reads_only_the_rows_it_lists(store):
 def test_the_summary_is_counted_from_its_index_not_from_the_rows(store):
     # Counting from the table reads every row's image blobs to reach `source`: 6x slower at 100,000 rows.
     for filters in ({}, {"source": "line-1"}, {"since": "2026-01-01"}, {"source": "l", "until": "2027"}):
-        sql, parameters = results.tally_query(**{"source": None, "since": None, "until": None, **filters})
+        sql, parameters = results_queries.tally_query(**{"source": None, "since": None, "until": None, **filters})
         plan = store._query(f"EXPLAIN QUERY PLAN {sql}", parameters)
         index = "COVERING INDEX results_for_tally_with_reviews"
         assert [row["detail"] for row in plan] == [f"SCAN results USING {index}" if "source" not in filters

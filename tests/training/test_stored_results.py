@@ -11,7 +11,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from app.results import ResultStore, Review, StoredResult, stored_time
+from app.results import ResultStore, Review, StoredResult
+from app.results_schema import stored_time
 from tests.synthetic import make_images
 from training import stored_results
 from training.calibration import conformal_threshold

@@ -12,13 +12,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from app.api.deps import (ResultIdDep, StoreDep, UrlRootDep, is_result_id,
-                          reject_unknown_or_repeated_query_parameters)
+from app.api.deps import ResultIdDep, StoreDep, UrlRootDep, is_result_id, reject_unknown_or_repeated_query_parameters
 from app.api.preconditions import IfNoneMatchDep, matches, quoted_tag
 from app.api.presenters import CSV_COLUMNS, csv_rows, result_summary, score_result
 from app.errors import InvalidInput, NotFound, quoted
 from app.periods import MAX_ZONE_NAME_LENGTH, time_zone
-from app.results import MAX_REF_LENGTH, stored_time
+from app.results import MAX_REF_LENGTH
+from app.results_schema import stored_time
 from app.schemas import (
     RESULT_ETAG,
     STORED_RESULT_PROBLEMS,

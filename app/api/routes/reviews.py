@@ -24,7 +24,8 @@ from app.api.json_body import json_object
 from app.api.preconditions import IfMatchDep, quoted_tag
 from app.api.presenters import review_entry, score_result
 from app.errors import NotFound, UnsupportedMediaType
-from app.results import ResultStore, Review, StoredResult, stored_time
+from app.results import ResultStore, Review, StoredResult
+from app.results_schema import stored_time
 from app.schemas import (
     RESULT_ETAG,
     STORED_RESULT_PROBLEMS,
