@@ -2,8 +2,11 @@
 
 Writes go through one writer thread that commits whatever has queued up in a single transaction
 (group commit), so storing results costs each request one short wait, not one fsync. WAL mode lets
-reads proceed while the writer works. Retention keeps the newest `max_rows` rows and, with `max_age`,
-none older than that: pruned with every commit, and at least once a minute while no results come.
+reads proceed while the writer works. Each worker process has its own writer; a transaction takes the
+write lock when it begins, so that a review conditional on the review it replaces (If-Match) is checked
+and written with no other writer in between. Retention keeps the newest `max_rows` rows and, with
+`max_age`, none older than that: pruned with every commit, and at least once a minute while no results
+come.
 """
 
 from __future__ import annotations
