@@ -49,7 +49,6 @@ INSERT = (f"INSERT INTO results ({', '.join(SUMMARY_COLUMNS[1:] + ARRAY_COLUMNS)
 REVIEW = ("UPDATE results SET review = ?, review_note = ?, reviewer = ?, reviewed_at = ?, review_api_key = ? "
           "WHERE id = ?")
 READ_ONE = "SELECT * FROM results WHERE id = ?"
-CURRENT_REVIEW = "SELECT review, reviewed_at, review_note, reviewer, review_api_key FROM results WHERE id = ?"
 RECORD_REVIEW = ("INSERT INTO reviews (verdict, note, reviewer, reviewed_at, api_key, result_id) "
                  "VALUES (?, ?, ?, ?, ?, ?)")
 # While no results come, how late a result past the age limit may be pruned, and a removed store file noticed.
@@ -183,7 +182,7 @@ def retention_reasons(beyond: int, too_old: int, max_rows: int, max_age: dt.time
 @dataclass(frozen=True)
 class _ReviewUpdate:
     """A queued write of one result's review (a verdict of None withdraws it); with `if_match`, only over a
-    review whose tag is one of those ("*": any)."""
+    review whose tag is one of those."""
     result_id: str
     review: Review
     if_match: frozenset[str] | None = None
@@ -200,13 +199,14 @@ class _ReviewUpdate:
 
 def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> StoredResult | None | PreconditionFailed:
     """Writes a review in the open transaction, and returns the result as it left it: None when there is no such
-    result. Its condition is checked in the same transaction as the write, by the one writer, so that no other
-    review can come in between; the result is read back in it too, so that its ETag is that of this review."""
-    if update.if_match is not None and "*" not in update.if_match:
-        row = connection.execute(CURRENT_REVIEW, (update.result_id,)).fetchone()
-        if row is None:
+    result. Its condition is checked in the same transaction as the write, which holds the write lock, so that
+    no other review can come in between; the result is read back in it too, so that its ETag is that of this
+    review."""
+    if update.if_match is not None:
+        before = connection.execute(READ_ONE, (update.result_id,)).fetchone()
+        if before is None:
             return None
-        current = review_tag(None if row["review"] is None else Review(*row))
+        current = _from_row(before, with_arrays=False).review_tag
         if current not in update.if_match:
             return PreconditionFailed(
                 f"the result {update.result_id} has been reviewed or its review withdrawn since you read it: its "
@@ -286,8 +286,7 @@ class ResultStore:
         """Sets the review of a stored result (a verdict of None withdraws it) and adds it to the result's
         review history; returns once committed, with the result as this review left it: None when no result has
         that id (never stored, or pruned by retention). With `if_match`, the tags (review_tag) of the reviews it
-        may replace, "*" for any: PreconditionFailed when the review is another by then, and nothing is
-        written."""
+        may replace: PreconditionFailed when the review is another by then, and nothing is written."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._queue.put((_ReviewUpdate(result_id, review, if_match), loop, done))

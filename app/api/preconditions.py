@@ -64,7 +64,9 @@ async def _if_match(request: Request, if_match: Annotated[str | None, Header(
                                       "unconditional", examples=['"5e1f0c3a9b27d4e86f10"'])] = None,
                     ) -> frozenset[str] | None:
     # The parameter documents the header; the lines are read from the request, as a header may come twice.
-    return entity_tags(request.headers.getlist("if-match"), "If-Match")
+    tags = entity_tags(request.headers.getlist("if-match"), "If-Match")
+    # * holds for any result that exists, which a review needs anyway: no condition at all.
+    return None if tags is not None and ANY in tags else tags
 
 
 async def _if_none_match(request: Request, if_none_match: Annotated[str | None, Header(
