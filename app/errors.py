@@ -72,6 +72,16 @@ class PreconditionFailed(ServiceError):
     status, title = 412, "Precondition failed"
 
 
+class ReviewChanged(PreconditionFailed):
+    """A review sent with If-Match after the result's review changed: it says the result's tag now."""
+
+    def __init__(self, result_id: str, current_tag: str):
+        super().__init__(f"the result {result_id} has been reviewed or its review withdrawn since you read it: its "
+                         f'ETag is now "{current_tag}", not the one in If-Match, so nothing was written. Read it '
+                         f"again (GET /results/{result_id}) and decide on what it shows now",
+                         headers={"ETag": f'"{current_tag}"'})
+
+
 class UnsupportedMediaType(ServiceError):
     status, title = 415, "Unsupported media type"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from app import results_schema
-from app.errors import PreconditionFailed, StoreUnavailable
+from app.errors import ReviewChanged, StoreUnavailable
 from app.idempotency import ITEM_SEPARATOR, item_index
 from app.periods import day_start, hour_start, offset_spans
 from app.results_queries import local_tally_query, result_filters, tally_filters, tally_query, where_clause
@@ -197,7 +197,7 @@ class _ReviewUpdate:
         return (r.verdict, r.note, r.reviewer, r.reviewed_at, r.api_key, self.result_id)
 
 
-def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> StoredResult | None | PreconditionFailed:
+def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> StoredResult | None | ReviewChanged:
     """Writes a review in the open transaction, and returns the result as it left it: None when there is no such
     result. Its condition is checked in the same transaction as the write, which holds the write lock, so that
     no other review can come in between; the result is read back in it too, so that its ETag is that of this
@@ -208,10 +208,7 @@ def _write_review(connection: sqlite3.Connection, update: _ReviewUpdate) -> Stor
             return None
         current = _from_row(before, with_arrays=False).review_tag
         if current not in update.if_match:
-            return PreconditionFailed(
-                f"the result {update.result_id} has been reviewed or its review withdrawn since you read it: its "
-                f'ETag is now "{current}", not the one in If-Match, so nothing was written. Read it again (GET '
-                f"/results/{update.result_id}) and decide on what it shows now", headers={"ETag": f'"{current}"'})
+            return ReviewChanged(update.result_id, current)
     if connection.execute(REVIEW, update.latest()).rowcount != 1:
         return None
     connection.execute(RECORD_REVIEW, update.history_row())
@@ -286,7 +283,7 @@ class ResultStore:
         """Sets the review of a stored result (a verdict of None withdraws it) and adds it to the result's
         review history; returns once committed, with the result as this review left it: None when no result has
         that id (never stored, or pruned by retention). With `if_match`, the tags (review_tag) of the reviews it
-        may replace: PreconditionFailed when the review is another by then, and nothing is written."""
+        may replace: ReviewChanged (a 412) when the review is another by then, and nothing is written."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._queue.put((_ReviewUpdate(result_id, review, if_match), loop, done))
