@@ -14,7 +14,10 @@ import threading
 from collections.abc import Iterator
 
 
-class Stopped(Exception):
+class Stopped(BaseException):
+    """A BaseException, as KeyboardInterrupt is: code that handles errors with `except Exception`, as libraries
+    do to wrap them in errors of their own, must not turn a stop into a failure (exit 1, a traceback)."""
+
     def __init__(self, by: str, signum: int) -> None:
         super().__init__(f"stopped by {by}")
         self.by = by  # "Ctrl-C" or "SIGTERM", as a message names it

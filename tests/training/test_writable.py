@@ -218,3 +218,17 @@ def test_a_job_stopped_while_it_writes_a_version_leaves_none_of_it(model_dir, mo
         "versions and a report folder only whole reports")
     assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]  # no hidden .tmp-* folder
     assert signal.getsignal(signal.SIGTERM) is handler  # given back: the job may run inside another program
+
+
+def test_a_stop_passes_through_code_that_wraps_every_error_in_one_of_its_own(model_dir, monkeypatch, capsys):
+    """As a library's `except Exception` does (TensorFlow's and Keras' wrap errors): a stop is not an error."""
+    def copy_wrapping_errors(source, target, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # docker stop, while the library works
+        except Exception as error:  # noqa: BLE001 - what the library does
+            raise RuntimeError("the copy failed") from error
+
+    monkeypatch.setattr("training.rollback.shutil.copytree", copy_wrapping_errors)
+    assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == 143
+    assert capsys.readouterr().err.startswith("stopped by SIGTERM before the job finished")
+    assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
