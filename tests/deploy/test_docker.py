@@ -358,8 +358,8 @@ def test_docker_stop_ends_a_training_job_at_once_and_publishes_nothing(stack):
         # As process 1 of its container, the job would ignore SIGTERM without a handler: killed after 10 s
         assert stopped_in < 8, f"docker stop took {stopped_in:.1f} s"
         state = json.loads(_run(["docker", "inspect", container], env).stdout)[0]["State"]
-        assert state["ExitCode"] == 143
         logs = _run(["docker", "logs", container], env)
+        assert state["ExitCode"] == 143, logs.stderr[-4000:]  # how it ended otherwise
         assert "stopped by SIGTERM before the job finished: nothing half-written is left" in logs.stderr
     finally:
         _run(["docker", "rm", "-f", container], env, check=False)
