@@ -110,7 +110,8 @@ class ScoreResult(BaseModel):
         "reconstruction_url": "/reconstruction/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "image_url": "/image/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
-        "panel_url": "/panel/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "review": None}]})
+        "panel_url": "/panel/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "review": None,
+        "etag": '"17e71049fd76b89c32c5"'}]})
 
     id: str = Field(description="result id; GET /results/{id} returns this result again")
     created_at: str = Field(description="UTC time the image was scored (ISO 8601)")
@@ -140,6 +141,9 @@ class ScoreResult(BaseModel):
                                        "the verdict")
     review: ReviewOut | None = Field(description="a person's verdict, set with PUT /results/{id}/review; null "
                                                   "until then")
+    etag: str = Field(description="the result's entity tag, as the ETag header of GET /results/{id} gives it, "
+                                  "quotes included; it changes when the review does. Send it as If-Match with "
+                                  "PUT or DELETE /results/{id}/review to review only if nobody has since")
 
 
 class ProblemDetail(BaseModel):

@@ -11,6 +11,7 @@ import csv
 import io
 import math
 
+from app.api.preconditions import quoted_tag
 from app.results import COUNTS, ResultTally, Review, StoredResult
 
 # Review columns come last, so that a spreadsheet built on the earlier columns keeps working.
@@ -35,6 +36,9 @@ def score_result(result: StoredResult, root: str = "") -> dict:
         "difference_url": f"{root}/difference/{result.id}", "image_url": f"{root}/image/{result.id}",
         "panel_url": f"{root}/panel/{result.id}",
         "review": review_body(result.review, result.is_anomaly),
+        # In the body too, so that a client that listed results can review one of them on condition (If-Match)
+        # without reading it again; and a proxy's gzip cannot weaken it, as it does the header (W/).
+        "etag": quoted_tag(result.review_tag),
     }
 
 

@@ -29,7 +29,10 @@ def test_a_review_is_stored_with_the_result_and_says_whether_it_agrees(client, n
     assert review["verdict"] == "normal" and review["agrees"] is False  # a false alarm
     assert review["note"] == "glare on the lens;\nthe part is fine" and review["reviewer"] == "anna.k"
     assert before <= dt.datetime.fromisoformat(review["reviewed_at"]) <= dt.datetime.now(dt.UTC)
-    assert {k: v for k, v in reviewed.items() if k != "review"} == {k: v for k, v in flagged.items() if k != "review"}
+    changes = {"review", "etag"}  # a review changes the review, and so the tag; nothing else of the result
+    assert {k: v for k, v in reviewed.items() if k not in changes} == {k: v for k, v in flagged.items()
+                                                                          if k not in changes}
+    assert reviewed["etag"] != flagged["etag"]
     assert client.get(f"/results/{flagged['id']}").json() == reviewed
 
     # A second review replaces the first; the fields it leaves out are cleared, not kept.
@@ -258,6 +261,26 @@ def test_the_etag_follows_the_review_and_not_the_way_there(client, anomalous_pix
     assert client.delete(f"{path}/review").headers["etag"] == unreviewed  # unreviewed again: as it was
     again = client.put(f"{path}/review", json={"verdict": "normal"}).headers["etag"]
     assert again != reviewed  # the same verdict given again is another review (another time)
+
+
+def test_every_answer_that_carries_a_result_carries_its_etag_for_a_review_without_reading_it_again(
+        client, anomalous_pixels):
+    scored = _score(client, anomalous_pixels)
+    path = f"/results/{scored['id']}"
+    assert scored["etag"] == client.get(path).headers["etag"]
+    [listed] = client.get("/results", params={"anomalous": "true", "review": "none"}).json()["items"]
+    assert listed["etag"] == scored["etag"]
+
+    # The tag of the list is the tag of a conditional review: the reviewer of the work list needs no second read.
+    first = client.put(f"{path}/review", json={"verdict": "normal"}, headers={"If-Match": listed["etag"]})
+    assert first.status_code == 200, first.text
+    assert first.json()["etag"] == first.headers["etag"] != listed["etag"]
+    [relisted] = client.get("/results").json()["items"]
+    assert relisted["etag"] == first.headers["etag"]
+    late = client.put(f"{path}/review", json={"verdict": "anomalous"}, headers={"If-Match": listed["etag"]})
+    assert_problem(late, 412, "nothing was written")
+    withdrawn = client.delete(f"{path}/review", headers={"If-Match": relisted["etag"]})
+    assert withdrawn.json()["etag"] == withdrawn.headers["etag"] == scored["etag"]  # unreviewed again
 
 
 def test_a_weak_tag_passes_if_match_as_a_compressing_proxy_hands_it_on(client, anomalous_pixels):
