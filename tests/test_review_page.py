@@ -341,3 +341,20 @@ def test_each_review_asks_for_the_count_once_also_when_it_empties_the_queue(serv
     expect(page.locator("#count")).to_have_text("0 flags to review · 2 reviewed in this tab")
     page.wait_for_timeout(500)  # room for a request that should not come
     assert len(asked) == 2, asked
+
+
+def test_a_review_is_one_request_conditional_on_the_tag_the_queue_listed(service, browser):
+    api = service[1]
+    page, _, shown = _two_flags_on_screen(service, browser, "line-16")
+    sent = []
+    page.on("request", lambda request: sent.append((request.method, request.url.split("?")[0],
+                                                     request.headers.get("if-match")))
+            if f"/results/{shown}" in request.url else None)
+    listed_tag = api.get(f"/results/{shown}").headers["etag"]
+    page.locator("h1").click()
+    page.keyboard.press("n")
+    expect(page.locator("#status")).to_have_text("Reviewed as normal.")
+    # No second read of the result before the review: the tag the list gave the card is the condition.
+    assert [(method, url.rsplit("/results/", 1)[1], tag) for method, url, tag in sent] == [
+        ("PUT", f"{shown}/review", listed_tag)]
+    assert api.get(f"/results/{shown}").json()["review"]["verdict"] == "normal"

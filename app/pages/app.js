@@ -117,25 +117,27 @@ async function review(article, verdict, note) {
   if (reviewer) body.reviewer = reviewer;
   article.querySelectorAll("button").forEach((button) => { button.disabled = true; });
   try {
-    const etag = await unchangedSinceShown(article);
-    if (etag === null) return;
+    // Operators who share a queue see the same flags: one may review a flag while another still has it on
+    // screen, and a review replaces the result's review, so the second would silently overrule the first. So the
+    // review is sent on condition (If-Match: the result's ETag as the card shows it) that its review is still the
+    // one the card shows.
     const response = await api(`${ROOT}/results/${article.dataset.id}/review`, {
-      method: "PUT", headers: {"Content-Type": "application/json", "If-Match": etag}, body: JSON.stringify(body)});
+      method: "PUT", headers: {"Content-Type": "application/json", "If-Match": article.result.etag},
+      body: JSON.stringify(body)});
     const reviewed = await response.json();
     // In the queue a reviewed flag leaves; a looked-up part stays, showing its review.
     if (session.ref) article.replaceWith(card(reviewed)); else article.remove();
     session.reviewed += 1;
     counted();
-    offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review,
-               etag: response.headers.get("ETag")});
+    offerUndo({id: reviewed.id, ref: reviewed.ref, verdict, before: article.result.review, etag: reviewed.etag});
     say(`Reviewed as ${verdict}.`);
     // The queue read again when it is empty counts what waits as well.
     if (!session.ref && !$("queue").children.length) await load(); else countWaiting();
   } catch (error) {
     let problem = error;
-    if (error instanceof Changed) {  // reviewed in the instant between reading the result and this review
+    if (error instanceof Changed) {  // reviewed by someone else since the card was shown
       try {
-        if (await unchangedSinceShown(article) === null) return;
+        if (await showWhatChanged(article)) return;
       } catch (again) {
         problem = again;
       }
@@ -146,15 +148,15 @@ async function review(article, verdict, note) {
   }
 }
 
-// Operators who share a queue see the same flags: one may review a flag while another still has it on screen.
-// A review replaces the result's review, so the second would silently overrule the first. So the result is
-// read again first: if its review is still the one this card shows, its ETag is returned, and the review is
-// sent on condition (If-Match) that nobody reviews it before it arrives. If not, the card is left as it is,
-// and said so: null.
-async function unchangedSinceShown(article) {
-  const response = await api(`${ROOT}/results/${article.dataset.id}`);
-  const current = await response.json();
-  if (sameReview(current.review, article.result.review)) return response.headers.get("ETag");
+// The card's result was reviewed (or its review withdrawn) since it was shown: the card leaves the queue, or
+// shows the review now given, and the page says so: true. If the review is in fact the one shown, the card
+// takes the result as it is now (its new ETag), for the next try: false.
+async function showWhatChanged(article) {
+  const current = await (await api(`${ROOT}/results/${article.dataset.id}`)).json();
+  if (sameReview(current.review, article.result.review)) {
+    article.result = current;
+    return false;
+  }
   if (session.ref) article.replaceWith(card(current)); else article.remove();
   const what = current.ref ? `ref ${current.ref}` : `result ${current.id.slice(0, 8)}`;
   const now = current.review
@@ -163,7 +165,7 @@ async function unchangedSinceShown(article) {
   countWaiting();
   if (!session.ref && !$("queue").children.length) await load();
   say(`${what} ${now} meanwhile, in another tab or by someone else: left as it is.`, true);
-  return null;
+  return true;
 }
 
 function sameReview(one, other) {
