@@ -99,13 +99,16 @@ class StoredResult:
 
     @property
     def review_tag(self) -> str:
-        return review_tag(self.review)
+        return review_tag(self.id, self.review)
 
 
-def review_tag(review: Review | None) -> str:
+def review_tag(result_id: str, review: Review | None) -> str:
     """The entity tag of a result (its ETag, unquoted). The review is all of a result that ever changes, so the
-    tag follows it: a client that sends it back in If-Match writes over the review it saw, and over no other."""
-    return hashlib.sha256(json.dumps(_review_values(review)).encode()).hexdigest()[:20]
+    tag follows it: a client that sends it back in If-Match writes over the review it saw, and over no other.
+    The id is in it too, so that a tag never matches another result's: a client that mixes up two unreviewed
+    results (a list read off by one) is refused, not let through on the tag every unreviewed result would
+    share."""
+    return hashlib.sha256(json.dumps([result_id, *_review_values(review)]).encode()).hexdigest()[:20]
 
 
 COUNTS = ("count", "anomalies", "reviewed", "false_alarms", "missed_anomalies", "unreviewed_flags")  # tallies add up

@@ -111,7 +111,7 @@ class ScoreResult(BaseModel):
         "difference_url": "/difference/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "image_url": "/image/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d",
         "panel_url": "/panel/3f6c0d8e9b1a4c2e8f7d6b5a4c3e2f1d", "review": None,
-        "etag": '"17e71049fd76b89c32c5"'}]})
+        "etag": '"3d493466cb67ca28f360"'}]})
 
     id: str = Field(description="result id; GET /results/{id} returns this result again")
     created_at: str = Field(description="UTC time the image was scored (ISO 8601)")

@@ -320,9 +320,9 @@ def test_of_two_reviews_given_on_the_same_tag_in_one_commit_only_the_first_is_wr
 
     first, second = asyncio.run(main())
     assert first.review == anna and isinstance(second, PreconditionFailed)
-    assert second.headers == {"ETag": f'"{results.review_tag(anna)}"'}
+    assert second.headers == {"ETag": f'"{results.review_tag("a" * 32, anna)}"'}
     assert store.get("a" * 32).review == anna and store.review_history("a" * 32) == [anna]
-    assert store.get("a" * 32).review_tag == results.review_tag(anna) != seen
+    assert store.get("a" * 32).review_tag == results.review_tag("a" * 32, anna) != seen
     assert asyncio.run(store.review("f" * 32, ben, frozenset({seen}))) is None  # no such result
 
 
@@ -336,7 +336,7 @@ def test_a_review_answers_with_the_result_as_it_left_it_though_another_follows_a
         return await asyncio.gather(store.review("a" * 32, anna), store.review("a" * 32, ben))
 
     for_anna, for_ben = asyncio.run(main())
-    assert (for_anna.review, for_anna.review_tag) == (anna, results.review_tag(anna))
+    assert (for_anna.review, for_anna.review_tag) == (anna, results.review_tag("a" * 32, anna))
     assert for_ben.review == ben == store.get("a" * 32).review
 
 
@@ -581,12 +581,12 @@ def test_a_conditional_review_holds_against_another_workers_writer(tmp_path, mon
         ben_thread = threading.Thread(target=ben_reviews)
         tag_of = results.review_tag
 
-        def tag_then_let_ben_try(review):
+        def tag_then_let_ben_try(result_id, review):
             # The first check is anna's: ben's worker tries to review in the instant between it and her write.
             if not ben_thread.is_alive() and "ben" not in outcomes:
                 ben_thread.start()
                 ben_thread.join(timeout=1.0)  # a worker that must wait for anna's write cannot finish here
-            return tag_of(review)
+            return tag_of(result_id, review)
 
         monkeypatch.setattr(results, "review_tag", tag_then_let_ben_try)
         for_anna = asyncio.run(first.review("a" * 32, anna, frozenset({seen})))

@@ -283,6 +283,16 @@ def test_every_answer_that_carries_a_result_carries_its_etag_for_a_review_withou
     assert withdrawn.json()["etag"] == withdrawn.headers["etag"] == scored["etag"]  # unreviewed again
 
 
+def test_a_tag_never_matches_another_result_though_neither_is_reviewed(client, anomalous_pixels):
+    one, other = (_score(client, anomalous_pixels) for _ in range(2))
+    assert one["etag"] != other["etag"]
+    # A client that mixed up two cards of its list sends one's tag with the other's review.
+    mixed_up = client.put(f"/results/{other['id']}/review", json={"verdict": "normal"},
+                          headers={"If-Match": one["etag"]})
+    assert_problem(mixed_up, 412, "nothing was written")
+    assert client.get(f"/results/{other['id']}").json()["review"] is None
+
+
 def test_a_weak_tag_passes_if_match_as_a_compressing_proxy_hands_it_on(client, anomalous_pixels):
     scored = _score(client, anomalous_pixels)
     path = f"/results/{scored['id']}"
