@@ -26,17 +26,29 @@ class Stopped(BaseException):
 
 @contextlib.contextmanager
 def stoppable() -> Iterator[None]:
-    # Python lets only the main thread set a handler; run from another thread, the job keeps SIGTERM's default.
+    # Python lets only the main thread set a handler; run from another, the job keeps SIGTERM's default.
     handled = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_stopped) if handled else None
+    received: list[int] = []
+
+    def raise_stopped(signum, frame) -> None:
+        received.append(signum)
+        raise Stopped("SIGTERM", signum)
+
+    previous = signal.signal(signal.SIGTERM, raise_stopped) if handled else None
     try:
         yield
     except KeyboardInterrupt:
         raise Stopped("Ctrl-C", signal.SIGINT) from None
+    except Stopped:
+        raise
+    except BaseException as error:
+        # Whatever ends the job after a SIGTERM is the stop, though the code it was raised in made an error of its
+        # own of it: not only `except Exception` does that, which passes a BaseException on, but also a binding
+        # that turns any Python exception into its library's error on the way back through C++ (as pybind11 and
+        # TensorFlow's status codes can).
+        if received:
+            raise Stopped("SIGTERM", received[0]) from error
+        raise
     finally:
         if handled:  # given back: the job may run inside another program (None: one set outside Python)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-
-
-def _raise_stopped(signum, frame) -> None:
-    raise Stopped("SIGTERM", signum)

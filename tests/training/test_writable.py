@@ -232,3 +232,30 @@ def test_a_stop_passes_through_code_that_wraps_every_error_in_one_of_its_own(mod
     assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == 143
     assert capsys.readouterr().err.startswith("stopped by SIGTERM before the job finished")
     assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
+
+
+def test_a_stop_that_a_binding_turns_into_its_own_error_still_ends_the_job_as_stopped(model_dir, monkeypatch, capsys):
+    """Where C++ lies between the signal handler and the job, the stop can come back as the library's own error,
+    which `except Exception` would not have made of it (TensorFlow's errors are Exceptions): exit 143 all the
+    same, not 1 with a traceback."""
+    def copy_through_a_binding(source, target, **kwargs):
+        (Path(target) / "part").write_bytes(b"half a version")
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # docker stop, while the library works
+        except BaseException as error:  # noqa: BLE001 - what a binding does with any Python exception
+            raise RuntimeError("INTERNAL: an error in a Python callback") from error
+
+    monkeypatch.setattr("training.rollback.shutil.copytree", copy_through_a_binding)
+    assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == 143
+    assert capsys.readouterr().err.startswith("stopped by SIGTERM before the job finished")
+    assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
+
+
+def test_an_error_without_a_stop_is_still_that_error(model_dir, monkeypatch):
+    def failing_copy(source, target, **kwargs):
+        raise RuntimeError("the copy failed")
+
+    monkeypatch.setattr("training.rollback.shutil.copytree", failing_copy)
+    with pytest.raises(RuntimeError, match="the copy failed"):
+        main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name])
+    assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
