@@ -27,6 +27,7 @@ from training.metrics import (
 from training.preprocessing import framing_of_version, to_model_input
 from training.progress import Progress
 from training.report_page import REPORT_PAGE, render_report_page
+from training.stopping import raise_if_stopped
 from training.store import REPORT_PLOTS, read_metadata
 from training.test_sets import LabelledImages, digit_test_set, folder_test_set, mnist_test_set
 
@@ -89,6 +90,7 @@ def signature_outputs(serve, images: np.ndarray, progress: bool = True,
 
     chunks, shown = [], Progress(len(images), what, "scored", enabled=progress)
     for start in range(0, len(images), CHUNK):
+        raise_if_stopped()
         outputs = serve(images=tf.constant(to_model_input(images[start:start + CHUNK])))
         chunks.append({name: tensor.numpy() for name, tensor in outputs.items()})
         shown.advance(min(start + CHUNK, len(images)))

@@ -4,6 +4,13 @@ Without a handler SIGTERM ends a job at once, skipping its clean-ups (the hidden
 written, a backup's partial file); and in a container, where the job is process 1, it is ignored, so
 `docker stop` waits 10 s and kills it. Inside `stoppable()` both become `Stopped`, raised where the job is,
 after its `finally` blocks have run.
+
+Raised where the job is, the stop can be lost: TensorFlow's C++ runs Python's signal handlers itself while it
+executes an op, and can drop their exception (seen in Keras' fit, inside OptionalGetValue, in 2 of 51
+`docker stop`s on a busy machine: the job trained on until it was killed), or turn it into an error of its
+own (exit 1, seen once in CI). So a SIGTERM is
+also recorded, and `raise_if_stopped()` raises it again at the points where a job can stop cleanly: before
+each training step, each batch scored, and the renaming that publishes a version.
 """
 
 from __future__ import annotations
@@ -24,17 +31,27 @@ class Stopped(BaseException):
         self.exit_code = 128 + signum  # as a shell reports a process ended by the signal: 130, 143
 
 
+# Signals are the process's, and so is what one asked for: recorded by the handler, for `raise_if_stopped`.
+_received: list[int] = []
+
+
+def raise_if_stopped() -> None:
+    """Raises `Stopped` if a SIGTERM has come since the job began (see the module's docstring for why)."""
+    if _received:
+        raise Stopped("SIGTERM", _received[0])
+
+
+def _raise_stopped(signum, frame) -> None:
+    _received.append(signum)
+    raise Stopped("SIGTERM", signum)
+
+
 @contextlib.contextmanager
 def stoppable() -> Iterator[None]:
     # Python lets only the main thread set a handler; run from another, the job keeps SIGTERM's default.
     handled = threading.current_thread() is threading.main_thread()
-    received: list[int] = []
-
-    def raise_stopped(signum, frame) -> None:
-        received.append(signum)
-        raise Stopped("SIGTERM", signum)
-
-    previous = signal.signal(signal.SIGTERM, raise_stopped) if handled else None
+    _received.clear()  # a job run before in the same process (the tests) stopped then, not now
+    previous = signal.signal(signal.SIGTERM, _raise_stopped) if handled else None
     try:
         yield
     except KeyboardInterrupt:
@@ -44,11 +61,11 @@ def stoppable() -> Iterator[None]:
     except BaseException as error:
         # Whatever ends the job after a SIGTERM is the stop, though the code it was raised in made an error of its
         # own of it: not only `except Exception` does that, which passes a BaseException on, but also a binding
-        # that turns any Python exception into its library's error on the way back through C++ (as pybind11 and
-        # TensorFlow's status codes can).
-        if received:
-            raise Stopped("SIGTERM", received[0]) from error
+        # that turns a Python exception into its library's error on the way back through C++.
+        if _received:
+            raise Stopped("SIGTERM", _received[0]) from error
         raise
     finally:
         if handled:  # given back: the job may run inside another program (None: one set outside Python)
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        _received.clear()

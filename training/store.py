@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.stopping import raise_if_stopped
 from training.writable import said_when_full
 
 # A model is a folder of the store: a name with a '/' or '..' would reach outside it, and '' or '.' is the
@@ -118,6 +119,7 @@ def publish(model_dir: Path, staging: Path, metadata: dict,
         _write_json_durably(staging / METADATA_PATH, stamped)
         if before_rename:
             before_rename(staging, stamped)
+        raise_if_stopped()  # a stop lost on the way here still publishes nothing
         os.rename(staging, model_dir / str(version))
     return version
 

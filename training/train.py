@@ -24,6 +24,7 @@ from training.calibration import (
 from training.config import SCORE_METHODS, TrainConfig
 from training.metrics import auroc, no_anomaly_among, test_set_metrics
 from training.preprocessing import input_contract, to_model_input
+from training.stopping import raise_if_stopped
 from training.store import REPORT_PATH, PublishedModel, publish, staging_directory
 from training.test_sets import LabelledImages, check_apart, check_both_given, folder_test_set, mnist_test_set
 
@@ -118,11 +119,19 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+def _stop_check(keras):
+    """A stop before each training step (training.stopping says why). A begin hook: an end hook would make Keras
+    wait for each step's results."""
+    return keras.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: raise_if_stopped())
+
+
 def _score_batches(scorer, images: np.ndarray, batch_size: int = 2048) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
-    chunks = [scorer(tf.constant(to_model_input(images[i:i + batch_size])))
-              for i in range(0, len(images), batch_size)]
+    chunks = []
+    for i in range(0, len(images), batch_size):
+        raise_if_stopped()
+        chunks.append(scorer(tf.constant(to_model_input(images[i:i + batch_size]))))
     return {key: np.concatenate([c[key].numpy() for c in chunks]) for key in (*SCORE_METHODS, "score")}
 
 
@@ -197,7 +206,7 @@ def train_and_publish(config: TrainConfig) -> PublishedModel:
     history = vae.fit(to_model_input(data.train), epochs=config.epochs, batch_size=config.batch_size,
                       shuffle=True, verbose=config.verbose if config.verbose is not None
                       else (1 if sys.stdout.isatty() else 2),
-                      callbacks=[keras.callbacks.TerminateOnNaN()])
+                      callbacks=[keras.callbacks.TerminateOnNaN(), _stop_check(keras)])
     _refuse_diverged(history, config)
 
     anomaly_scorer = AnomalyScorer(vae, reference_codes(vae, to_model_input(data.train), config.seed))

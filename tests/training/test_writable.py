@@ -259,3 +259,53 @@ def test_an_error_without_a_stop_is_still_that_error(model_dir, monkeypatch):
     with pytest.raises(RuntimeError, match="the copy failed"):
         main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name])
     assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
+
+
+def _swallowed_sigterm() -> None:
+    """docker stop, while TensorFlow's C++ runs an op: it runs the signal handler itself, and drops its exception."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+    except BaseException:  # noqa: BLE001, S110 - what the C++ does
+        pass
+
+
+def test_a_stop_that_a_library_swallowed_still_publishes_nothing(model_dir, monkeypatch, capsys):
+    copytree = shutil.copytree
+
+    def copy_swallowing_the_stop(source, target, *args, **kwargs):
+        monkeypatch.setattr(shutil, "copytree", copytree)  # its folders are copied as usual
+        copytree(source, target, *args, **kwargs)  # the whole version: only the stop was lost
+        _swallowed_sigterm()
+
+    monkeypatch.setattr("training.rollback.shutil.copytree", copy_swallowing_the_stop)
+    assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == 143
+    assert capsys.readouterr().err.startswith("stopped by SIGTERM before the job finished")
+    # Stopped at the last moment, as it was about to rename its staging folder: no version, and no staging folder.
+    assert sorted(entry.name for entry in model_dir.iterdir()) == [".publish.lock", "1", "2"]
+    # The stop was that job's: the next one runs.
+    assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == 0
+    assert list_versions(model_dir) == [1, 2, 3]
+
+
+def test_a_stop_swallowed_during_training_ends_it_before_the_next_step(tiny_config, tmp_path, monkeypatch, capsys):
+    import keras
+
+    epochs, steps = [], []
+
+    def epoch_begins(self, epoch, logs=None):
+        epochs.append(epoch)
+        if epoch == 1:
+            _swallowed_sigterm()
+
+    monkeypatch.setattr(keras.callbacks.TerminateOnNaN, "on_epoch_begin", epoch_begins, raising=False)
+    monkeypatch.setattr(keras.callbacks.TerminateOnNaN, "on_train_batch_end",
+                        lambda self, batch, logs=None: steps.append((epochs[-1], batch)), raising=False)
+    store = tmp_path / "store"
+    code = main(["train", "--store", str(store), "--name", "tiny", "--data", tiny_config.data, "--epochs", "5",
+                 "--latent-dim", "4", "--hidden-units", "16", "--target-fpr", "0.05"])
+    assert code == 143
+    assert capsys.readouterr().err.strip().endswith("stopped by SIGTERM before the job finished: nothing "
+                                                   "half-written is left, as a store takes only whole versions and "
+                                                   "a report folder only whole reports")
+    assert epochs == [0, 1] and steps and {epoch for epoch, _ in steps} == {0}  # no step after the stop
+    assert not store.exists() or list((store / "tiny").iterdir()) == []
