@@ -6,11 +6,11 @@ written, a backup's partial file); and in a container, where the job is process 
 after its `finally` blocks have run.
 
 Raised where the job is, the stop can be lost: TensorFlow's C++ runs Python's signal handlers itself while it
-executes an op, and can drop their exception (seen in Keras' fit, inside OptionalGetValue, in 2 of 51
+executes an op, and can drop their exception (seen in Keras' fit, inside OptionalGetValue, in about 1 of 30
 `docker stop`s on a busy machine: the job trained on until it was killed), or turn it into an error of its
-own (exit 1, seen once in CI). So a SIGTERM is
-also recorded, and `raise_if_stopped()` raises it again at the points where a job can stop cleanly: before
-each training step, each batch scored, and the renaming that publishes a version.
+own (exit 1, seen once in CI). So a SIGTERM is also recorded, and `raise_if_stopped()` raises it again at
+the points where a job can stop cleanly: before each training step, each batch scored, and the renaming
+that publishes a version.
 """
 
 from __future__ import annotations
