@@ -10,7 +10,7 @@ executes an op, and can drop their exception (seen in Keras' fit, inside Optiona
 `docker stop`s on a busy machine: the job trained on until it was killed), or turn it into an error of its
 own (exit 1, seen once in CI). So a SIGTERM is also recorded, and `raise_if_stopped()` raises it again at
 the points where a job can stop cleanly: before each training step, each batch scored, and the renaming
-that publishes a version.
+that publishes a version. Ctrl-C, where Python would raise KeyboardInterrupt, goes the same way.
 """
 
 from __future__ import annotations
@@ -31,41 +31,52 @@ class Stopped(BaseException):
         self.exit_code = 128 + signum  # as a shell reports a process ended by the signal: 130, 143
 
 
+_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C"}  # as a message names them
+
 # Signals are the process's, and so is what one asked for: recorded by the handler, for `raise_if_stopped`.
 _received: list[int] = []
 
 
 def raise_if_stopped() -> None:
-    """Raises `Stopped` if a SIGTERM has come since the job began (see the module's docstring for why)."""
+    """Raises `Stopped` if a SIGTERM or Ctrl-C has come since the job began (the module's docstring says why)."""
     if _received:
-        raise Stopped("SIGTERM", _received[0])
+        raise _stopped()
+
+
+def _stopped() -> Stopped:
+    return Stopped(_NAMES[_received[0]], _received[0])
 
 
 def _raise_stopped(signum, frame) -> None:
     _received.append(signum)
-    raise Stopped("SIGTERM", signum)
+    raise _stopped()
 
 
 @contextlib.contextmanager
 def stoppable() -> Iterator[None]:
-    # Python lets only the main thread set a handler; run from another, the job keeps SIGTERM's default.
+    # Python lets only the main thread set a handler; run from another, the job keeps the signals' defaults.
     handled = threading.current_thread() is threading.main_thread()
     _received.clear()  # a job run before in the same process (the tests) stopped then, not now
-    previous = signal.signal(signal.SIGTERM, _raise_stopped) if handled else None
+    previous = {}
+    if handled:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_stopped)
+        # Ctrl-C only where Python would raise KeyboardInterrupt: a job started in the background ignores it.
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_stopped)
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised by other means than the signal
         raise Stopped("Ctrl-C", signal.SIGINT) from None
     except Stopped:
         raise
     except BaseException as error:
-        # Whatever ends the job after a SIGTERM is the stop, though the code it was raised in made an error of its
+        # Whatever ends the job after a stop is the stop, though the code it was raised in made an error of its
         # own of it: not only `except Exception` does that, which passes a BaseException on, but also a binding
         # that turns a Python exception into its library's error on the way back through C++.
         if _received:
-            raise Stopped("SIGTERM", _received[0]) from error
+            raise _stopped() from error
         raise
     finally:
-        if handled:  # given back: the job may run inside another program (None: one set outside Python)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():  # given back: the job may run inside another program
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
         _received.clear()

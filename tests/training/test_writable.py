@@ -261,25 +261,37 @@ def test_an_error_without_a_stop_is_still_that_error(model_dir, monkeypatch):
     assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
 
 
-def _swallowed_sigterm() -> None:
+def _swallowed_sigterm(signum: int = signal.SIGTERM) -> None:
     """docker stop, while TensorFlow's C++ runs an op: it runs the signal handler itself, and drops its exception."""
     try:
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
     except BaseException:  # noqa: BLE001, S110 - what the C++ does
         pass
 
 
-def test_a_stop_that_a_library_swallowed_still_publishes_nothing(model_dir, monkeypatch, capsys):
+@pytest.fixture
+def in_a_terminal():
+    """Ctrl-C as in a terminal, where Python raises KeyboardInterrupt (in the background, where the tests may run,
+    SIGINT is ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize(("signum", "code", "by"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+def test_a_stop_that_a_library_swallowed_still_publishes_nothing(model_dir, monkeypatch, capsys, in_a_terminal,
+                                                                 signum, code, by):
     copytree = shutil.copytree
 
     def copy_swallowing_the_stop(source, target, *args, **kwargs):
         monkeypatch.setattr(shutil, "copytree", copytree)  # its folders are copied as usual
         copytree(source, target, *args, **kwargs)  # the whole version: only the stop was lost
-        _swallowed_sigterm()
+        _swallowed_sigterm(signum)
 
     monkeypatch.setattr("training.rollback.shutil.copytree", copy_swallowing_the_stop)
-    assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == 143
-    assert capsys.readouterr().err.startswith("stopped by SIGTERM before the job finished")
+    assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == code
+    assert capsys.readouterr().err.startswith(f"stopped by {by} before the job finished")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
     # Stopped at the last moment, as it was about to rename its staging folder: no version, and no staging folder.
     assert sorted(entry.name for entry in model_dir.iterdir()) == [".publish.lock", "1", "2"]
     # The stop was that job's: the next one runs.
@@ -309,3 +321,15 @@ def test_a_stop_swallowed_during_training_ends_it_before_the_next_step(tiny_conf
                                                    "a report folder only whole reports")
     assert epochs == [0, 1] and steps and {epoch for epoch, _ in steps} == {0}  # no step after the stop
     assert not store.exists() or list((store / "tiny").iterdir()) == []
+
+
+def test_a_job_in_the_background_leaves_ctrl_c_ignored(model_dir, monkeypatch):
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
+    seen = []
+    monkeypatch.setattr("training.rollback.shutil.copytree",
+                        lambda *args, **kwargs: seen.append(signal.getsignal(signal.SIGINT)))
+    try:
+        assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == 0
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
