@@ -187,10 +187,11 @@ async def get_result(result_id: ResultIdDep, store: StoreDep, root: UrlRootDep,
     result = await asyncio.to_thread(store.get, result_id)
     if result is None:
         raise NotFound(f"no result with id {result_id} (it may have been pruned by retention)")
+    tag = result.review_tag
     # no-cache: a browser may keep the answer, but asks (with If-None-Match) before using it, as a review can
     # change it at any time.
-    headers = {"ETag": quoted_tag(result.review_tag), "Cache-Control": "no-cache"}
-    if if_none_match is not None and matches(if_none_match, result.review_tag):
+    headers = {"ETag": quoted_tag(tag), "Cache-Control": "no-cache"}
+    if if_none_match is not None and matches(if_none_match, tag):
         return Response(status_code=304, headers=headers)
     return JSONResponse(score_result(result, root), headers=headers)
 
@@ -205,9 +206,14 @@ async def list_results(
     before: Annotated[Cursor | None, Query(ge=1, le=2**63 - 1,  # SQLite's largest integer
                                         description="cursor: `next_cursor` of the previous page")] = None,
 ) -> JSONResponse:
-    rows = await asyncio.to_thread(store.page, limit=limit, before=before, **filters)
-    next_cursor = str(rows[-1].seq) if len(rows) == limit else None
-    return JSONResponse({"items": [score_result(r, root) for r in rows], "next_cursor": next_cursor})
+    def page() -> JSONResponse:
+        """Reading and formatting both run in a worker thread, not on the event loop: 500 results take some 6 ms
+        to format, their ETags included."""
+        rows = store.page(limit=limit, before=before, **filters)
+        next_cursor = str(rows[-1].seq) if len(rows) == limit else None
+        return JSONResponse({"items": [score_result(r, root) for r in rows], "next_cursor": next_cursor})
+
+    return await asyncio.to_thread(page)
 
 
 def _time_window(since: dt.datetime | None, until: dt.datetime | None) -> tuple[str | None, str | None]:

@@ -21,7 +21,7 @@ from app.api.deps import (
     reject_unknown_or_repeated_query_parameters,
 )
 from app.api.json_body import json_object
-from app.api.preconditions import IfMatchDep, quoted_tag
+from app.api.preconditions import IfMatchDep
 from app.api.presenters import review_entry, score_result
 from app.errors import NotFound, UnsupportedMediaType
 from app.results import ResultStore, Review, StoredResult
@@ -105,7 +105,8 @@ async def review_history(result_id: ResultIdDep, store: StoreDep) -> JSONRespons
 
 
 def _answer(result: StoredResult, root: str) -> JSONResponse:
-    return JSONResponse(score_result(result, root), headers={"ETag": quoted_tag(result.review_tag)})
+    body = score_result(result, root)
+    return JSONResponse(body, headers={"ETag": body["etag"]})
 
 
 async def _set_review(store: ResultStore, result_id: str, review: Review,
