@@ -261,8 +261,9 @@ def test_an_error_without_a_stop_is_still_that_error(model_dir, monkeypatch):
     assert sorted(entry.name for entry in model_dir.iterdir()) == ["1", "2"]
 
 
-def _swallowed_sigterm(signum: int = signal.SIGTERM) -> None:
-    """docker stop, while TensorFlow's C++ runs an op: it runs the signal handler itself, and drops its exception."""
+def _swallowed_signal(signum: int = signal.SIGTERM) -> None:
+    """docker stop (or Ctrl-C) while TensorFlow's C++ runs an op: it runs the signal handler itself, and drops its
+    exception."""
     try:
         os.kill(os.getpid(), signum)
     except BaseException:  # noqa: BLE001, S110 - what the C++ does
@@ -286,7 +287,7 @@ def test_a_stop_that_a_library_swallowed_still_publishes_nothing(model_dir, monk
     def copy_swallowing_the_stop(source, target, *args, **kwargs):
         monkeypatch.setattr(shutil, "copytree", copytree)  # its folders are copied as usual
         copytree(source, target, *args, **kwargs)  # the whole version: only the stop was lost
-        _swallowed_sigterm(signum)
+        _swallowed_signal(signum)
 
     monkeypatch.setattr("training.rollback.shutil.copytree", copy_swallowing_the_stop)
     assert main(["rollback", "--to", "1", "--store", str(model_dir.parent), "--name", model_dir.name]) == code
@@ -307,7 +308,7 @@ def test_a_stop_swallowed_during_training_ends_it_before_the_next_step(tiny_conf
     def epoch_begins(self, epoch, logs=None):
         epochs.append(epoch)
         if epoch == 1:
-            _swallowed_sigterm()
+            _swallowed_signal()
 
     monkeypatch.setattr(keras.callbacks.TerminateOnNaN, "on_epoch_begin", epoch_begins, raising=False)
     monkeypatch.setattr(keras.callbacks.TerminateOnNaN, "on_train_batch_end",
