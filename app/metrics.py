@@ -51,6 +51,11 @@ class ServiceMetrics:
         self.unreviewed_flags = Gauge("vae_unreviewed_flags", "Flagged results nobody has reviewed yet, of those "
                                       "retention kept (NaN when the results store cannot be read)",
                                       registry=self.registry, multiprocess_mode="mostrecent")
+        # Results refused unseen would be lost records: without traffic, only this tells that the store failed.
+        self.store_writable = Gauge("vae_results_store_writable", "1 while results are stored; 0 while the "
+                                   "results store refuses them (its file removed or replaced under the service, "
+                                   "or its last write failed)", registry=self.registry,
+                                   multiprocess_mode="mostrecent")
 
     def record_swap(self, name: str, version: int) -> None:
         """A model version was loaded and is now served. In memory, the series of an earlier model name is

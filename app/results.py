@@ -233,6 +233,7 @@ class ResultStore:
         self._reader_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._file: StoreFile | None = None
+        self._last_write_failed = False
 
     def open(self) -> None:
         writer = results_schema.open_database(self._path)
@@ -337,6 +338,7 @@ class ResultStore:
                 error = self._unavailable(exc, _describe_writes(len(stored), reviews))
             except Exception as exc:  # whatever fails, every waiting request must get an answer
                 error = exc
+            self._last_write_failed = error is not None
             for index, (work, loop, done) in enumerate(jobs):
                 outcome = error or (found[index] if isinstance(work, _ReviewUpdate)
                                     else frozenset(r.id for r in work if r.id in skipped))
@@ -478,6 +480,13 @@ class ResultStore:
                 break
         ordered = [merged[key] for key in sorted(merged, key=lambda k: (k[0], k[1] is not None, k[1] or "", *k[2:]))]
         return ordered if max_groups is None else ordered[:max_groups + 1]
+
+    @property
+    def storing(self) -> bool:
+        """Whether results are being stored: not while the store's file is removed or replaced under the service
+        (noticed within a minute, also without traffic), nor after a failed write (a full disk, an I/O error)
+        until a write succeeds."""
+        return not (self._last_write_failed or (self._file is not None and self._file.lost))
 
     def unreviewed_flags(self) -> int:
         """How many flagged results have no review (counted on results_by_review)."""

@@ -89,6 +89,11 @@ class StoreFile:
         self._identity = _identity(path)
         self._lost = False
 
+    @property
+    def lost(self) -> bool:
+        """Whether the path was last seen naming another file than the opened one, or none."""
+        return self._lost
+
     def check(self, connection: sqlite3.Connection) -> None:
         """StoreUnavailable while the path does not name the opened file (see `notice`)."""
         if self.notice(connection):

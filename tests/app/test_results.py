@@ -93,15 +93,18 @@ def test_a_full_disk_answers_503_and_the_stored_results_stay_readable(start_clie
     stored = [response.json()["id"] for response in responses if response.status_code == 200]
     assert client.get(f"/results/{stored[-1]}").status_code == 200
     assert len(client.get("/results?limit=500").json()["items"]) == len(stored)
+    assert "vae_results_store_writable 0.0" in client.get("/metrics").text
 
 
 def test_a_results_file_removed_under_the_service_answers_503_instead_of_storing_into_the_void(
         client, normal_pixels, tmp_path):
     image = {"file": ("x.png", png_bytes(normal_pixels), "image/png")}
     before = client.post("/score", files=image).json()
+    assert "vae_results_store_writable 1.0" in client.get("/metrics").text
     (tmp_path / "results.db").unlink()
     after = client.post("/score", files=image)
     assert_problem(after, 503, "the results store's file was removed or replaced while the service ran")
+    assert "vae_results_store_writable 0.0" in client.get("/metrics").text  # for an alert (monitoring/)
     assert after.headers["Retry-After"] == "5"
     assert client.get(f"/results/{before['id']}").status_code == 200  # what it holds is still read
     assert len(list(tmp_path.glob("results.db.recovered-*"))) == 1

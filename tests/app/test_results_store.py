@@ -83,8 +83,10 @@ def test_a_full_disk_is_a_503_domain_error_and_keeps_what_was_stored(tmp_path, m
         raise AssertionError("the limited database never filled up")
 
     try:
+        assert store.storing
         stored = asyncio.run(fill())
         assert stored > 0 and store.count() == stored
+        assert not store.storing  # until a write succeeds
         assert store.get(f"{stored - 1:032x}") is not None  # nothing already stored was lost
         assert "results store" in caplog.text and "database or disk is full" in caplog.text
     finally:
@@ -131,6 +133,7 @@ def test_a_store_file_removed_while_no_results_come_is_saved_without_waiting_for
         while not list(tmp_path.glob("r.db.recovered-*")) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(list(tmp_path.glob("r.db.recovered-*"))) == 1
+        assert not store.storing  # known without a result refused, for the metric an alert watches
     finally:
         store.close()
     assert len(list(tmp_path.glob("r.db.recovered-*"))) == 1  # saved once, not again at the stop
@@ -171,8 +174,10 @@ def test_a_store_file_moved_away_and_back_is_written_again(tmp_path, caplog):
         (tmp_path / "r.db").rename(tmp_path / "elsewhere.db")
         with pytest.raises(StoreUnavailable):
             _save(store, "b" * 32)
+        assert not store.storing
         (tmp_path / "elsewhere.db").rename(tmp_path / "r.db")
         _save(store, "c" * 32)
+        assert store.storing
         assert "the file is back; results are stored again" in caplog.text
         assert store.count() == 2 and store.get("b" * 32) is None
     finally:

@@ -78,4 +78,5 @@ async def metrics(service_metrics: MetricsDep, store: StoreDep) -> Response:
     except StoreUnavailable:  # logged by the store; every other metric must still reach Prometheus
         backlog = math.nan
     service_metrics.unreviewed_flags.set(backlog)
+    service_metrics.store_writable.set(store.storing)
     return Response(await asyncio.to_thread(service_metrics.exposition), media_type=CONTENT_TYPE_LATEST)
