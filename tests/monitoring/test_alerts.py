@@ -124,7 +124,8 @@ def test_the_rules_name_metrics_and_labels_the_service_exports(service):
             exported.setdefault(sample.name, []).append(sample.labels)
     selectors = _selectors()
     assert {name for name, _ in selectors} >= {"vae_request_duration_seconds_count", "vae_p_value_bucket",
-                                               "vae_unreviewed_flags", "vae_model_version"}
+                                               "vae_unreviewed_flags", "vae_results_store_writable",
+                                               "vae_model_version"}
     for name, matchers in selectors:
         assert name in exported, f"{name} is not in /metrics"
         for label, value in matchers.items():
