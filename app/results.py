@@ -338,7 +338,8 @@ class ResultStore:
                 error = self._unavailable(exc, _describe_writes(len(stored), reviews))
             except Exception as exc:  # whatever fails, every waiting request must get an answer
                 error = exc
-            self._last_write_failed = error is not None
+            # A removed file is `storing`'s other half, which ends when the file is back, also without traffic.
+            self._last_write_failed = error is not None and not self._file.lost
             for index, (work, loop, done) in enumerate(jobs):
                 outcome = error or (found[index] if isinstance(work, _ReviewUpdate)
                                     else frozenset(r.id for r in work if r.id in skipped))

@@ -184,6 +184,25 @@ def test_a_store_file_moved_away_and_back_is_written_again(tmp_path, caplog):
         store.close()
 
 
+def test_a_store_file_moved_back_while_no_results_come_is_storing_again_without_waiting_for_one(tmp_path,
+                                                                                            monkeypatch):
+    monkeypatch.setattr(results, "IDLE_CHECK_INTERVAL_S", 0.05)
+    store = ResultStore(tmp_path / "r.db", max_rows=1000)
+    store.open()
+    try:
+        (tmp_path / "r.db").rename(tmp_path / "elsewhere.db")
+        with pytest.raises(StoreUnavailable):
+            _save(store, "b" * 32)
+        assert not store.storing
+        (tmp_path / "elsewhere.db").rename(tmp_path / "r.db")
+        deadline = time.monotonic() + 5
+        while not store.storing and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.storing  # the alert on it ends once the operator has put the file back
+    finally:
+        store.close()
+
+
 def test_a_store_file_replaced_by_another_is_not_written_to(tmp_path):
     store = ResultStore(tmp_path / "r.db", max_rows=1000)
     store.open()
